@@ -1,0 +1,10 @@
+//! HTTP API: `/v1/ping`, `/v1/environments[/{name}]`.
+use shared::{runtime, services::environments_api};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), runtime::BoxError> {
+    runtime::serve_api(|app, req| async move {
+        environments_api::route(&app.store, &app.cluster, &req).await
+    })
+    .await
+}

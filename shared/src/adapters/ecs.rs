@@ -1,0 +1,276 @@
+//! ECS adapter of the `Cluster` port. Chunks and pages by the real limits (moto enforces none).
+
+use async_trait::async_trait;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types::{ContainerInstanceStatus, DesiredStatus, Task};
+use aws_sdk_ecs::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::adapters::dynamo::sdk_error;
+use crate::domain::task::environment_of_group;
+use crate::domain::{Host, HostStatus, TaskObservation, TaskStatus};
+use crate::error::{Error, Result};
+use crate::limits::{DESCRIBE_BATCH, LIST_PAGE, START_TASK_INSTANCES, STARTED_BY_MAX};
+use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest};
+
+/// ECS caps the StopTask reason at 255 characters.
+const STOP_REASON_MAX: usize = 255;
+
+#[derive(Clone)]
+pub struct EcsCluster {
+    client: Client,
+}
+
+impl EcsCluster {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn ecs<E, R>(err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    sdk_error("ECS", err)
+}
+
+/// The call certainly did nothing: ECS rejected it (4xx: validation, access, throttling).
+/// Timeouts and 5xx may have started tasks, so they are not "rejected".
+fn certainly_rejected<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::ServiceError(e) => e.raw().status().is_client_error(),
+        _ => false,
+    }
+}
+
+pub fn observe_task(task: &Task) -> Option<TaskObservation> {
+    let environment = environment_of_group(task.group()?)?.to_owned();
+    let ran_for_ms = match (task.started_at(), task.stopped_at()) {
+        (Some(a), Some(b)) => Some((b.as_secs_f64() - a.as_secs_f64()) as i64 * 1000),
+        _ => None,
+    };
+    Some(TaskObservation {
+        task_arn: task.task_arn()?.to_owned(),
+        container_instance_arn: task.container_instance_arn()?.to_owned(),
+        environment,
+        started_by: task.started_by().map(str::to_owned),
+        last_status: TaskStatus::parse(task.last_status()?)?,
+        desired_status: TaskStatus::parse(task.desired_status()?)?,
+        stopped_reason: task.stopped_reason().map(str::to_owned),
+        version: task.version(),
+        ran_for_ms,
+    })
+}
+
+#[async_trait]
+impl Cluster for EcsCluster {
+    async fn describe_cluster(&self, cluster: &str) -> Result<Option<ResourceStatus>> {
+        let out = self
+            .client
+            .describe_clusters()
+            .clusters(cluster)
+            .send()
+            .await
+            .map_err(ecs)?;
+        Ok(out.clusters().first().and_then(|c| {
+            Some(ResourceStatus {
+                arn: c.cluster_arn()?.to_owned(),
+                active: c.status() == Some("ACTIVE"),
+            })
+        }))
+    }
+
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<Option<ResourceStatus>> {
+        match self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.task_definition().and_then(|td| {
+                Some(ResourceStatus {
+                    arn: td.task_definition_arn()?.to_owned(),
+                    active: td.status().map(|s| s.as_str()) == Some("ACTIVE"),
+                })
+            })),
+            // ECS answers ClientException ("Unable to describe task definition") for unknown ones.
+            Err(e) if e.code() == Some("ClientException") => Ok(None),
+            Err(e) => Err(ecs(e)),
+        }
+    }
+
+    async fn active_hosts(&self, cluster_arn: &str) -> Result<Vec<Host>> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_container_instances()
+                .cluster(cluster_arn)
+                .status(ContainerInstanceStatus::Active)
+                .max_results(LIST_PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(ecs)?;
+            arns.extend(out.container_instance_arns().iter().cloned());
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut hosts = Vec::with_capacity(arns.len());
+        for chunk in arns.chunks(DESCRIBE_BATCH) {
+            let out = self
+                .client
+                .describe_container_instances()
+                .cluster(cluster_arn)
+                .set_container_instances(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(ecs)?;
+            for ci in out.container_instances() {
+                let (Some(arn), Some(status)) = (
+                    ci.container_instance_arn(),
+                    ci.status().and_then(HostStatus::parse),
+                ) else {
+                    continue;
+                };
+                hosts.push(Host {
+                    container_instance_arn: arn.to_owned(),
+                    status,
+                    agent_connected: ci.agent_connected(),
+                    version: ci.version(),
+                });
+            }
+        }
+        Ok(hosts)
+    }
+
+    async fn start_tasks(&self, r: StartRequest<'_>) -> Result<StartOutcome> {
+        if r.container_instances.len() > START_TASK_INSTANCES || r.started_by.len() > STARTED_BY_MAX {
+            return Err(Error::Internal(format!(
+                "StartTask takes at most {START_TASK_INSTANCES} hosts and a startedBy of {STARTED_BY_MAX} chars"
+            )));
+        }
+        let res = self
+            .client
+            .start_task()
+            .cluster(r.cluster_arn)
+            .task_definition(r.task_definition)
+            .set_container_instances(Some(r.container_instances.to_vec()))
+            .started_by(r.started_by)
+            .group(r.group)
+            .send()
+            .await;
+        let out = match res {
+            Ok(out) => out,
+            Err(e) => {
+                let reason = format!("StartTask failed: {}", ecs_message(&e));
+                let all: Vec<(String, String)> = r
+                    .container_instances
+                    .iter()
+                    .map(|h| (h.clone(), reason.clone()))
+                    .collect();
+                return Ok(if certainly_rejected(&e) {
+                    StartOutcome { refused: all, ..Default::default() }
+                } else {
+                    StartOutcome { unknown: all, ..Default::default() }
+                });
+            }
+        };
+        let mut outcome = StartOutcome::default();
+        for t in out.tasks() {
+            if let (Some(host), Some(arn)) = (t.container_instance_arn(), t.task_arn()) {
+                outcome.started.push((host.to_owned(), arn.to_owned()));
+            }
+        }
+        for f in out.failures() {
+            let host = f.arn().unwrap_or_default().to_owned();
+            let reason = match (f.reason(), f.detail()) {
+                (Some(r), Some(d)) => format!("{r}: {d}"),
+                (Some(r), None) => r.to_owned(),
+                _ => "StartTask failure".to_owned(),
+            };
+            outcome.refused.push((host, reason));
+        }
+        // A host ECS said nothing about was not started.
+        for h in r.container_instances {
+            let known = outcome.started.iter().chain(&outcome.refused).any(|(x, _)| x == h);
+            if !known {
+                outcome.refused.push((h.clone(), "StartTask returned no task".to_owned()));
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()> {
+        let mut reason = reason.to_owned();
+        reason.truncate(STOP_REASON_MAX);
+        self.client
+            .stop_task()
+            .cluster(cluster_arn)
+            .task(task_arn)
+            .reason(reason)
+            .send()
+            .await
+            .map_err(ecs)?;
+        Ok(())
+    }
+
+    async fn tasks_started_by(
+        &self,
+        cluster_arn: &str,
+        started_by: &str,
+        container_instance: Option<&str>,
+    ) -> Result<Vec<TaskObservation>> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_tasks()
+                .cluster(cluster_arn)
+                .started_by(started_by)
+                .set_container_instance(container_instance.map(str::to_owned))
+                .desired_status(DesiredStatus::Running)
+                .max_results(LIST_PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(ecs)?;
+            arns.extend(out.task_arns().iter().cloned());
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut tasks = Vec::new();
+        for chunk in arns.chunks(DESCRIBE_BATCH) {
+            let out = self
+                .client
+                .describe_tasks()
+                .cluster(cluster_arn)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(ecs)?;
+            tasks.extend(out.tasks().iter().filter_map(observe_task));
+        }
+        Ok(tasks)
+    }
+}
+
+fn ecs_message<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> String {
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        _ => "no response".to_owned(),
+    }
+}

@@ -1,0 +1,45 @@
+use serde::{Deserialize, Serialize};
+
+/// Container instance status as ECS reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HostStatus {
+    Registering,
+    Active,
+    Draining,
+    Deregistering,
+    Inactive,
+    RegistrationFailed,
+}
+
+impl HostStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_ascii_uppercase())).ok()
+    }
+
+    /// The host is leaving or gone: its records may expire.
+    pub fn is_gone(self) -> bool {
+        matches!(
+            self,
+            Self::Deregistering | Self::Inactive | Self::RegistrationFailed
+        )
+    }
+}
+
+/// What we know of one container instance at one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    pub container_instance_arn: String,
+    pub status: HostStatus,
+    pub agent_connected: bool,
+    /// ECS `version` of the container instance; grows with every change.
+    pub version: i64,
+}
+
+impl Host {
+    /// New tasks go only to ACTIVE hosts whose agent is connected.
+    pub fn is_eligible(&self) -> bool {
+        self.status == HostStatus::Active && self.agent_connected
+    }
+}

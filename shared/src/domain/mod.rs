@@ -1,0 +1,13 @@
+//! The nouns of the product and their invariants; no I/O.
+pub mod deployment;
+pub mod environment;
+pub mod host;
+pub mod names;
+pub mod slot;
+pub mod task;
+
+pub use deployment::{Deployment, DeploymentStatus, HostFailure};
+pub use environment::{Environment, EnvironmentStatus, Health, InstanceGroup};
+pub use host::{Host, HostStatus};
+pub use slot::{Slot, SlotKey, SlotTask};
+pub use task::{TaskObservation, TaskStatus};

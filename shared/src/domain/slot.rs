@@ -1,0 +1,105 @@
+use serde::{Deserialize, Serialize};
+
+use super::host::Host;
+
+/// Our task on one host, as far as our records go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum SlotTask {
+    /// No task of ours: one may be claimed (when the host is eligible and no backoff runs).
+    Vacant,
+    /// A writer claimed the slot and is calling StartTask; nobody else may launch.
+    Launching { claim_id: String, since_ms: i64 },
+    /// StartTask returned this task; it has not been seen RUNNING yet.
+    Pending { task_arn: String, version: i64 },
+    Running {
+        task_arn: String,
+        version: i64,
+        since_ms: i64,
+    },
+    /// We asked ECS to stop it; its STOPPED event frees the slot without counting a failure.
+    Stopping { task_arn: String },
+}
+
+impl SlotTask {
+    pub fn task_arn(&self) -> Option<&str> {
+        match self {
+            Self::Pending { task_arn, .. }
+            | Self::Running { task_arn, .. }
+            | Self::Stopping { task_arn } => Some(task_arn),
+            Self::Vacant | Self::Launching { .. } => None,
+        }
+    }
+
+    /// A task is (or is about to be) on the host: launching another would duplicate it.
+    pub fn is_occupied(&self) -> bool {
+        !matches!(self, Self::Vacant)
+    }
+}
+
+/// One environment × one host. The unit of exactly-once: every write is a compare-and-swap on `rev`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Slot {
+    pub environment: String,
+    pub cluster_arn: String,
+    pub host: Host,
+    pub task: SlotTask,
+    /// Deployment whose task runs or launches here; it is the task's `startedBy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    /// In-progress deployment whose counters include this slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked_by: Option<String>,
+    /// Consecutive stops we did not ask for (restart backoff).
+    #[serde(default)]
+    pub failures: u32,
+    /// No launch before this instant (epoch ms).
+    #[serde(default)]
+    pub retry_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// Version of this record: writes are conditional on it.
+    #[serde(default)]
+    pub rev: u64,
+    #[serde(default)]
+    pub updated_at_ms: i64,
+    /// TTL (epoch seconds) once the host is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl Slot {
+    pub fn new(environment: &str, cluster_arn: &str, host: Host) -> Self {
+        Self {
+            environment: environment.to_owned(),
+            cluster_arn: cluster_arn.to_owned(),
+            host,
+            task: SlotTask::Vacant,
+            deployment_id: None,
+            task_definition: None,
+            tracked_by: None,
+            failures: 0,
+            retry_at_ms: 0,
+            last_failure: None,
+            rev: 0,
+            updated_at_ms: 0,
+            expires_at: None,
+        }
+    }
+
+    pub fn key(&self) -> SlotKey {
+        SlotKey {
+            environment: self.environment.clone(),
+            container_instance_arn: self.host.container_instance_arn.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotKey {
+    pub environment: String,
+    pub container_instance_arn: String,
+}

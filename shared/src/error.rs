@@ -1,0 +1,70 @@
+//! The one error type. Mapping to HTTP happens once, in `http::error_response`.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: 400, naming the field.
+    #[error("{message}")]
+    InvalidInput { field: String, message: String },
+    /// The request is valid but conflicts with the current state (Blox answered 400): 400.
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String },
+    /// 404.
+    #[error("{message}")]
+    NotFound { message: String },
+    /// A conditional write lost a race; callers re-read and retry.
+    #[error("concurrent update of {what}")]
+    ConcurrentUpdate { what: String },
+    /// AWS said slow down: 503, and retried by the Lambda's trigger.
+    #[error("{service} is throttling requests: {message}")]
+    Throttled { service: String, message: String },
+    /// Any other AWS failure: 500.
+    #[error("{service} call failed: {message}")]
+    Aws { service: String, message: String },
+    /// A bug or corrupt data: 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound {
+            message: message.into(),
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidInput { field, .. } => Some(field),
+            Self::Conflict { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// HTTP status and the stable `code` of the JSON error body.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            Self::InvalidInput { .. } => (400, "InvalidParameter"),
+            Self::Conflict { .. } => (400, "Conflict"),
+            Self::NotFound { .. } => (404, "NotFound"),
+            Self::ConcurrentUpdate { .. } => (409, "ConcurrentUpdate"),
+            Self::Throttled { .. } => (503, "Throttled"),
+            Self::Aws { .. } | Self::Internal(_) => (500, "InternalError"),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

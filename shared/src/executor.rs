@@ -1,0 +1,275 @@
+//! Carries out what the planner decides: compare-and-swap writes first (batched), then the effects
+//! (StartTask ≤ 10 hosts a call, StopTask), then the record of what ECS did. A lost race re-plans
+//! from the slot as it now is, so concurrent writers converge instead of duplicating.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::domain::{task::task_group, Slot, SlotKey, SlotTask};
+use crate::error::Result;
+use crate::limits::START_TASK_INSTANCES;
+use crate::planner::{self, Effect, Transition};
+use crate::ports::{Cluster, SlotWrite, StartRequest, Store, WriteOutcome};
+
+/// How often one slot is re-planned after losing a race before we give up (the trigger retries).
+const MAX_ROUNDS: usize = 6;
+
+/// A decision for one slot, re-run on whatever the slot turns out to be.
+/// Arguments: the slot as it is, a fresh claim id, now (epoch ms).
+pub type Decide = Box<dyn Fn(Option<&Slot>, &str, i64) -> Transition + Send + Sync>;
+
+pub struct Work {
+    pub key: SlotKey,
+    /// The slot as read, or as assumed (`None`: assumed absent; a wrong guess costs a retry).
+    pub current: Option<Slot>,
+    pub decide: Decide,
+}
+
+/// What the executor did, for logs, metrics and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub written: usize,
+    pub started: Vec<(String, String)>,
+    pub start_failures: Vec<(String, String)>,
+    pub stopped: Vec<String>,
+    pub conflicts: usize,
+    pub gave_up: usize,
+}
+
+pub struct Executor<'a, S: ?Sized, C: ?Sized> {
+    pub store: &'a S,
+    pub cluster: &'a C,
+    pub now_ms: fn() -> i64,
+}
+
+pub fn new_claim_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+struct Launch {
+    slot: Slot,
+    claim_id: String,
+}
+
+impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
+    pub fn new(store: &'a S, cluster: &'a C) -> Self {
+        Self {
+            store,
+            cluster,
+            now_ms: system_now_ms,
+        }
+    }
+
+    /// Plan, write and act for every piece of work; returns what happened.
+    pub async fn run(&self, work: Vec<Work>) -> Result<Report> {
+        let mut report = Report::default();
+        let (launches, stops) = self.settle(work, &mut report).await?;
+        self.launch(launches, &mut report).await?;
+        self.stop(stops, &mut report).await;
+        Ok(report)
+    }
+
+    /// Writes every decision (re-deciding on conflicts) and returns the effects now owed.
+    async fn settle(
+        &self,
+        mut work: Vec<Work>,
+        report: &mut Report,
+    ) -> Result<(Vec<Launch>, Vec<(String, String, String)>)> {
+        let mut launches = Vec::new();
+        let mut stops = Vec::new(); // (cluster, task, reason)
+        let mut closed: HashSet<String> = HashSet::new();
+        for _round in 0..MAX_ROUNDS {
+            if work.is_empty() {
+                break;
+            }
+            let now = (self.now_ms)();
+            let mut writes = Vec::new();
+            let mut pending = Vec::new();
+            for w in work.drain(..) {
+                let claim_id = new_claim_id();
+                let mut t = (w.decide)(w.current.as_ref(), &claim_id, now);
+                if let Some(next) = t.next.as_mut() {
+                    if next.tracked_by.as_ref().is_some_and(|d| closed.contains(d)) {
+                        next.tracked_by = None;
+                    }
+                    next.updated_at_ms = now;
+                }
+                match t.next.clone() {
+                    Some(after) => {
+                        writes.push(SlotWrite {
+                            before: w.current.clone(),
+                            after,
+                        });
+                        pending.push((w, t, claim_id));
+                    }
+                    None => {
+                        if let Effect::Stop { task_arn, reason } = t.effect {
+                            let cluster = w
+                                .current
+                                .as_ref()
+                                .map(|s| s.cluster_arn.clone())
+                                .unwrap_or_default();
+                            stops.push((cluster, task_arn, reason));
+                        }
+                    }
+                }
+            }
+            if writes.is_empty() {
+                break;
+            }
+            let outcomes = self.store.write_slots(&writes).await?;
+            for ((mut w, t, claim_id), outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
+                    WriteOutcome::Written(slot) => {
+                        report.written += 1;
+                        match t.effect {
+                            Effect::Start => launches.push(Launch { slot, claim_id }),
+                            Effect::Stop { task_arn, reason } => {
+                                stops.push((slot.cluster_arn.clone(), task_arn, reason))
+                            }
+                            Effect::None => {}
+                        }
+                    }
+                    WriteOutcome::Conflict(current) => {
+                        report.conflicts += 1;
+                        w.current = current;
+                        work.push(w);
+                    }
+                    WriteOutcome::DeploymentClosed(dep) => {
+                        closed.insert(dep);
+                        work.push(w);
+                    }
+                    WriteOutcome::NotAttempted => work.push(w),
+                    WriteOutcome::EnvironmentInactive => {}
+                }
+            }
+        }
+        report.gave_up += work.len();
+        if !work.is_empty() {
+            tracing::warn!(
+                slots = work.len(),
+                "gave up after repeated conflicts; the next event or reconcile retries"
+            );
+        }
+        Ok((launches, stops))
+    }
+
+    /// StartTask for every claimed slot (grouped by what they launch, ≤ 10 hosts a call), then records
+    /// what ECS did; a launch whose claim was superseded meanwhile is stopped again.
+    async fn launch(&self, launches: Vec<Launch>, report: &mut Report) -> Result<()> {
+        let mut groups: BTreeMap<(String, String, String, String), Vec<Launch>> = BTreeMap::new();
+        for l in launches {
+            let k = (
+                l.slot.cluster_arn.clone(),
+                l.slot.task_definition.clone().unwrap_or_default(),
+                l.slot.deployment_id.clone().unwrap_or_default(),
+                l.slot.environment.clone(),
+            );
+            groups.entry(k).or_default().push(l);
+        }
+        let mut follow_up: Vec<Work> = Vec::new();
+        for ((cluster, task_definition, started_by, environment), group) in groups {
+            let group_name = task_group(&environment);
+            for chunk in group.chunks(START_TASK_INSTANCES) {
+                let hosts: Vec<String> = chunk
+                    .iter()
+                    .map(|l| l.slot.host.container_instance_arn.clone())
+                    .collect();
+                let outcome = self
+                    .cluster
+                    .start_tasks(StartRequest {
+                        cluster_arn: &cluster,
+                        task_definition: &task_definition,
+                        started_by: &started_by,
+                        group: &group_name,
+                        container_instances: &hosts,
+                    })
+                    .await?;
+                for l in chunk {
+                    let host = &l.slot.host.container_instance_arn;
+                    let claim = l.claim_id.clone();
+                    if let Some((_, task_arn)) = outcome.started.iter().find(|(h, _)| h == host) {
+                        report.started.push((host.clone(), task_arn.clone()));
+                        let task_arn = task_arn.clone();
+                        follow_up.push(Work {
+                            key: l.slot.key(),
+                            current: Some(l.slot.clone()),
+                            decide: Box::new(move |cur, _, now| match cur {
+                                Some(s) => planner::plan_started(s, &claim, &task_arn, now),
+                                None => stop_orphan(&task_arn),
+                            }),
+                        });
+                    } else if let Some((_, reason)) = outcome.refused.iter().find(|(h, _)| h == host) {
+                        report.start_failures.push((host.clone(), reason.clone()));
+                        let reason = reason.clone();
+                        follow_up.push(Work {
+                            key: l.slot.key(),
+                            current: Some(l.slot.clone()),
+                            decide: Box::new(move |cur, _, now| match cur {
+                                Some(s) => planner::plan_start_failed(s, &claim, &reason, now),
+                                None => Transition::nothing(),
+                            }),
+                        });
+                    } else {
+                        // Unknown outcome: the claim stays until its lease expires and ECS is checked.
+                        tracing::warn!(host = %host, "StartTask outcome unknown; claim kept for the lease check");
+                    }
+                }
+            }
+        }
+        if !follow_up.is_empty() {
+            let (more_launches, stops) = self.settle(follow_up, report).await?;
+            debug_assert!(more_launches.is_empty(), "recording a launch never launches");
+            self.stop(stops, report).await;
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, stops: Vec<(String, String, String)>, report: &mut Report) {
+        for (cluster, task_arn, reason) in stops {
+            let cluster = if cluster.is_empty() {
+                cluster_of_task(&task_arn)
+            } else {
+                cluster
+            };
+            match self.cluster.stop_task(&cluster, &task_arn, &reason).await {
+                Ok(()) => report.stopped.push(task_arn),
+                // The task stays listed as Stopping; the reconciler asks again.
+                Err(e) => tracing::warn!(task = %task_arn, error = %e, "StopTask failed"),
+            }
+        }
+    }
+}
+
+/// A task we started whose slot is gone (environment deleted meanwhile): stop it.
+fn stop_orphan(task_arn: &str) -> Transition {
+    Transition {
+        next: None,
+        effect: Effect::Stop {
+            task_arn: task_arn.to_owned(),
+            reason: format!("{}orphan launch", crate::domain::task::STOP_REASON_PREFIX),
+        },
+    }
+}
+
+/// `arn:aws:ecs:region:account:task/<cluster>/<id>` → the cluster ARN.
+pub fn cluster_of_task(task_arn: &str) -> String {
+    let Some((prefix, rest)) = task_arn.split_once(":task/") else {
+        return String::new();
+    };
+    match rest.split_once('/') {
+        Some((cluster, _)) => format!("{prefix}:cluster/{cluster}"),
+        None => String::new(),
+    }
+}
+
+/// Whether a slot still waits for a launch to be recorded (used by tests and the reconciler).
+pub fn is_launching(slot: &Slot) -> bool {
+    matches!(slot.task, SlotTask::Launching { .. })
+}

@@ -1,0 +1,135 @@
+//! HTTP at the edge: the request as the API functions see it, and the one place where results and
+//! errors become status codes and JSON bodies.
+
+use std::collections::HashMap;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+
+/// What a handler needs of a request, independent of API Gateway's payload version.
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub method: String,
+    /// Path segments after `/v1` (stage prefixes and the `/v1` itself removed).
+    pub segments: Vec<String>,
+    pub query: HashMap<String, String>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl ApiRequest {
+    pub fn from_lambda(req: &Request) -> Self {
+        let path = req.raw_http_path();
+        let path = if path.is_empty() { req.uri().path().to_owned() } else { path.to_owned() };
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let segments = match parts.iter().position(|p| *p == "v1") {
+            Some(i) => parts[i + 1..].iter().map(|s| s.to_string()).collect(),
+            None => parts.iter().map(|s| format!("!{s}")).collect(), // not under /v1: never matches a route
+        };
+        let query = req
+            .query_string_parameters()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let body = match req.body() {
+            Body::Empty => None,
+            Body::Text(t) => Some(t.as_bytes().to_vec()),
+            Body::Binary(b) => Some(b.clone()),
+            _ => None,
+        };
+        Self {
+            method: req.method().as_str().to_owned(),
+            segments,
+            query,
+            body,
+        }
+    }
+
+    pub fn seg(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+
+    /// The JSON body as `T`; a missing or malformed body is a 400 naming the field at fault.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let bytes = self
+            .body
+            .as_deref()
+            .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
+            .ok_or_else(|| Error::invalid("body", "a JSON body is required"))?;
+        serde_json::from_slice(bytes).map_err(|e| {
+            let field = match e.classify() {
+                serde_json::error::Category::Data => e
+                    .to_string()
+                    .split('`')
+                    .nth(1)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "body".to_owned()),
+                _ => "body".to_owned(),
+            };
+            Error::invalid(&field, format!("invalid request body: {e}"))
+        })
+    }
+
+    /// `?limit=` in 1..=100, default 50.
+    pub fn limit(&self) -> Result<usize> {
+        match self.query.get("limit") {
+            None => Ok(50),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| Error::invalid("limit", "limit must be a whole number from 1 to 100")),
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str).filter(|s| !s.is_empty())
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl ApiResponse {
+    pub fn ok<T: Serialize>(value: &T) -> Result<Self> {
+        Ok(Self {
+            status: 200,
+            body: serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))?,
+        })
+    }
+}
+
+pub fn not_found_route(req: &ApiRequest) -> Error {
+    Error::not_found(format!("no route for {} /v1/{}", req.method, req.segments.join("/")))
+}
+
+/// The JSON error body: `{"code", "message", "field"?}`.
+pub fn error_body(e: &Error) -> (u16, serde_json::Value) {
+    let (status, code) = e.status_and_code();
+    let mut body = json!({ "code": code, "message": e.to_string() });
+    if let Some(field) = e.field() {
+        body["field"] = json!(field);
+    }
+    if status >= 500 {
+        tracing::error!(error = %e, "request failed");
+    }
+    (status, body)
+}
+
+pub fn to_lambda(result: Result<ApiResponse>) -> Response<Body> {
+    let (status, body) = match result {
+        Ok(r) => (r.status, r.body),
+        Err(e) => error_body(&e),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,16 @@
+//! daemon-scheduler core: the domain, the pure planner, the ports and their AWS adapters, and the
+//! use cases every Lambda function runs. See docs/design.md.
+
+pub mod adapters;
+pub mod clock;
+pub mod domain;
+pub mod error;
+pub mod executor;
+pub mod http;
+pub mod limits;
+pub mod planner;
+pub mod ports;
+pub mod runtime;
+pub mod services;
+
+pub use error::{Error, Result};

@@ -1,0 +1,133 @@
+//! Ports: what the core needs from the outside world. Adapters (DynamoDB, ECS) implement them;
+//! unit tests use in-process fakes.
+
+use async_trait::async_trait;
+
+use crate::domain::{Deployment, DeploymentStatus, Environment, Host, Slot, SlotKey, TaskObservation};
+use crate::error::Result;
+
+/// One page of a list, with the opaque token for the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// A compare-and-swap of one slot: from `before` (`None`: it must not exist) to `after`.
+#[derive(Debug, Clone)]
+pub struct SlotWrite {
+    pub before: Option<Slot>,
+    pub after: Slot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written; the slot as stored (with its new `rev`).
+    Written(Slot),
+    /// Someone else wrote first: the slot as it is now (`None`: it is gone).
+    Conflict(Option<Slot>),
+    /// The deployment whose counters this write carried has finished; write it untracked.
+    DeploymentClosed(String),
+    /// The environment is being deleted (or is gone): no new claim may be written.
+    EnvironmentInactive,
+    /// Not attempted because another write of its batch failed; try again as it was.
+    NotAttempted,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Fails with `Conflict` naming `name` when it exists.
+    async fn create_environment(&self, env: &Environment) -> Result<()>;
+    async fn get_environment(&self, name: &str) -> Result<Option<Environment>>;
+    /// Every environment, or those of one cluster ARN, by name.
+    async fn list_environments(
+        &self,
+        cluster_arn: Option<&str>,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Environment>>;
+    /// Every environment of a cluster, all pages (the instance-events hot path: usually one Query).
+    async fn environments_of_cluster(&self, cluster_arn: &str) -> Result<Vec<Environment>>;
+    /// Conditional on `expected_version`; fails with `ConcurrentUpdate` otherwise.
+    async fn update_environment(&self, env: &Environment, expected_version: u64) -> Result<()>;
+    /// Records the deployment and the environment's new token/pointers in one transaction.
+    async fn create_deployment(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        deployment: &Deployment,
+    ) -> Result<()>;
+    async fn get_deployment(&self, environment: &str, id: &str) -> Result<Option<Deployment>>;
+    /// Newest first.
+    async fn list_deployments(
+        &self,
+        environment: &str,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Deployment>>;
+    /// pending → running, once its hosts are claimed. False when it had already moved on.
+    async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool>;
+    /// running → completed/failed and the environment released, in one transaction.
+    /// False when another writer closed it first (or its counters moved meanwhile).
+    async fn finish_deployment(
+        &self,
+        deployment: &Deployment,
+        outcome: DeploymentStatus,
+    ) -> Result<bool>;
+
+    async fn get_slot(&self, key: &SlotKey) -> Result<Option<Slot>>;
+    /// Every slot of an environment (strongly consistent, all pages).
+    async fn slots_of(&self, environment: &str) -> Result<Vec<Slot>>;
+    /// Compare-and-swap slots in as few calls as the limits allow, each write together with the
+    /// counter changes it causes; claims also check that the environment is still active.
+    /// One outcome per write, in order.
+    async fn write_slots(&self, writes: &[SlotWrite]) -> Result<Vec<WriteOutcome>>;
+    /// Removes every record of an environment (slots, deployments, then the environment itself).
+    async fn delete_environment_records(&self, environment: &str) -> Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceStatus {
+    pub arn: String,
+    pub active: bool,
+}
+
+/// What StartTask did for each host of one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartOutcome {
+    /// (container instance ARN, task ARN)
+    pub started: Vec<(String, String)>,
+    /// (container instance ARN, ECS's reason): certainly not started.
+    pub refused: Vec<(String, String)>,
+    /// The call failed in a way that may or may not have started tasks (timeout, 5xx): the claims
+    /// stay, and the lease-expiry path looks in ECS before launching again.
+    pub unknown: Vec<(String, String)>,
+}
+
+pub struct StartRequest<'a> {
+    pub cluster_arn: &'a str,
+    pub task_definition: &'a str,
+    pub started_by: &'a str,
+    pub group: &'a str,
+    /// At most `limits::START_TASK_INSTANCES`.
+    pub container_instances: &'a [String],
+}
+
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// `None` when ECS does not know it.
+    async fn describe_cluster(&self, cluster: &str) -> Result<Option<ResourceStatus>>;
+    async fn describe_task_definition(&self, task_definition: &str)
+        -> Result<Option<ResourceStatus>>;
+    /// ACTIVE container instances, with agent state and version (List pages of 100, Describe 100).
+    async fn active_hosts(&self, cluster_arn: &str) -> Result<Vec<Host>>;
+    async fn start_tasks(&self, request: StartRequest<'_>) -> Result<StartOutcome>;
+    async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()>;
+    /// Live tasks of ours (group `daemon-scheduler:*`) started by `started_by`, optionally on one host.
+    async fn tasks_started_by(
+        &self,
+        cluster_arn: &str,
+        started_by: &str,
+        container_instance: Option<&str>,
+    ) -> Result<Vec<TaskObservation>>;
+}

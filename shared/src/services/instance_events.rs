@@ -1,0 +1,76 @@
+//! ECS Container Instance State Change → start on join, stop on drain, record the host's state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Host, HostStatus, SlotKey};
+use crate::error::{Error, Result};
+use crate::executor::{Executor, Report, Work};
+use crate::planner::plan_host;
+use crate::ports::{Cluster, Store};
+
+/// The part of the event's `detail` (a ContainerInstance) we use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceDetail {
+    pub cluster_arn: String,
+    pub container_instance_arn: String,
+    pub status: String,
+    #[serde(default)]
+    pub agent_connected: bool,
+    #[serde(default)]
+    pub version: i64,
+}
+
+impl InstanceDetail {
+    pub fn host(&self) -> Result<Host> {
+        let status = HostStatus::parse(&self.status)
+            .ok_or_else(|| Error::invalid("detail.status", format!("unknown status {}", self.status)))?;
+        Ok(Host {
+            container_instance_arn: self.container_instance_arn.clone(),
+            status,
+            agent_connected: self.agent_connected,
+            version: self.version,
+        })
+    }
+}
+
+/// Plans the host for every deployed environment of its cluster. The event carries the host, so
+/// nothing is re-read from ECS: one Query for the environments, then per environment one claim
+/// write (assuming a new host; a wrong guess returns the record and re-plans), StartTask, record.
+pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    detail: &InstanceDetail,
+) -> Result<Report> {
+    let host = detail.host()?;
+    let envs = store.environments_of_cluster(&detail.cluster_arn).await?;
+    let work: Vec<Work> = envs
+        .iter()
+        .filter_map(|env| env.target())
+        .map(|target| {
+            let host = host.clone();
+            Work {
+                key: SlotKey {
+                    environment: target.environment.clone(),
+                    container_instance_arn: host.container_instance_arn.clone(),
+                },
+                current: None,
+                decide: Box::new(move |slot, claim, now| {
+                    plan_host(Some(&target), slot, Some(&host), now, claim)
+                }),
+            }
+        })
+        .collect();
+    let report = Executor::new(store, cluster).run(work).await?;
+    tracing::info!(
+        cluster = %detail.cluster_arn,
+        host = %detail.container_instance_arn,
+        status = %detail.status,
+        version = detail.version,
+        environments = envs.len(),
+        started = report.started.len(),
+        stopped = report.stopped.len(),
+        "instance event handled"
+    );
+    Ok(report)
+}

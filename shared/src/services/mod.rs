@@ -1,0 +1,7 @@
+//! Use cases: each trigger's job, generic over the ports. Functions' `main`s only wire these up.
+pub mod deployer;
+pub mod deployments_api;
+pub mod environments_api;
+pub mod instance_events;
+pub mod reconciler;
+pub mod task_events;
