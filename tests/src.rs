@@ -1,1 +1,587 @@
+//! Test harness for the integration tests: a "world" on a real moto server (DynamoDB + ECS on
+//! 127.0.0.1, started by the test command), the table created from infra/template.yaml, the real
+//! adapters with an SDK interceptor that counts every AWS call, and helpers that play EventBridge
+//! and DynamoDB Streams (moto emits no events) from moto's own state.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::{json, Value};
+use shared::adapters::{DynamoStore, EcsCluster};
+use shared::http::ApiRequest;
+use shared::services::{deployer, deployments_api, environments_api, instance_events, task_events};
+
+pub use shared;
+
+/// moto's address, exported by the test command (`make test`) which starts and stops it.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the integration tests through `make test`, which starts moto",
+    )
+}
+
+/// Counts AWS calls per operation ("ECS.StartTask"), and the hosts of every StartTask call.
+#[derive(Debug, Default, Clone)]
+pub struct CallCounter {
+    calls: Arc<Mutex<BTreeMap<String, usize>>>,
+    start_task_sizes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl CallCounter {
+    pub fn get(&self, op: &str) -> usize {
+        self.calls.lock().unwrap().get(op).copied().unwrap_or(0)
+    }
+    pub fn total(&self) -> usize {
+        self.calls.lock().unwrap().values().sum()
+    }
+    pub fn snapshot(&self) -> BTreeMap<String, usize> {
+        self.calls.lock().unwrap().clone()
+    }
+    pub fn start_task_sizes(&self) -> Vec<usize> {
+        self.start_task_sizes.lock().unwrap().clone()
+    }
+    pub fn reset(&self) {
+        self.calls.lock().unwrap().clear();
+        self.start_task_sizes.lock().unwrap().clear();
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+    fn read_before_execution(
+        &self,
+        ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            let key = format!("{}.{}", m.service(), m.name());
+            *self.calls.lock().unwrap().entry(key).or_default() += 1;
+        }
+        if let Some(input) = ctx
+            .input()
+            .downcast_ref::<aws_sdk_ecs::operation::start_task::StartTaskInput>()
+        {
+            let n = input.container_instances().len();
+            self.start_task_sizes.lock().unwrap().push(n);
+        }
+        Ok(())
+    }
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await
+}
+
+/// The table as infra/template.yaml declares it (one source of truth for keys and indexes).
+pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client, name: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+    let text = std::fs::read_to_string(path).expect("read infra/template.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse template");
+    let props = &doc["Resources"]["Table"]["Properties"];
+    let attrs = props["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a["AttributeName"].as_str().unwrap())
+                .attribute_type(ScalarAttributeType::from(
+                    a["AttributeType"].as_str().unwrap(),
+                ))
+                .build()
+                .unwrap()
+        });
+    let keys = |v: &serde_yaml::Value| -> Vec<KeySchemaElement> {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().unwrap())
+                    .key_type(KeyType::from(k["KeyType"].as_str().unwrap()))
+                    .build()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let mut req = ddb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(attrs.collect()))
+        .set_key_schema(Some(keys(&props["KeySchema"])))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(
+                    props["StreamSpecification"]["StreamViewType"]
+                        .as_str()
+                        .unwrap(),
+                ))
+                .build()
+                .unwrap(),
+        );
+    for gsi in props["GlobalSecondaryIndexes"].as_sequence().unwrap() {
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(gsi["IndexName"].as_str().unwrap())
+                .set_key_schema(Some(keys(&gsi["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            gsi["Projection"]["ProjectionType"].as_str().unwrap(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    req.send().await.expect("create table");
+}
+
+/// One isolated world: its own table and ECS cluster on the shared moto server.
+pub struct World {
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub ec2_ami: String,
+    pub store: DynamoStore,
+    pub cluster: EcsCluster,
+    pub calls: CallCounter,
+    pub table: String,
+    pub cluster_name: String,
+    pub cluster_arn: String,
+    pub family: String,
+    task_versions: Mutex<HashMap<String, i64>>,
+    http: reqwest_like::Client,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let config = sdk_config().await;
+        let calls = CallCounter::default();
+        let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .build();
+        let ecs_conf = aws_sdk_ecs::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .build();
+        let ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
+        let ecs = aws_sdk_ecs::Client::from_conf(ecs_conf);
+        let http = reqwest_like::Client::new(moto_endpoint());
+        // Tasks stay as StartTask left them unless we say otherwise (moto walks them to STOPPED
+        // one state per DescribeTasks by default).
+        http.post_json(
+            "/moto-api/state-manager/set-transition",
+            &json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000_000}}),
+        )
+        .await;
+        let table = unique("table");
+        create_table_from_template(&ddb, &table).await;
+        let cluster_name = unique("cluster");
+        let cluster_arn = ecs
+            .create_cluster()
+            .cluster_name(&cluster_name)
+            .send()
+            .await
+            .unwrap()
+            .cluster
+            .unwrap()
+            .cluster_arn
+            .unwrap();
+        let family = unique("daemon");
+        ecs.register_task_definition()
+            .family(&family)
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("agent")
+                    .image("public.ecr.aws/docker/library/busybox:latest")
+                    .memory(64)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let ec2_ami = "ami-12c6146b".to_owned();
+        let world = Self {
+            store: DynamoStore::new(ddb.clone(), &table),
+            cluster: EcsCluster::new(ecs.clone()),
+            ddb,
+            ecs,
+            ec2_ami,
+            calls,
+            table,
+            cluster_name,
+            cluster_arn,
+            family,
+            task_versions: Mutex::new(HashMap::new()),
+            http,
+        };
+        world.calls.reset();
+        world
+    }
+
+    /// Registers `n` container instances (each backed by an EC2 instance, as moto requires).
+    pub async fn add_hosts(&self, n: usize) -> Vec<String> {
+        let mut arns = Vec::new();
+        for _ in 0..n {
+            let instance_id = self.http.run_instance(&self.ec2_ami).await;
+            let doc = json!({
+                "instanceId": instance_id, "region": "us-east-1", "availabilityZone": "us-east-1a",
+                "instanceType": "t3.micro", "accountId": "123456789012"
+            });
+            let ci = self
+                .ecs
+                .register_container_instance()
+                .cluster(&self.cluster_name)
+                .instance_identity_document(doc.to_string())
+                .send()
+                .await
+                .unwrap()
+                .container_instance
+                .unwrap();
+            arns.push(ci.container_instance_arn.unwrap());
+        }
+        self.calls.reset();
+        arns
+    }
+
+    pub fn instance_event(
+        &self,
+        host: &str,
+        status: &str,
+        agent_connected: bool,
+        version: i64,
+    ) -> instance_events::InstanceDetail {
+        serde_json::from_value(json!({
+            "clusterArn": self.cluster_arn, "containerInstanceArn": host, "status": status,
+            "agentConnected": agent_connected, "version": version,
+        }))
+        .unwrap()
+    }
+
+    /// The Task State Change event ECS would send for this task now (versions grow per task).
+    pub async fn task_event(&self, task_arn: &str) -> task_events::TaskDetail {
+        let task = self
+            .ecs
+            .describe_tasks()
+            .cluster(&self.cluster_name)
+            .tasks(task_arn)
+            .send()
+            .await
+            .unwrap()
+            .tasks
+            .unwrap()
+            .remove(0);
+        let version = {
+            let mut v = self.task_versions.lock().unwrap();
+            let e = v.entry(task_arn.to_owned()).or_insert(0);
+            *e += 1;
+            *e
+        };
+        serde_json::from_value(json!({
+            "taskArn": task_arn,
+            "clusterArn": self.cluster_arn,
+            "containerInstanceArn": task.container_instance_arn(),
+            "group": task.group(),
+            "startedBy": task.started_by(),
+            "lastStatus": task.last_status(),
+            "desiredStatus": task.desired_status(),
+            "stoppedReason": task.stopped_reason(),
+            "version": version,
+        }))
+        .unwrap()
+    }
+
+    /// Live tasks (desired RUNNING) of the cluster, by host.
+    pub async fn tasks_by_host(&self) -> BTreeMap<String, Vec<String>> {
+        let arns = self
+            .ecs
+            .list_tasks()
+            .cluster(&self.cluster_name)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+            .send()
+            .await
+            .unwrap()
+            .task_arns
+            .unwrap_or_default();
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for chunk in arns.chunks(100) {
+            let tasks = self
+                .ecs
+                .describe_tasks()
+                .cluster(&self.cluster_name)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap()
+                .tasks
+                .unwrap_or_default();
+            for t in tasks {
+                if t.last_status() == Some("STOPPED") {
+                    continue;
+                }
+                out.entry(t.container_instance_arn().unwrap().to_owned())
+                    .or_default()
+                    .push(t.task_arn().unwrap().to_owned());
+            }
+        }
+        out
+    }
+
+    /// Calls an API function's router the way API Gateway would route the request.
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let segments: Vec<String> = path
+            .trim_start_matches("/v1/")
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let query = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let req = ApiRequest {
+            method: method.to_owned(),
+            segments,
+            query,
+            body: body.map(|b| b.to_string().into_bytes()),
+        };
+        let result = if path.contains("/deployments") {
+            deployments_api::route(&self.store, &req).await
+        } else {
+            environments_api::route(&self.store, &self.cluster, &req).await
+        };
+        match result {
+            Ok(r) => (r.status, r.body),
+            Err(e) => shared::http::error_body(&e),
+        }
+    }
+
+    pub async fn create_environment(&self, name: &str) -> Value {
+        let (status, body) = self
+            .api(
+                "POST",
+                "/v1/environments",
+                Some(json!({"name": name, "instanceGroup": {"cluster": self.cluster_name}, "taskDefinition": self.family})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn create_deployment(&self, env: &str) -> Value {
+        let (status, body) = self
+            .api("POST", &format!("/v1/environments/{env}/deployments"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// A stream record of the item as it is now, as DynamoDB Streams would deliver it.
+    pub async fn stream_record(&self, pk: &str, sk: &str, event_name: &str) -> EventRecord {
+        let item = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default();
+        let image: serde_dynamo::Item = item.into();
+        let keys: serde_dynamo::Item = json_item(json!({"pk": {"S": pk}, "sk": {"S": sk}}));
+        serde_json::from_value(json!({
+            "eventID": "1", "eventName": event_name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_700_000_000,
+                "Keys": serde_json::to_value(&keys).unwrap(),
+                "NewImage": serde_json::to_value(&image).unwrap(),
+                "SequenceNumber": "1", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES"
+            }
+        }))
+        .unwrap()
+    }
+
+    /// Delivers the deployment's current item to the deployer, as its stream would.
+    pub async fn deliver_deployment(&self, env: &str, id: &str) {
+        let record = self
+            .stream_record(&format!("ENV#{env}"), &format!("DEP#{id}"), "MODIFY")
+            .await;
+        deployer::handle(&self.store, &self.cluster, &stream_event(vec![record]))
+            .await
+            .expect("deployer");
+    }
+
+    pub async fn deliver_environment(&self, env: &str) {
+        let record = self
+            .stream_record(&format!("ENV#{env}"), "ENV", "MODIFY")
+            .await;
+        deployer::handle(&self.store, &self.cluster, &stream_event(vec![record]))
+            .await
+            .expect("deployer");
+    }
+
+    /// Delivers a RUNNING/STOPPED Task State Change event for every task of the cluster.
+    pub async fn deliver_task_events(&self) {
+        for (_, tasks) in self.tasks_by_host().await {
+            for t in tasks {
+                let ev = self.task_event(&t).await;
+                task_events::handle(&self.store, &self.cluster, &ev)
+                    .await
+                    .expect("task event");
+            }
+        }
+    }
+
+    /// Deploys and carries the deployment to its end the way the triggers would: the stream rolls it
+    /// out, task events report RUNNING, the stream closes it. Returns the deployment as the API shows it.
+    pub async fn deploy(&self, env: &str) -> Value {
+        let dep = self.create_deployment(env).await;
+        let id = dep["id"].as_str().unwrap().to_owned();
+        self.deliver_deployment(env, &id).await;
+        self.deliver_task_events().await;
+        self.deliver_deployment(env, &id).await;
+        let (status, body) = self
+            .api(
+                "GET",
+                &format!("/v1/environments/{env}/deployments/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    pub async fn stop_task_by_hand(&self, task_arn: &str) {
+        self.ecs
+            .stop_task()
+            .cluster(&self.cluster_name)
+            .task(task_arn)
+            .reason("stopped by an operator")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn drain(&self, host: &str) {
+        self.ecs
+            .update_container_instances_state()
+            .cluster(&self.cluster_name)
+            .container_instances(host)
+            .status(aws_sdk_ecs::types::ContainerInstanceStatus::Draining)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// A stream batch as Lambda receives it.
+pub fn stream_event(records: Vec<EventRecord>) -> Event {
+    let mut e = Event::default();
+    e.records = records;
+    e
+}
+
+fn json_item(v: Value) -> serde_dynamo::Item {
+    serde_json::from_value(v).unwrap()
+}
+
+/// Plain HTTP to moto's control API and EC2 (no extra SDK for two calls).
+mod reqwest_like {
+    use serde_json::Value;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub struct Client {
+        endpoint: String,
+    }
+
+    impl Client {
+        pub fn new(endpoint: String) -> Self {
+            Self { endpoint }
+        }
+
+        async fn request(
+            &self,
+            method: &str,
+            path: &str,
+            content_type: &str,
+            body: &str,
+        ) -> String {
+            let authority = self
+                .endpoint
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned();
+            let mut stream = tokio::net::TcpStream::connect(&authority)
+                .await
+                .expect("connect moto");
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n\
+                 Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            stream.read_to_string(&mut out).await.unwrap();
+            assert!(
+                out.starts_with("HTTP/1.1 20") || out.starts_with("HTTP/1.0 20"),
+                "{out}"
+            );
+            out
+        }
+
+        pub async fn post_json(&self, path: &str, body: &Value) {
+            self.request("POST", path, "application/json", &body.to_string())
+                .await;
+        }
+
+        /// EC2 RunInstances (query protocol); returns the instance id.
+        pub async fn run_instance(&self, ami: &str) -> String {
+            let body = format!(
+                "Action=RunInstances&Version=2016-11-15&ImageId={ami}&MinCount=1&MaxCount=1&InstanceType=t3.micro"
+            );
+            let out = self
+                .request("POST", "/", "application/x-www-form-urlencoded", &body)
+                .await;
+            let start = out.find("<instanceId>").expect("instanceId") + "<instanceId>".len();
+            let end = out[start..].find('<').unwrap() + start;
+            out[start..end].to_owned()
+        }
+    }
+}

@@ -7,7 +7,10 @@ pub enum Error {
     InvalidInput { field: String, message: String },
     /// The request is valid but conflicts with the current state (Blox answered 400): 400.
     #[error("{message}")]
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     /// 404.
     #[error("{message}")]
     NotFound { message: String },

@@ -205,7 +205,9 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 None => stop_orphan(&task_arn),
                             }),
                         });
-                    } else if let Some((_, reason)) = outcome.refused.iter().find(|(h, _)| h == host) {
+                    } else if let Some((_, reason)) =
+                        outcome.refused.iter().find(|(h, _)| h == host)
+                    {
                         report.start_failures.push((host.clone(), reason.clone()));
                         let reason = reason.clone();
                         follow_up.push(Work {
@@ -225,7 +227,10 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         }
         if !follow_up.is_empty() {
             let (more_launches, stops) = self.settle(follow_up, report).await?;
-            debug_assert!(more_launches.is_empty(), "recording a launch never launches");
+            debug_assert!(
+                more_launches.is_empty(),
+                "recording a launch never launches"
+            );
             self.stop(stops, report).await;
         }
         Ok(())

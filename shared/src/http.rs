@@ -22,7 +22,11 @@ pub struct ApiRequest {
 impl ApiRequest {
     pub fn from_lambda(req: &Request) -> Self {
         let path = req.raw_http_path();
-        let path = if path.is_empty() { req.uri().path().to_owned() } else { path.to_owned() };
+        let path = if path.is_empty() {
+            req.uri().path().to_owned()
+        } else {
+            path.to_owned()
+        };
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let segments = match parts.iter().position(|p| *p == "v1") {
             Some(i) => parts[i + 1..].iter().map(|s| s.to_string()).collect(),
@@ -58,17 +62,16 @@ impl ApiRequest {
             .as_deref()
             .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
             .ok_or_else(|| Error::invalid("body", "a JSON body is required"))?;
-        serde_json::from_slice(bytes).map_err(|e| {
-            let field = match e.classify() {
-                serde_json::error::Category::Data => e
-                    .to_string()
-                    .split('`')
-                    .nth(1)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| "body".to_owned()),
-                _ => "body".to_owned(),
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            // A body that is not an object at all has no field to blame.
+            let field = if path == "." || path.is_empty() || path.starts_with('[') {
+                "body".to_owned()
+            } else {
+                path
             };
-            Error::invalid(&field, format!("invalid request body: {e}"))
+            Error::invalid(&field, format!("invalid request body: {}", e.inner()))
         })
     }
 
@@ -80,12 +83,17 @@ impl ApiRequest {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| Error::invalid("limit", "limit must be a whole number from 1 to 100")),
+                .ok_or_else(|| {
+                    Error::invalid("limit", "limit must be a whole number from 1 to 100")
+                }),
         }
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query.get(name).map(String::as_str).filter(|s| !s.is_empty())
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -106,7 +114,11 @@ impl ApiResponse {
 }
 
 pub fn not_found_route(req: &ApiRequest) -> Error {
-    Error::not_found(format!("no route for {} /v1/{}", req.method, req.segments.join("/")))
+    Error::not_found(format!(
+        "no route for {} /v1/{}",
+        req.method,
+        req.segments.join("/")
+    ))
 }
 
 /// The JSON error body: `{"code", "message", "field"?}`.

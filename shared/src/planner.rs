@@ -39,7 +39,10 @@ pub enum Effect {
     /// StartTask on this slot's host, once `next` (a `Launching` claim) is written.
     Start,
     /// StopTask, after `next` is written.
-    Stop { task_arn: String, reason: String },
+    Stop {
+        task_arn: String,
+        reason: String,
+    },
 }
 
 /// Delay before the restart after `failures` consecutive unasked stops: none for the first,

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Deployment, DeploymentStatus, Environment, Host, Slot, SlotKey, TaskObservation};
+use crate::domain::{
+    Deployment, DeploymentStatus, Environment, Host, Slot, SlotKey, TaskObservation,
+};
 use crate::error::Result;
 
 /// One page of a list, with the opaque token for the next.
@@ -117,8 +119,10 @@ pub struct StartRequest<'a> {
 pub trait Cluster: Send + Sync {
     /// `None` when ECS does not know it.
     async fn describe_cluster(&self, cluster: &str) -> Result<Option<ResourceStatus>>;
-    async fn describe_task_definition(&self, task_definition: &str)
-        -> Result<Option<ResourceStatus>>;
+    async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<Option<ResourceStatus>>;
     /// ACTIVE container instances, with agent state and version (List pages of 100, Describe 100).
     async fn active_hosts(&self, cluster_arn: &str) -> Result<Vec<Host>>;
     async fn start_tasks(&self, request: StartRequest<'_>) -> Result<StartOutcome>;

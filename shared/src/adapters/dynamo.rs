@@ -57,11 +57,16 @@ where
     R: std::fmt::Debug,
 {
     let code = err.code().unwrap_or_default().to_owned();
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)));
-    if code.contains("Throttl") || code == "ProvisionedThroughputExceededException" || code == "RequestLimitExceeded" {
+    let message = err.message().map(str::to_owned).unwrap_or_else(|| {
+        format!(
+            "{}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        )
+    });
+    if code.contains("Throttl")
+        || code == "ProvisionedThroughputExceededException"
+        || code == "RequestLimitExceeded"
+    {
         Error::Throttled {
             service: service.to_owned(),
             message,
@@ -69,7 +74,11 @@ where
     } else {
         Error::Aws {
             service: service.to_owned(),
-            message: if code.is_empty() { message } else { format!("{code}: {message}") },
+            message: if code.is_empty() {
+                message
+            } else {
+                format!("{code}: {message}")
+            },
         }
     }
 }
@@ -83,8 +92,8 @@ where
 }
 
 fn to_item<T: Serialize>(value: &T, keys: &[(&str, String)]) -> Result<Item> {
-    let mut item: Item =
-        serde_dynamo::to_item(value).map_err(|e| Error::Internal(format!("serialize item: {e}")))?;
+    let mut item: Item = serde_dynamo::to_item(value)
+        .map_err(|e| Error::Internal(format!("serialize item: {e}")))?;
     for (k, v) in keys {
         item.insert((*k).to_owned(), s(v.clone()));
     }
@@ -206,7 +215,12 @@ impl DynamoStore {
                 .expression_attribute_names("#rev", "rev")
                 .expression_attribute_values(":rev", n(b.rev)),
         };
-        Ok((TransactWriteItem::builder().put(built(put.build())?).build(), after))
+        Ok((
+            TransactWriteItem::builder()
+                .put(built(put.build())?)
+                .build(),
+            after,
+        ))
     }
 
     fn env_active_check(&self, environment: &str) -> Result<TransactWriteItem> {
@@ -217,7 +231,9 @@ impl DynamoStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":active", s("active"))
             .build();
-        Ok(TransactWriteItem::builder().condition_check(built(check)?).build())
+        Ok(TransactWriteItem::builder()
+            .condition_check(built(check)?)
+            .build())
     }
 
     /// The counter change (and the hosts that newly failed) of one deployment, conditional on it
@@ -659,7 +675,8 @@ impl Store for DynamoStore {
                 _ => return Err(ddb(e)),
             },
         };
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        let failed =
+            |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
         if failed(0) {
             return Ok(false);
         }
@@ -727,10 +744,12 @@ impl Store for DynamoStore {
         let items = self.query_prefix(env_pk(environment), "").await?;
         let keys: Vec<Item> = items
             .into_iter()
-            .filter_map(|mut i| Some(Self::key(
-                i.remove("pk")?.as_s().ok()?.clone(),
-                i.remove("sk")?.as_s().ok()?.clone(),
-            )))
+            .filter_map(|mut i| {
+                Some(Self::key(
+                    i.remove("pk")?.as_s().ok()?.clone(),
+                    i.remove("sk")?.as_s().ok()?.clone(),
+                ))
+            })
             .filter(|k| k.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) != Some(ENV_SK))
             .collect();
         for chunk in keys.chunks(BATCH_WRITE_ITEMS) {

@@ -10,7 +10,7 @@ use crate::adapters::dynamo::sdk_error;
 use crate::domain::task::environment_of_group;
 use crate::domain::{Host, HostStatus, TaskObservation, TaskStatus};
 use crate::error::{Error, Result};
-use crate::limits::{DESCRIBE_BATCH, LIST_PAGE, START_TASK_INSTANCES, STARTED_BY_MAX};
+use crate::limits::{DESCRIBE_BATCH, LIST_PAGE, STARTED_BY_MAX, START_TASK_INSTANCES};
 use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest};
 
 /// ECS caps the StopTask reason at 255 characters.
@@ -154,7 +154,8 @@ impl Cluster for EcsCluster {
     }
 
     async fn start_tasks(&self, r: StartRequest<'_>) -> Result<StartOutcome> {
-        if r.container_instances.len() > START_TASK_INSTANCES || r.started_by.len() > STARTED_BY_MAX {
+        if r.container_instances.len() > START_TASK_INSTANCES || r.started_by.len() > STARTED_BY_MAX
+        {
             return Err(Error::Internal(format!(
                 "StartTask takes at most {START_TASK_INSTANCES} hosts and a startedBy of {STARTED_BY_MAX} chars"
             )));
@@ -179,9 +180,15 @@ impl Cluster for EcsCluster {
                     .map(|h| (h.clone(), reason.clone()))
                     .collect();
                 return Ok(if certainly_rejected(&e) {
-                    StartOutcome { refused: all, ..Default::default() }
+                    StartOutcome {
+                        refused: all,
+                        ..Default::default()
+                    }
                 } else {
-                    StartOutcome { unknown: all, ..Default::default() }
+                    StartOutcome {
+                        unknown: all,
+                        ..Default::default()
+                    }
                 });
             }
         };
@@ -202,9 +209,15 @@ impl Cluster for EcsCluster {
         }
         // A host ECS said nothing about was not started.
         for h in r.container_instances {
-            let known = outcome.started.iter().chain(&outcome.refused).any(|(x, _)| x == h);
+            let known = outcome
+                .started
+                .iter()
+                .chain(&outcome.refused)
+                .any(|(x, _)| x == h);
             if !known {
-                outcome.refused.push((h.clone(), "StartTask returned no task".to_owned()));
+                outcome
+                    .refused
+                    .push((h.clone(), "StartTask returned no task".to_owned()));
             }
         }
         Ok(outcome)

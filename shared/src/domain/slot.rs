@@ -4,7 +4,11 @@ use super::host::Host;
 
 /// Our task on one host, as far as our records go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "phase",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum SlotTask {
     /// No task of ours: one may be claimed (when the host is eligible and no backoff runs).
     Vacant,

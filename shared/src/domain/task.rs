@@ -39,7 +39,11 @@ impl TaskStatus {
     pub fn is_stopping(self) -> bool {
         matches!(
             self,
-            Self::Deactivating | Self::Stopping | Self::Deprovisioning | Self::Stopped | Self::Deleted
+            Self::Deactivating
+                | Self::Stopping
+                | Self::Deprovisioning
+                | Self::Stopped
+                | Self::Deleted
         )
     }
 }

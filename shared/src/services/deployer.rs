@@ -26,7 +26,9 @@ pub enum Job {
 pub fn jobs(event: &Event) -> Result<Vec<Job>> {
     let mut out: Vec<(String, Job)> = Vec::new();
     for record in &event.records {
-        let Some((key, job)) = job_of(record)? else { continue };
+        let Some((key, job)) = job_of(record)? else {
+            continue;
+        };
         out.retain(|(k, j)| !(k == &key && !matches!(j, Job::Rollout(_))));
         out.push((key, job));
     }
@@ -125,7 +127,10 @@ pub async fn rollout<S: Store + ?Sized, C: Cluster + ?Sized>(
 }
 
 /// Closes a running deployment once no host is still on its way.
-pub async fn close<S: Store + ?Sized>(store: &S, dep: &Deployment) -> Result<Option<DeploymentStatus>> {
+pub async fn close<S: Store + ?Sized>(
+    store: &S,
+    dep: &Deployment,
+) -> Result<Option<DeploymentStatus>> {
     let Some(outcome) = dep.outcome() else {
         return Ok(None);
     };
@@ -151,9 +156,14 @@ pub async fn teardown<S: Store + ?Sized, C: Cluster + ?Sized>(
         .collect();
     let mut token: Option<String> = None;
     loop {
-        let page = store.list_deployments(&env.name, 100, token.as_deref()).await?;
+        let page = store
+            .list_deployments(&env.name, 100, token.as_deref())
+            .await?;
         for dep in &page.items {
-            for t in cluster.tasks_started_by(env.cluster_arn(), &dep.id, None).await? {
+            for t in cluster
+                .tasks_started_by(env.cluster_arn(), &dep.id, None)
+                .await?
+            {
                 if t.environment == env.name {
                     tasks.insert(t.task_arn);
                 }
@@ -164,11 +174,15 @@ pub async fn teardown<S: Store + ?Sized, C: Cluster + ?Sized>(
             break;
         }
     }
-    let reason = format!("{}environment deleted", crate::domain::task::STOP_REASON_PREFIX);
+    let reason = format!(
+        "{}environment deleted",
+        crate::domain::task::STOP_REASON_PREFIX
+    );
     for task in &tasks {
         if let Err(e) = cluster.stop_task(env.cluster_arn(), task, &reason).await {
             // Already gone is fine; anything else fails the batch so the stream retries the teardown.
-            if !matches!(e, crate::error::Error::Aws { ref message, .. } if message.contains("not found") || message.contains("InvalidParameter")) {
+            if !matches!(e, crate::error::Error::Aws { ref message, .. } if message.contains("not found") || message.contains("InvalidParameter"))
+            {
                 return Err(e);
             }
         }

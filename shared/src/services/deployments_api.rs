@@ -11,9 +11,9 @@ use crate::services::environments_api::get_live;
 
 pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<ApiResponse> {
     match (req.method.as_str(), req.seg().as_slice()) {
-        ("POST", ["environments", name, "deployments"]) => {
-            ApiResponse::ok(&view(create(store, name, req.param("deploymentToken")).await?))
-        }
+        ("POST", ["environments", name, "deployments"]) => ApiResponse::ok(&view(
+            create(store, name, req.param("deploymentToken")).await?,
+        )),
         ("GET", ["environments", name, "deployments"]) => {
             get_live(store, name).await?;
             let page = store
@@ -25,7 +25,9 @@ pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<Api
         ("GET", ["environments", name, "deployments", id]) => {
             get_live(store, name).await?;
             let dep = store.get_deployment(name, id).await?.ok_or_else(|| {
-                Error::not_found(format!("deployment '{id}' of environment '{name}' not found"))
+                Error::not_found(format!(
+                    "deployment '{id}' of environment '{name}' not found"
+                ))
             })?;
             ApiResponse::ok(&view(dep))
         }
@@ -91,7 +93,8 @@ pub async fn create<S: Store + ?Sized>(
 fn view(mut dep: Deployment) -> Deployment {
     let mut seen = std::collections::HashSet::new();
     dep.failures.reverse();
-    dep.failures.retain(|f| seen.insert(f.container_instance_arn.clone()));
+    dep.failures
+        .retain(|f| seen.insert(f.container_instance_arn.clone()));
     dep.failures.reverse();
     dep.failed_instances = dep
         .failures

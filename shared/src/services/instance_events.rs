@@ -23,8 +23,9 @@ pub struct InstanceDetail {
 
 impl InstanceDetail {
     pub fn host(&self) -> Result<Host> {
-        let status = HostStatus::parse(&self.status)
-            .ok_or_else(|| Error::invalid("detail.status", format!("unknown status {}", self.status)))?;
+        let status = HostStatus::parse(&self.status).ok_or_else(|| {
+            Error::invalid("detail.status", format!("unknown status {}", self.status))
+        })?;
         Ok(Host {
             container_instance_arn: self.container_instance_arn.clone(),
             status,

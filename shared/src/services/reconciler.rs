@@ -73,13 +73,21 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
 ) -> Result<(Report, usize)> {
     let mut slots = store.slots_of(&target.environment).await?;
     // A claim past its lease: its writer died around StartTask. Look in ECS before launching again.
-    let expired: Vec<Slot> = slots.iter().filter(|s| claim_expired(s, now_ms)).cloned().collect();
+    let expired: Vec<Slot> = slots
+        .iter()
+        .filter(|s| claim_expired(s, now_ms))
+        .cloned()
+        .collect();
     if !expired.is_empty() {
         let mut work = Vec::new();
         for slot in &expired {
             let found = match &slot.deployment_id {
                 Some(dep) => cluster
-                    .tasks_started_by(&target.cluster_arn, dep, Some(&slot.host.container_instance_arn))
+                    .tasks_started_by(
+                        &target.cluster_arn,
+                        dep,
+                        Some(&slot.host.container_instance_arn),
+                    )
                     .await?
                     .into_iter()
                     .find(|t| t.environment == target.environment),

@@ -73,8 +73,13 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
         // was never planned (the reconciler adopts it with the host's state).
         let env = store.get_environment(&task.environment).await?;
         if env.is_none_or(|e| e.status == EnvironmentStatus::Deleting) {
-            let reason = format!("{}environment deleted", crate::domain::task::STOP_REASON_PREFIX);
-            cluster.stop_task(&detail.cluster_arn, &task.task_arn, &reason).await?;
+            let reason = format!(
+                "{}environment deleted",
+                crate::domain::task::STOP_REASON_PREFIX
+            );
+            cluster
+                .stop_task(&detail.cluster_arn, &task.task_arn, &reason)
+                .await?;
             return Ok(Report {
                 stopped: vec![task.task_arn],
                 ..Default::default()
