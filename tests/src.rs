@@ -17,6 +17,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{json, Value};
 use shared::adapters::{DynamoStore, EcsCluster};
@@ -62,9 +63,11 @@ impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "CallCounter"
     }
-    fn read_before_execution(
+    // Metadata is in the bag from serialization on (not yet at `read_before_execution`).
+    fn read_before_serialization(
         &self,
         ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
@@ -307,13 +310,20 @@ impl World {
             *e += 1;
             *e
         };
+        // moto is pinned (no state walks), so a stop it accepted is reported as ECS's final
+        // STOPPED event would be.
+        let last_status = if task.desired_status() == Some("STOPPED") {
+            Some("STOPPED")
+        } else {
+            task.last_status()
+        };
         serde_json::from_value(json!({
             "taskArn": task_arn,
             "clusterArn": self.cluster_arn,
             "containerInstanceArn": task.container_instance_arn(),
             "group": task.group(),
             "startedBy": task.started_by(),
-            "lastStatus": task.last_status(),
+            "lastStatus": last_status,
             "desiredStatus": task.desired_status(),
             "stoppedReason": task.stopped_reason(),
             "version": version,
@@ -346,7 +356,7 @@ impl World {
                 .tasks
                 .unwrap_or_default();
             for t in tasks {
-                if t.last_status() == Some("STOPPED") {
+                if t.last_status() == Some("STOPPED") || t.desired_status() == Some("STOPPED") {
                     continue;
                 }
                 out.entry(t.container_instance_arn().unwrap().to_owned())

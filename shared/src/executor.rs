@@ -22,6 +22,17 @@ pub struct Work {
     /// The slot as read, or as assumed (`None`: assumed absent; a wrong guess costs a retry).
     pub current: Option<Slot>,
     pub decide: Decide,
+    /// What the caller knows of the environment's in-progress deployment.
+    pub live: Live,
+}
+
+/// An environment has at most one deployment in progress; when the caller knows which (from the
+/// environment or the deployment itself), a slot still counted by any other one is counted by a
+/// finished deployment, whose counters must not move any more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Live {
+    Unknown,
+    Is(Option<String>),
 }
 
 /// What the executor did, for logs, metrics and tests.
@@ -38,7 +49,8 @@ pub struct Report {
 pub struct Executor<'a, S: ?Sized, C: ?Sized> {
     pub store: &'a S,
     pub cluster: &'a C,
-    pub now_ms: fn() -> i64,
+    /// The instant decisions are taken at; `None`: the system clock.
+    pub now_ms: Option<i64>,
 }
 
 pub fn new_claim_id() -> String {
@@ -62,7 +74,16 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         Self {
             store,
             cluster,
-            now_ms: system_now_ms,
+            now_ms: None,
+        }
+    }
+
+    /// Decides as of `now_ms` (the reconciler's run time, or a test's clock).
+    pub fn at(store: &'a S, cluster: &'a C, now_ms: i64) -> Self {
+        Self {
+            store,
+            cluster,
+            now_ms: Some(now_ms),
         }
     }
 
@@ -88,10 +109,18 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
             if work.is_empty() {
                 break;
             }
-            let now = (self.now_ms)();
+            let now = self.now_ms.unwrap_or_else(system_now_ms);
             let mut writes = Vec::new();
             let mut pending = Vec::new();
             for w in work.drain(..) {
+                if let (Live::Is(live), Some(tracked)) = (
+                    &w.live,
+                    w.current.as_ref().and_then(|c| c.tracked_by.as_ref()),
+                ) {
+                    if Some(tracked) != live.as_ref() {
+                        closed.insert(tracked.clone());
+                    }
+                }
                 let claim_id = new_claim_id();
                 let mut t = (w.decide)(w.current.as_ref(), &claim_id, now);
                 if let Some(next) = t.next.as_mut() {
@@ -102,10 +131,14 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                 }
                 match t.next.clone() {
                     Some(after) => {
-                        writes.push(SlotWrite {
-                            before: w.current.clone(),
-                            after,
-                        });
+                        // A finished deployment's counters stay as they were.
+                        let mut before = w.current.clone();
+                        if let Some(b) = before.as_mut() {
+                            if b.tracked_by.as_ref().is_some_and(|d| closed.contains(d)) {
+                                b.tracked_by = None;
+                            }
+                        }
+                        writes.push(SlotWrite { before, after });
                         pending.push((w, t, claim_id));
                     }
                     None => {
@@ -200,6 +233,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                         follow_up.push(Work {
                             key: l.slot.key(),
                             current: Some(l.slot.clone()),
+                            live: Live::Unknown,
                             decide: Box::new(move |cur, _, now| match cur {
                                 Some(s) => planner::plan_started(s, &claim, &task_arn, now),
                                 None => stop_orphan(&task_arn),
@@ -213,6 +247,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                         follow_up.push(Work {
                             key: l.slot.key(),
                             current: Some(l.slot.clone()),
+                            live: Live::Unknown,
                             decide: Box::new(move |cur, _, now| match cur {
                                 Some(s) => planner::plan_start_failed(s, &claim, &reason, now),
                                 None => Transition::nothing(),

@@ -21,6 +21,8 @@ use crate::planner::{bucket, counter_deltas, Bucket, Counts};
 use crate::ports::{Page, SlotWrite, Store, WriteOutcome};
 
 type Item = HashMap<String, AttributeValue>;
+/// (container instance ARN, why it failed)
+type HostReason = (String, String);
 
 const BY_CLUSTER: &str = "by-cluster";
 const BY_KIND: &str = "by-kind";
@@ -117,7 +119,7 @@ fn encode_token(key: Option<&Item>) -> Option<String> {
         .collect();
     serde_json::to_vec(&map)
         .ok()
-        .map(|b| aws_smithy_types::base64::encode(b))
+        .map(aws_smithy_types::base64::encode)
 }
 
 fn decode_token(token: Option<&str>) -> Result<Option<Item>> {
@@ -174,14 +176,21 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
                 .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":p", s(prefix))
-                .consistent_read(true)
+                .consistent_read(true);
+            // DynamoDB refuses an empty begins_with operand: no prefix means the whole partition.
+            let query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":p", s(prefix))
+            };
+            let out = query
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -299,7 +308,7 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut parts = Vec::new();
         let mut stored = Vec::new();
-        let mut per_dep: Vec<(String, Counts, Vec<(String, String)>)> = Vec::new();
+        let mut per_dep: Vec<(String, Counts, Vec<HostReason>)> = Vec::new();
         let mut carries: Vec<Vec<String>> = Vec::new();
         let mut claims = false;
         for (i, w) in writes.iter().enumerate() {

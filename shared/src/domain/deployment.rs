@@ -58,12 +58,11 @@ pub struct Deployment {
 impl Deployment {
     /// The deployment has claimed its hosts and none is still on its way: it can be closed.
     pub fn outcome(&self) -> Option<DeploymentStatus> {
-        (self.status == DeploymentStatus::Running && self.pending_count <= 0).then(|| {
-            if self.failed_count > 0 {
-                DeploymentStatus::Failed
-            } else {
-                DeploymentStatus::Completed
-            }
-        })
+        let outcome = if self.failed_count > 0 {
+            DeploymentStatus::Failed
+        } else {
+            DeploymentStatus::Completed
+        };
+        (self.status == DeploymentStatus::Running && self.pending_count <= 0).then_some(outcome)
     }
 }

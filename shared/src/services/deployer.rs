@@ -29,7 +29,7 @@ pub fn jobs(event: &Event) -> Result<Vec<Job>> {
         let Some((key, job)) = job_of(record)? else {
             continue;
         };
-        out.retain(|(k, j)| !(k == &key && !matches!(j, Job::Rollout(_))));
+        out.retain(|(k, j)| k != &key || matches!(j, Job::Rollout(_)));
         out.push((key, job));
     }
     Ok(out.into_iter().map(|(_, j)| j).collect())

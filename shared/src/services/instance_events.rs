@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Host, HostStatus, SlotKey};
 use crate::error::{Error, Result};
-use crate::executor::{Executor, Report, Work};
+use crate::executor::{Executor, Live, Report, Work};
 use crate::planner::plan_host;
 use crate::ports::{Cluster, Store};
 
@@ -56,6 +56,7 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
                     container_instance_arn: host.container_instance_arn.clone(),
                 },
                 current: None,
+                live: Live::Is(target.tracking.clone()),
                 decide: Box::new(move |slot, claim, now| {
                     plan_host(Some(&target), slot, Some(&host), now, claim)
                 }),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::domain::{Host, Slot, SlotKey};
 use crate::error::Result;
-use crate::executor::{Executor, Report, Work};
+use crate::executor::{Executor, Live, Report, Work};
 use crate::planner::{claim_expired, plan_expired_claim, plan_host, Target};
 use crate::ports::{Cluster, Store};
 
@@ -25,6 +25,7 @@ pub fn converge_work(target: &Target, hosts: Vec<Host>, slots: Vec<Slot>) -> Vec
                     container_instance_arn: host.container_instance_arn.clone(),
                 },
                 current: by_host.remove(&host.container_instance_arn),
+                live: Live::Is(target.tracking.clone()),
                 decide: Box::new(move |slot, claim, now| {
                     plan_host(Some(&target), slot, Some(&host), now, claim)
                 }),
@@ -96,17 +97,18 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
             work.push(Work {
                 key: slot.key(),
                 current: Some(slot.clone()),
+                live: Live::Unknown,
                 decide: Box::new(move |cur, _, now| match cur {
                     Some(s) => plan_expired_claim(s, found.as_ref(), now),
                     None => crate::planner::Transition::nothing(),
                 }),
             });
         }
-        Executor::new(store, cluster).run(work).await?;
+        Executor::at(store, cluster, now_ms).run(work).await?;
         slots = store.slots_of(&target.environment).await?;
     }
     let hosts = cluster.active_hosts(&target.cluster_arn).await?;
-    let report = Executor::new(store, cluster)
+    let report = Executor::at(store, cluster, now_ms)
         .run(converge_work(target, hosts, slots))
         .await?;
     Ok((report, expired.len()))

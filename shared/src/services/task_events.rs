@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::task::environment_of_group;
 use crate::domain::{EnvironmentStatus, SlotKey, TaskObservation, TaskStatus};
 use crate::error::Result;
-use crate::executor::{Executor, Report, Work};
+use crate::executor::{Executor, Live, Report, Work};
 use crate::planner::{plan_task, Effect, Transition};
 use crate::ports::{Cluster, Store};
 
@@ -90,6 +90,7 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     let work = vec![Work {
         key,
         current: slot,
+        live: Live::Unknown,
         decide: Box::new(move |slot, claim, now| match slot {
             Some(s) => plan_task(s, &observed, now, claim),
             None => Transition {

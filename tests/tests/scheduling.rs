@@ -1,0 +1,470 @@
+//! Scheduling against moto: deployments, joins, stops, drains, and exactly-one-task-per-host under
+//! duplicated, reordered and concurrent delivery.
+
+use std::sync::Arc;
+
+use integration_tests::shared::domain::{SlotKey, SlotTask};
+use integration_tests::shared::ports::Store;
+use integration_tests::shared::services::{instance_events, reconciler, task_events};
+use integration_tests::World;
+
+fn assert_one_task_per_host(
+    tasks: &std::collections::BTreeMap<String, Vec<String>>,
+    hosts: &[String],
+) {
+    for h in hosts {
+        let n = tasks.get(h).map_or(0, Vec::len);
+        assert_eq!(n, 1, "host {h} runs {n} tasks: {tasks:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_25_host_deployment_uses_3_start_task_calls_and_completes() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(25).await;
+    w.create_environment("agents").await;
+    let dep = w.create_deployment("agents").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+
+    w.calls.reset();
+    w.deliver_deployment("agents", &id).await;
+    assert_eq!(w.calls.get("ECS.StartTask"), 3, "{:?}", w.calls.snapshot());
+    assert_eq!(w.calls.start_task_sizes(), vec![10, 10, 5]);
+    assert_eq!(w.calls.get("ECS.ListContainerInstances"), 1);
+    assert_eq!(w.calls.get("ECS.DescribeContainerInstances"), 1);
+    // Claims and records are batched: one transaction for all 25 claims, one for the records.
+    assert_eq!(
+        w.calls.get("DynamoDB.TransactWriteItems"),
+        2,
+        "{:?}",
+        w.calls.snapshot()
+    );
+
+    let tasks = w.tasks_by_host().await;
+    assert_one_task_per_host(&tasks, &hosts);
+
+    let (_, running) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/agents/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(running["status"], "running");
+    assert_eq!(
+        (
+            running["desiredCount"].as_i64(),
+            running["pendingCount"].as_i64()
+        ),
+        (Some(25), Some(25))
+    );
+
+    w.deliver_task_events().await;
+    w.deliver_deployment("agents", &id).await;
+    let (_, done) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/agents/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["runningCount"], 25);
+    assert_eq!(done["pendingCount"], 0);
+    assert_eq!(done["failedInstances"].as_array().unwrap().len(), 0);
+    // Every task carries its marks back to the environment and deployment.
+    let t = w.task_event(&tasks[&hosts[0]][0]).await;
+    assert_eq!(t.group.as_deref(), Some("daemon-scheduler:agents"));
+    assert_eq!(t.started_by.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_with_no_hosts_completes_and_a_redelivered_rollout_starts_nothing() {
+    let w = World::new().await;
+    w.create_environment("empty").await;
+    let dep = w.deploy("empty").await;
+    assert_eq!(dep["status"], "completed", "{dep}");
+    assert_eq!(dep["desiredCount"], 0);
+
+    let hosts = w.add_hosts(3).await;
+    let dep = w.deploy("empty").await;
+    assert_eq!(dep["desiredCount"], 3, "{dep}");
+    // The stream redelivers the (old) INSERT record: nothing new starts.
+    w.calls.reset();
+    w.deliver_deployment("empty", dep["id"].as_str().unwrap())
+        .await;
+    assert_eq!(w.calls.get("ECS.StartTask"), 0);
+    assert_one_task_per_host(&w.tasks_by_host().await, &hosts);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joining_host_gets_its_task_in_at_most_4_calls() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(2).await;
+    w.create_environment("join").await;
+    w.deploy("join").await;
+
+    let new = w.add_hosts(1).await.remove(0);
+    w.calls.reset();
+    let report = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&new, "ACTIVE", true, 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.started.len(), 1);
+    assert!(w.calls.total() <= 4, "{:?}", w.calls.snapshot());
+    let tasks = w.tasks_by_host().await;
+    assert_one_task_per_host(&tasks, &[hosts, vec![new]].concat());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_join_before_any_deployment_get_nothing_until_it_runs() {
+    let w = World::new().await;
+    w.create_environment("later").await;
+    let host = w.add_hosts(1).await.remove(0);
+    let report = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&host, "ACTIVE", true, 1),
+    )
+    .await
+    .unwrap();
+    assert!(report.started.is_empty());
+    assert!(w.tasks_by_host().await.is_empty());
+    w.deploy("later").await;
+    assert_one_task_per_host(&w.tasks_by_host().await, &[host]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicated_and_reordered_instance_events_start_nothing_twice() {
+    let w = World::new().await;
+    w.create_environment("order").await;
+    w.deploy("order").await;
+    let host = w.add_hosts(1).await.remove(0);
+
+    let join = w.instance_event(&host, "ACTIVE", true, 2);
+    for _ in 0..3 {
+        instance_events::handle(&w.store, &w.cluster, &join)
+            .await
+            .unwrap();
+    }
+    assert_one_task_per_host(&w.tasks_by_host().await, std::slice::from_ref(&host));
+
+    // The host drains (v5); an older ACTIVE (v3) and the duplicate join (v2) arrive afterwards.
+    w.drain(&host).await;
+    instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&host, "DRAINING", true, 5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        w.tasks_by_host().await.get(&host).is_none(),
+        "the daemon leaves a draining host"
+    );
+    for stale in [w.instance_event(&host, "ACTIVE", true, 3), join.clone()] {
+        let r = instance_events::handle(&w.store, &w.cluster, &stale)
+            .await
+            .unwrap();
+        assert!(r.started.is_empty(), "stale event started a task");
+    }
+    assert!(w.tasks_by_host().await.get(&host).is_none());
+
+    // A host that joins in the wrong order: DRAINING (v2) arrives before its ACTIVE (v1).
+    let other = w.add_hosts(1).await.remove(0);
+    instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&other, "DRAINING", true, 2),
+    )
+    .await
+    .unwrap();
+    let r = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&other, "ACTIVE", true, 1),
+    )
+    .await
+    .unwrap();
+    assert!(r.started.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_deliveries_of_one_join_start_exactly_one_task() {
+    let w = Arc::new(World::new().await);
+    w.create_environment("race").await;
+    w.deploy("race").await;
+    let host = w.add_hosts(1).await.remove(0);
+    let event = w.instance_event(&host, "ACTIVE", true, 7);
+
+    let runs = (0..20).map(|_| {
+        let w = w.clone();
+        let event = event.clone();
+        tokio::spawn(async move { instance_events::handle(&w.store, &w.cluster, &event).await })
+    });
+    let reports: Vec<_> = futures::future::join_all(runs).await;
+    let started: usize = reports
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().started.len())
+        .sum();
+    assert_eq!(started, 1, "exactly one delivery launches");
+    assert_eq!(w.calls.get("ECS.StartTask"), 1);
+    assert_one_task_per_host(&w.tasks_by_host().await, &[host]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_racing_join_events_leaves_one_task_per_host() {
+    let w = Arc::new(World::new().await);
+    let hosts = w.add_hosts(12).await;
+    w.create_environment("racing").await;
+    let dep = w.create_deployment("racing").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+
+    let mut jobs = Vec::new();
+    for h in &hosts {
+        let w = w.clone();
+        let e = w.instance_event(h, "ACTIVE", true, 1);
+        jobs.push(tokio::spawn(async move {
+            instance_events::handle(&w.store, &w.cluster, &e)
+                .await
+                .map(|_| ())
+        }));
+    }
+    let w2 = w.clone();
+    let id2 = id.clone();
+    jobs.push(tokio::spawn(async move {
+        w2.deliver_deployment("racing", &id2).await;
+        Ok(())
+    }));
+    for j in futures::future::join_all(jobs).await {
+        j.unwrap().unwrap();
+    }
+    assert_one_task_per_host(&w.tasks_by_host().await, &hosts);
+    w.deliver_task_events().await;
+    w.deliver_deployment("racing", &id).await;
+    let (_, done) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/racing/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["runningCount"], 12, "{done}");
+    assert_eq!(done["desiredCount"], 12, "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_daemon_restarts_on_its_host_with_backoff_for_repeats() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(2).await;
+    w.create_environment("heal").await;
+    w.deploy("heal").await;
+    let victim = w.tasks_by_host().await[&hosts[0]][0].clone();
+
+    // First unasked stop: restarted at once on the same host.
+    w.stop_task_by_hand(&victim).await;
+    let stopped = w.task_event(&victim).await;
+    let report = task_events::handle(&w.store, &w.cluster, &stopped)
+        .await
+        .unwrap();
+    assert_eq!(report.started.len(), 1);
+    let tasks = w.tasks_by_host().await;
+    assert_one_task_per_host(&tasks, &hosts);
+    let second = tasks[&hosts[0]][0].clone();
+    assert_ne!(second, victim);
+
+    // The duplicate of that STOPPED event changes nothing.
+    let again = task_events::handle(&w.store, &w.cluster, &stopped)
+        .await
+        .unwrap();
+    assert!(again.started.is_empty());
+    assert_one_task_per_host(&w.tasks_by_host().await, &hosts);
+
+    // It crashes again at once: the restart waits out the backoff, then the reconciler starts it.
+    w.deliver_task_events().await; // RUNNING of the restarted task
+    w.stop_task_by_hand(&second).await;
+    let report = task_events::handle(&w.store, &w.cluster, &w.task_event(&second).await)
+        .await
+        .unwrap();
+    assert!(report.started.is_empty(), "second crash in a row backs off");
+    let slot = w
+        .store
+        .get_slot(&SlotKey {
+            environment: "heal".into(),
+            container_instance_arn: hosts[0].clone(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slot.task, SlotTask::Vacant);
+    assert_eq!(slot.failures, 2);
+    assert!(slot.retry_at_ms > shared_now());
+    assert!(w.tasks_by_host().await.get(&hosts[0]).is_none());
+
+    let env = w.store.get_environment("heal").await.unwrap().unwrap();
+    let target = env.target().unwrap();
+    let (early, _) = reconciler::reconcile_environment(&w.store, &w.cluster, &target, shared_now())
+        .await
+        .unwrap();
+    assert!(early.started.is_empty(), "not before the backoff ends");
+    let later = slot.retry_at_ms + 1;
+    let (due, _) = reconciler::reconcile_environment(&w.store, &w.cluster, &target, later)
+        .await
+        .unwrap();
+    assert_eq!(due.started.len(), 1, "restarted once the backoff is over");
+    assert_one_task_per_host(&w.tasks_by_host().await, &hosts);
+}
+
+fn shared_now() -> i64 {
+    integration_tests::shared::executor::system_now_ms()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_stops_the_daemon_and_deregistration_lets_the_record_expire() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(3).await;
+    w.create_environment("drain").await;
+    w.deploy("drain").await;
+    let task = w.tasks_by_host().await[&hosts[1]][0].clone();
+
+    w.drain(&hosts[1]).await;
+    let report = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&hosts[1], "DRAINING", true, 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.stopped, vec![task.clone()]);
+    // Its STOPPED event (our own stop) frees the slot without a failure or a restart.
+    let ev = w.task_event(&task).await;
+    let r = task_events::handle(&w.store, &w.cluster, &ev)
+        .await
+        .unwrap();
+    assert!(r.started.is_empty());
+    let key = SlotKey {
+        environment: "drain".into(),
+        container_instance_arn: hosts[1].clone(),
+    };
+    let slot = w.store.get_slot(&key).await.unwrap().unwrap();
+    assert_eq!((slot.task.clone(), slot.failures), (SlotTask::Vacant, 0));
+    let tasks = w.tasks_by_host().await;
+    assert_one_task_per_host(&tasks, &[hosts[0].clone(), hosts[2].clone()]);
+    assert!(tasks.get(&hosts[1]).is_none());
+
+    // A reconcile does not put it back on the draining host.
+    let target = w
+        .store
+        .get_environment("drain")
+        .await
+        .unwrap()
+        .unwrap()
+        .target()
+        .unwrap();
+    reconciler::reconcile_environment(&w.store, &w.cluster, &target, shared_now())
+        .await
+        .unwrap();
+    assert!(w.tasks_by_host().await.get(&hosts[1]).is_none());
+
+    instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&hosts[1], "INACTIVE", false, 4),
+    )
+    .await
+    .unwrap();
+    let slot = w.store.get_slot(&key).await.unwrap().unwrap();
+    assert!(slot.expires_at.is_some(), "a gone host's record gets a TTL");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_disconnect_keeps_the_daemon_and_starts_nothing() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(1).await;
+    w.create_environment("flap").await;
+    w.deploy("flap").await;
+    let before = w.tasks_by_host().await;
+    let r = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&hosts[0], "ACTIVE", false, 4),
+    )
+    .await
+    .unwrap();
+    assert!(r.started.is_empty() && r.stopped.is_empty());
+    let r = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&hosts[0], "ACTIVE", true, 5),
+    )
+    .await
+    .unwrap();
+    assert!(r.started.is_empty() && r.stopped.is_empty());
+    assert_eq!(w.tasks_by_host().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_task_in_our_group_is_stopped() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(1).await;
+    w.create_environment("dupe").await;
+    w.deploy("dupe").await;
+    let env = w.store.get_environment("dupe").await.unwrap().unwrap();
+    let extra = w
+        .ecs
+        .start_task()
+        .cluster(&w.cluster_name)
+        .task_definition(&env.task_definition)
+        .container_instances(&hosts[0])
+        .group("daemon-scheduler:dupe")
+        .started_by("someone")
+        .send()
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0)
+        .task_arn
+        .unwrap();
+    let r = task_events::handle(&w.store, &w.cluster, &w.task_event(&extra).await)
+        .await
+        .unwrap();
+    assert_eq!(r.stopped, vec![extra]);
+    assert_one_task_per_host(&w.tasks_by_host().await, &hosts);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_stops_every_task_and_removes_the_records_and_twice_is_harmless() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(4).await;
+    w.create_environment("gone").await;
+    w.deploy("gone").await;
+    assert_eq!(w.tasks_by_host().await.len(), 4);
+
+    let (status, body) = w.api("DELETE", "/v1/environments/gone", None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("deleting")));
+    assert_eq!(w.api("GET", "/v1/environments/gone", None).await.0, 404);
+    // Nothing new starts meanwhile, even for a host that joins.
+    let late = w.add_hosts(1).await.remove(0);
+    let r = instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&late, "ACTIVE", true, 1),
+    )
+    .await
+    .unwrap();
+    assert!(r.started.is_empty());
+
+    w.deliver_environment("gone").await; // the stream record of the deleting environment
+    assert!(w.tasks_by_host().await.is_empty(), "every daemon stopped");
+    assert!(w.store.get_environment("gone").await.unwrap().is_none());
+    assert!(w.store.slots_of("gone").await.unwrap().is_empty());
+    assert_eq!(w.api("DELETE", "/v1/environments/gone", None).await.0, 200);
+    // The name is free again.
+    w.create_environment("gone").await;
+    let _ = hosts;
+}
