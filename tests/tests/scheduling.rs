@@ -162,7 +162,7 @@ async fn duplicated_and_reordered_instance_events_start_nothing_twice() {
     .await
     .unwrap();
     assert!(
-        w.tasks_by_host().await.get(&host).is_none(),
+        !w.tasks_by_host().await.contains_key(&host),
         "the daemon leaves a draining host"
     );
     for stale in [w.instance_event(&host, "ACTIVE", true, 3), join.clone()] {
@@ -171,7 +171,7 @@ async fn duplicated_and_reordered_instance_events_start_nothing_twice() {
             .unwrap();
         assert!(r.started.is_empty(), "stale event started a task");
     }
-    assert!(w.tasks_by_host().await.get(&host).is_none());
+    assert!(!w.tasks_by_host().await.contains_key(&host));
 
     // A host that joins in the wrong order: DRAINING (v2) arrives before its ACTIVE (v1).
     let other = w.add_hosts(1).await.remove(0);
@@ -303,7 +303,7 @@ async fn a_stopped_daemon_restarts_on_its_host_with_backoff_for_repeats() {
     assert_eq!(slot.task, SlotTask::Vacant);
     assert_eq!(slot.failures, 2);
     assert!(slot.retry_at_ms > shared_now());
-    assert!(w.tasks_by_host().await.get(&hosts[0]).is_none());
+    assert!(!w.tasks_by_host().await.contains_key(&hosts[0]));
 
     let env = w.store.get_environment("heal").await.unwrap().unwrap();
     let target = env.target().unwrap();
@@ -354,7 +354,7 @@ async fn drain_stops_the_daemon_and_deregistration_lets_the_record_expire() {
     assert_eq!((slot.task.clone(), slot.failures), (SlotTask::Vacant, 0));
     let tasks = w.tasks_by_host().await;
     assert_one_task_per_host(&tasks, &[hosts[0].clone(), hosts[2].clone()]);
-    assert!(tasks.get(&hosts[1]).is_none());
+    assert!(!tasks.contains_key(&hosts[1]));
 
     // A reconcile does not put it back on the draining host.
     let target = w
@@ -368,7 +368,7 @@ async fn drain_stops_the_daemon_and_deregistration_lets_the_record_expire() {
     reconciler::reconcile_environment(&w.store, &w.cluster, &target, shared_now())
         .await
         .unwrap();
-    assert!(w.tasks_by_host().await.get(&hosts[1]).is_none());
+    assert!(!w.tasks_by_host().await.contains_key(&hosts[1]));
 
     instance_events::handle(
         &w.store,
