@@ -404,3 +404,7 @@ pub fn counter_deltas(before: Option<&Slot>, after: &Slot) -> Vec<(String, Count
     out.retain(|(_, c)| !c.is_zero());
     out
 }
+
+#[cfg(test)]
+#[path = "planner_tests.rs"]
+mod tests;

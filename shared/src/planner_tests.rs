@@ -1,0 +1,469 @@
+//! Unit tests of the pure planner: one decision per case, GIVEN / WHEN / THEN.
+
+use super::*;
+use crate::domain::{Host, HostStatus, Slot, SlotTask, TaskObservation, TaskStatus};
+
+const HOST: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/demo/h1";
+const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/demo";
+const TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/agent:1";
+const NOW: i64 = 1_000_000;
+
+fn target(tracking: Option<&str>) -> Target {
+    Target {
+        environment: "env".into(),
+        cluster_arn: CLUSTER.into(),
+        task_definition: TD.into(),
+        deployment_id: "D1".into(),
+        tracking: tracking.map(str::to_owned),
+    }
+}
+
+fn host(status: HostStatus, agent: bool, version: i64) -> Host {
+    Host {
+        container_instance_arn: HOST.into(),
+        status,
+        agent_connected: agent,
+        version,
+    }
+}
+
+fn active(version: i64) -> Host {
+    host(HostStatus::Active, true, version)
+}
+
+fn slot_with(task: SlotTask, h: Host) -> Slot {
+    let mut s = Slot::new("env", CLUSTER, h);
+    s.task = task;
+    s.deployment_id = Some("D1".into());
+    s.task_definition = Some(TD.into());
+    s.rev = 3;
+    s
+}
+
+fn running(arn: &str, version: i64) -> SlotTask {
+    SlotTask::Running {
+        task_arn: arn.into(),
+        version,
+        since_ms: 0,
+    }
+}
+
+fn task(arn: &str, last: TaskStatus, desired: TaskStatus, version: i64) -> TaskObservation {
+    TaskObservation {
+        task_arn: arn.into(),
+        container_instance_arn: HOST.into(),
+        environment: "env".into(),
+        started_by: Some("D1".into()),
+        last_status: last,
+        desired_status: desired,
+        stopped_reason: Some("Essential container in task exited".into()),
+        version,
+        ran_for_ms: Some(5_000),
+    }
+}
+
+#[test]
+fn a_new_eligible_host_is_claimed_and_started() {
+    // GIVEN a deployed environment and a host we never saw
+    // WHEN the host is observed ACTIVE with its agent connected
+    let t = plan_host(Some(&target(Some("D1"))), None, Some(&active(1)), NOW, "C1");
+    // THEN the slot is claimed for this launch and the task is started
+    let next = t.next.expect("a write");
+    assert_eq!(t.effect, Effect::Start);
+    assert_eq!(
+        next.task,
+        SlotTask::Launching {
+            claim_id: "C1".into(),
+            since_ms: NOW
+        }
+    );
+    assert_eq!(next.deployment_id.as_deref(), Some("D1"));
+    assert_eq!(next.task_definition.as_deref(), Some(TD));
+    assert_eq!(next.tracked_by.as_deref(), Some("D1"));
+}
+
+#[test]
+fn nothing_starts_before_the_environment_is_deployed() {
+    let t = plan_host(None, None, Some(&active(1)), NOW, "C1");
+    assert!(t.is_nothing());
+}
+
+#[test]
+fn ineligible_hosts_get_nothing_new() {
+    for h in [
+        host(HostStatus::Active, false, 1),
+        host(HostStatus::Draining, true, 1),
+        host(HostStatus::Registering, true, 1),
+        host(HostStatus::Inactive, false, 1),
+        host(HostStatus::Deregistering, false, 1),
+    ] {
+        let t = plan_host(Some(&target(None)), None, Some(&h), NOW, "C1");
+        assert_ne!(t.effect, Effect::Start, "{h:?}");
+        if let Some(next) = t.next {
+            assert_eq!(next.task, SlotTask::Vacant, "{h:?}");
+        }
+    }
+}
+
+#[test]
+fn an_occupied_slot_is_never_claimed_again() {
+    for task in [
+        SlotTask::Launching {
+            claim_id: "other".into(),
+            since_ms: NOW - 1,
+        },
+        SlotTask::Pending {
+            task_arn: "t1".into(),
+            version: 1,
+        },
+        running("t1", 2),
+        SlotTask::Stopping {
+            task_arn: "t1".into(),
+        },
+    ] {
+        let s = slot_with(task.clone(), active(1));
+        let t = plan_host(Some(&target(None)), Some(&s), Some(&active(2)), NOW, "C2");
+        assert_ne!(t.effect, Effect::Start, "{task:?}");
+    }
+}
+
+#[test]
+fn stale_and_duplicate_host_observations_are_ignored() {
+    // GIVEN a slot that knows the host DRAINING at version 5
+    let s = slot_with(SlotTask::Vacant, host(HostStatus::Draining, true, 5));
+    // WHEN an older ACTIVE (v3) or the same version again arrives
+    for old in [active(3), active(5)] {
+        let t = plan_host(Some(&target(None)), Some(&s), Some(&old), NOW, "C1");
+        // THEN nothing changes and nothing starts
+        assert!(t.is_nothing(), "{old:?}");
+    }
+}
+
+#[test]
+fn a_draining_host_has_its_daemon_stopped_and_leaves_the_deployment() {
+    let mut s = slot_with(running("t1", 2), active(1));
+    s.tracked_by = Some("D1".into());
+    let t = plan_host(
+        Some(&target(Some("D1"))),
+        Some(&s),
+        Some(&host(HostStatus::Draining, true, 2)),
+        NOW,
+        "C1",
+    );
+    let next = t.next.expect("write");
+    assert_eq!(
+        next.task,
+        SlotTask::Stopping {
+            task_arn: "t1".into()
+        }
+    );
+    assert_eq!(next.tracked_by, None);
+    match t.effect {
+        Effect::Stop { task_arn, reason } => {
+            assert_eq!(task_arn, "t1");
+            assert!(reason.starts_with(crate::domain::task::STOP_REASON_PREFIX));
+        }
+        e => panic!("expected a stop, got {e:?}"),
+    }
+}
+
+#[test]
+fn an_agent_disconnect_keeps_the_running_daemon() {
+    let s = slot_with(running("t1", 2), active(1));
+    let t = plan_host(
+        Some(&target(None)),
+        Some(&s),
+        Some(&host(HostStatus::Active, false, 2)),
+        NOW,
+        "C1",
+    );
+    assert_eq!(t.effect, Effect::None);
+    assert_eq!(t.next.expect("host recorded").task, running("t1", 2));
+}
+
+#[test]
+fn a_gone_host_record_expires() {
+    let s = slot_with(SlotTask::Vacant, host(HostStatus::Draining, true, 2));
+    let t = plan_host(
+        Some(&target(None)),
+        Some(&s),
+        Some(&host(HostStatus::Inactive, false, 3)),
+        NOW,
+        "C1",
+    );
+    let next = t.next.expect("write");
+    assert_eq!(next.expires_at, Some(NOW / 1000 + GONE_HOST_TTL_SECS));
+}
+
+#[test]
+fn a_vacant_slot_in_backoff_waits_then_starts() {
+    let mut s = slot_with(SlotTask::Vacant, active(1));
+    s.failures = 3;
+    s.retry_at_ms = NOW + 10;
+    let early = plan_host(Some(&target(None)), Some(&s), None, NOW, "C1");
+    assert_ne!(early.effect, Effect::Start);
+    let due = plan_host(Some(&target(None)), Some(&s), None, NOW + 10, "C1");
+    assert_eq!(due.effect, Effect::Start);
+}
+
+#[test]
+fn backoff_is_immediate_first_then_doubles_to_fifteen_minutes() {
+    assert_eq!(restart_delay_ms(0), 0);
+    assert_eq!(restart_delay_ms(1), 0);
+    assert_eq!(restart_delay_ms(2), 1_000);
+    assert_eq!(restart_delay_ms(3), 2_000);
+    assert_eq!(restart_delay_ms(4), 4_000);
+    assert_eq!(restart_delay_ms(11), 512_000);
+    assert_eq!(restart_delay_ms(12), BACKOFF_MAX_MS);
+    assert_eq!(restart_delay_ms(u32::MAX), BACKOFF_MAX_MS);
+}
+
+#[test]
+fn a_running_event_moves_pending_to_running_once() {
+    let s = slot_with(
+        SlotTask::Pending {
+            task_arn: "t1".into(),
+            version: 0,
+        },
+        active(1),
+    );
+    let ev = task("t1", TaskStatus::Running, TaskStatus::Running, 2);
+    let t = plan_task(&s, &ev, NOW, "C1");
+    let next = t.next.expect("write");
+    assert_eq!(
+        next.task,
+        SlotTask::Running {
+            task_arn: "t1".into(),
+            version: 2,
+            since_ms: NOW
+        }
+    );
+    // The same event again, or an older one: nothing.
+    assert!(plan_task(&next, &ev, NOW, "C1").is_nothing());
+    let older = task("t1", TaskStatus::Pending, TaskStatus::Running, 1);
+    assert!(plan_task(&next, &older, NOW, "C1").is_nothing());
+}
+
+#[test]
+fn an_unasked_stop_counts_a_failure_and_restarts_at_once_the_first_time() {
+    let s = slot_with(running("t1", 2), active(1));
+    let ev = task("t1", TaskStatus::Stopped, TaskStatus::Stopped, 3);
+    let t = plan_task(&s, &ev, NOW, "C9");
+    let next = t.next.expect("write");
+    assert_eq!(t.effect, Effect::Start);
+    assert_eq!(next.failures, 1);
+    assert!(matches!(next.task, SlotTask::Launching { ref claim_id, .. } if claim_id == "C9"));
+    assert_eq!(
+        next.last_failure.as_deref(),
+        Some("Essential container in task exited")
+    );
+}
+
+#[test]
+fn a_second_quick_stop_backs_off() {
+    let mut s = slot_with(running("t2", 2), active(1));
+    s.failures = 1;
+    let ev = task("t2", TaskStatus::Stopped, TaskStatus::Stopped, 3);
+    let t = plan_task(&s, &ev, NOW, "C1");
+    let next = t.next.expect("write");
+    assert_eq!(t.effect, Effect::None);
+    assert_eq!(next.task, SlotTask::Vacant);
+    assert_eq!((next.failures, next.retry_at_ms), (2, NOW + 1_000));
+}
+
+#[test]
+fn a_stop_after_a_long_healthy_run_resets_the_backoff() {
+    let mut s = slot_with(running("t2", 2), active(1));
+    s.failures = 7;
+    let mut ev = task("t2", TaskStatus::Stopped, TaskStatus::Stopped, 3);
+    ev.ran_for_ms = Some(BACKOFF_RESET_AFTER_MS);
+    let t = plan_task(&s, &ev, NOW, "C1");
+    assert_eq!(t.effect, Effect::Start);
+    assert_eq!(t.next.unwrap().failures, 1);
+}
+
+#[test]
+fn a_stop_we_asked_for_is_no_failure_and_is_not_restarted_on_a_draining_host() {
+    let s = slot_with(
+        SlotTask::Stopping {
+            task_arn: "t1".into(),
+        },
+        host(HostStatus::Draining, true, 2),
+    );
+    let mut ev = task("t1", TaskStatus::Stopped, TaskStatus::Stopped, 4);
+    ev.stopped_reason = Some("daemon-scheduler:host is Draining".into());
+    let t = plan_task(&s, &ev, NOW, "C1");
+    let next = t.next.expect("write");
+    assert_eq!(t.effect, Effect::None);
+    assert_eq!((next.task, next.failures), (SlotTask::Vacant, 0));
+}
+
+#[test]
+fn a_second_live_task_on_an_occupied_host_is_stopped() {
+    let s = slot_with(running("t1", 2), active(1));
+    let dup = task("t2", TaskStatus::Running, TaskStatus::Running, 1);
+    let t = plan_task(&s, &dup, NOW, "C1");
+    assert!(t.next.is_none());
+    assert!(matches!(t.effect, Effect::Stop { ref task_arn, .. } if task_arn == "t2"));
+}
+
+#[test]
+fn a_launch_in_flight_adopts_its_own_task_from_an_early_event() {
+    let s = slot_with(
+        SlotTask::Launching {
+            claim_id: "C1".into(),
+            since_ms: NOW,
+        },
+        active(1),
+    );
+    let ev = task("t1", TaskStatus::Running, TaskStatus::Running, 1);
+    let t = plan_task(&s, &ev, NOW, "C2");
+    assert_eq!(t.effect, Effect::None);
+    let adopted = t.next.expect("write");
+    assert!(matches!(adopted.task, SlotTask::Running { ref task_arn, .. } if task_arn == "t1"));
+    // The launcher then records its result: the same task → nothing; another task → stop it.
+    assert!(plan_started(&adopted, "C1", "t1", NOW).is_nothing());
+    let t = plan_started(&adopted, "C1", "t9", NOW);
+    assert!(matches!(t.effect, Effect::Stop { ref task_arn, .. } if task_arn == "t9"));
+}
+
+#[test]
+fn recording_a_launch_needs_the_claim_to_still_be_ours() {
+    let s = slot_with(
+        SlotTask::Launching {
+            claim_id: "C1".into(),
+            since_ms: NOW,
+        },
+        active(1),
+    );
+    let ok = plan_started(&s, "C1", "t1", NOW);
+    assert_eq!(
+        ok.next.expect("write").task,
+        SlotTask::Pending {
+            task_arn: "t1".into(),
+            version: 0
+        }
+    );
+    let superseded = plan_started(&s, "OTHER", "t2", NOW);
+    assert!(superseded.next.is_none());
+    assert!(matches!(superseded.effect, Effect::Stop { .. }));
+}
+
+#[test]
+fn a_launch_recorded_after_the_host_started_draining_is_stopped_at_once() {
+    let s = slot_with(
+        SlotTask::Launching {
+            claim_id: "C1".into(),
+            since_ms: NOW,
+        },
+        host(HostStatus::Draining, true, 2),
+    );
+    let t = plan_started(&s, "C1", "t1", NOW);
+    assert!(matches!(t.effect, Effect::Stop { ref task_arn, .. } if task_arn == "t1"));
+    assert!(matches!(t.next.unwrap().task, SlotTask::Stopping { .. }));
+}
+
+#[test]
+fn a_refused_start_frees_the_slot_with_the_reason_and_a_backoff() {
+    let s = slot_with(
+        SlotTask::Launching {
+            claim_id: "C1".into(),
+            since_ms: NOW,
+        },
+        active(1),
+    );
+    let t = plan_start_failed(&s, "C1", "RESOURCE:MEMORY", NOW);
+    let next = t.next.expect("write");
+    assert_eq!(next.task, SlotTask::Vacant);
+    assert_eq!(next.last_failure.as_deref(), Some("RESOURCE:MEMORY"));
+    assert!(next.retry_at_ms > NOW);
+    assert!(plan_start_failed(&s, "OTHER", "x", NOW).is_nothing());
+}
+
+#[test]
+fn an_expired_claim_adopts_what_ecs_has_or_frees_the_slot() {
+    let s = slot_with(
+        SlotTask::Launching {
+            claim_id: "C1".into(),
+            since_ms: NOW,
+        },
+        active(1),
+    );
+    assert!(!claim_expired(&s, NOW + CLAIM_LEASE_MS - 1));
+    assert!(plan_expired_claim(&s, None, NOW + 1).is_nothing());
+    let later = NOW + CLAIM_LEASE_MS;
+    assert!(claim_expired(&s, later));
+    let found = task("t1", TaskStatus::Pending, TaskStatus::Running, 1);
+    let adopt = plan_expired_claim(&s, Some(&found), later).next.unwrap();
+    assert!(matches!(adopt.task, SlotTask::Pending { ref task_arn, .. } if task_arn == "t1"));
+    let free = plan_expired_claim(&s, None, later).next.unwrap();
+    assert_eq!(free.task, SlotTask::Vacant);
+}
+
+#[test]
+fn a_new_deployment_counts_hosts_already_running_its_task_definition() {
+    let s = slot_with(running("t1", 2), active(1));
+    let t = plan_host(Some(&target(Some("D2"))), Some(&s), None, NOW, "C1");
+    assert_eq!(t.effect, Effect::None);
+    let next = t.next.expect("retagged");
+    assert_eq!(next.tracked_by.as_deref(), Some("D2"));
+    // And the counters move from nobody to D2's running bucket.
+    assert_eq!(
+        counter_deltas(Some(&s), &next),
+        vec![(
+            "D2".to_owned(),
+            Counts {
+                desired: 1,
+                running: 1,
+                ..Default::default()
+            }
+        )]
+    );
+}
+
+#[test]
+fn counter_deltas_follow_a_slot_through_its_life() {
+    let base = slot_with(SlotTask::Vacant, active(1));
+    let mut claimed = base.clone();
+    claimed.tracked_by = Some("D1".into());
+    claimed.task = SlotTask::Launching {
+        claim_id: "C".into(),
+        since_ms: 0,
+    };
+    let d = counter_deltas(Some(&base), &claimed);
+    assert_eq!(
+        d[0].1,
+        Counts {
+            desired: 1,
+            pending: 1,
+            ..Default::default()
+        }
+    );
+    let mut run = claimed.clone();
+    run.task = running("t", 1);
+    let d = counter_deltas(Some(&claimed), &run);
+    assert_eq!(
+        d[0].1,
+        Counts {
+            pending: -1,
+            running: 1,
+            ..Default::default()
+        }
+    );
+    let mut failed = run.clone();
+    failed.task = SlotTask::Vacant;
+    failed.last_failure = Some("boom".into());
+    let d = counter_deltas(Some(&run), &failed);
+    assert_eq!(
+        d[0].1,
+        Counts {
+            running: -1,
+            failed: 1,
+            ..Default::default()
+        }
+    );
+    // Same bucket, no delta.
+    let mut run2 = run.clone();
+    run2.rev += 1;
+    assert!(counter_deltas(Some(&run), &run2).is_empty());
+}
