@@ -6,6 +6,9 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod executor;
+/// In-process fakes of the ports (tests and fault injection only).
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 pub mod http;
 pub mod limits;
 pub mod planner;
@@ -14,3 +17,6 @@ pub mod runtime;
 pub mod services;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod convergence_tests;

@@ -159,6 +159,7 @@ pub fn plan_task(slot: &Slot, task: &TaskObservation, now_ms: i64, claim_id: &st
         if task.last_status.is_stopped() {
             let asked = matches!(slot.task, SlotTask::Stopping { .. }) || task.stopped_by_us();
             next.task = SlotTask::Vacant;
+            next.retire(&task.task_arn);
             if !asked {
                 let healthy_run = task.ran_for_ms.unwrap_or(0) >= BACKOFF_RESET_AFTER_MS;
                 next.failures = if healthy_run { 1 } else { slot.failures + 1 };
@@ -203,8 +204,9 @@ pub fn plan_task(slot: &Slot, task: &TaskObservation, now_ms: i64, claim_id: &st
         return Transition::write_if_changed(Some(slot), next, Effect::None);
     }
 
-    if !alive {
-        return Transition::nothing(); // an old or duplicate task of ours ended: nothing to do
+    if !alive || slot.retired.contains(&task.task_arn) {
+        // An old or duplicate task of ours ended, or a late event of a task we saw stop.
+        return Transition::nothing();
     }
     match &slot.task {
         // Our launch is in flight and this task carries its mark: it is that launch (or the orphan of

@@ -467,3 +467,16 @@ fn counter_deltas_follow_a_slot_through_its_life() {
     run2.rev += 1;
     assert!(counter_deltas(Some(&run), &run2).is_empty());
 }
+
+#[test]
+fn a_late_running_event_of_a_stopped_task_is_never_adopted() {
+    // GIVEN a task that was seen STOPPED (its RUNNING event delayed) and the slot relaunching
+    let s = slot_with(running("t1", 0), active(1));
+    let stopped = task("t1", TaskStatus::Stopped, TaskStatus::Stopped, 2);
+    let relaunching = plan_task(&s, &stopped, NOW, "C2").next.expect("write");
+    assert!(matches!(relaunching.task, SlotTask::Launching { .. }));
+    // WHEN the old RUNNING event finally arrives
+    let late = task("t1", TaskStatus::Running, TaskStatus::Running, 1);
+    // THEN it is ignored: the slot waits for its own launch
+    assert!(plan_task(&relaunching, &late, NOW, "C3").is_nothing());
+}

@@ -125,6 +125,9 @@ pub trait Cluster: Send + Sync {
     ) -> Result<Option<ResourceStatus>>;
     /// ACTIVE container instances, with agent state and version (List pages of 100, Describe 100).
     async fn active_hosts(&self, cluster_arn: &str) -> Result<Vec<Host>>;
+    /// These container instances as ECS has them now (Describe, 100 a call). One ECS no longer
+    /// knows comes back INACTIVE at the highest version: it is gone for good.
+    async fn describe_hosts(&self, cluster_arn: &str, arns: &[String]) -> Result<Vec<Host>>;
     async fn start_tasks(&self, request: StartRequest<'_>) -> Result<StartOutcome>;
     async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()>;
     /// Live tasks of ours (group `daemon-scheduler:*`) started by `started_by`, optionally on one host.

@@ -307,14 +307,16 @@ async fn a_stopped_daemon_restarts_on_its_host_with_backoff_for_repeats() {
 
     let env = w.store.get_environment("heal").await.unwrap().unwrap();
     let target = env.target().unwrap();
-    let (early, _) = reconciler::reconcile_environment(&w.store, &w.cluster, &target, shared_now())
+    let early = reconciler::reconcile_environment(&w.store, &w.cluster, &target, shared_now())
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert!(early.started.is_empty(), "not before the backoff ends");
     let later = slot.retry_at_ms + 1;
-    let (due, _) = reconciler::reconcile_environment(&w.store, &w.cluster, &target, later)
+    let due = reconciler::reconcile_environment(&w.store, &w.cluster, &target, later)
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(due.started.len(), 1, "restarted once the backoff is over");
     assert_one_task_per_host(&w.tasks_by_host().await, &hosts);
 }

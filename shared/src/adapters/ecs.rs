@@ -45,6 +45,16 @@ fn certainly_rejected<E>(err: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
+/// A container instance ECS no longer knows: gone, and no later event can say otherwise.
+fn gone_host(arn: &str) -> Host {
+    Host {
+        container_instance_arn: arn.to_owned(),
+        status: HostStatus::Inactive,
+        agent_connected: false,
+        version: i64::MAX,
+    }
+}
+
 pub fn observe_task(task: &Task) -> Option<TaskObservation> {
     let environment = environment_of_group(task.group()?)?.to_owned();
     let ran_for_ms = match (task.started_at(), task.stopped_at()) {
@@ -125,6 +135,10 @@ impl Cluster for EcsCluster {
                 break;
             }
         }
+        self.describe_hosts(cluster_arn, &arns).await
+    }
+
+    async fn describe_hosts(&self, cluster_arn: &str, arns: &[String]) -> Result<Vec<Host>> {
         let mut hosts = Vec::with_capacity(arns.len());
         for chunk in arns.chunks(DESCRIBE_BATCH) {
             let out = self
@@ -148,6 +162,11 @@ impl Cluster for EcsCluster {
                     agent_connected: ci.agent_connected(),
                     version: ci.version(),
                 });
+            }
+            for f in out.failures() {
+                if let Some(arn) = f.arn() {
+                    hosts.push(gone_host(arn));
+                }
             }
         }
         Ok(hosts)

@@ -70,6 +70,9 @@ pub struct Slot {
     pub rev: u64,
     #[serde(default)]
     pub updated_at_ms: i64,
+    /// The last tasks of ours seen stopped here: a late event of one of them is never adopted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
     /// TTL (epoch seconds) once the host is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -90,8 +93,21 @@ impl Slot {
             last_failure: None,
             rev: 0,
             updated_at_ms: 0,
+            retired: Vec::new(),
             expires_at: None,
         }
+    }
+
+    /// How many stopped task ARNs a slot remembers (events arrive at most minutes late).
+    pub const RETIRED_KEPT: usize = 4;
+
+    /// Remember that this task stopped.
+    pub fn retire(&mut self, task_arn: &str) {
+        if !self.retired.iter().any(|t| t == task_arn) {
+            self.retired.push(task_arn.to_owned());
+        }
+        let excess = self.retired.len().saturating_sub(Self::RETIRED_KEPT);
+        self.retired.drain(..excess);
     }
 
     pub fn key(&self) -> SlotKey {

@@ -1,12 +1,14 @@
 //! Scheduled convergence: for every deployed environment, compare its hosts in ECS with its slots
 //! and repair what events missed (lost joins and drains, due restarts, claims of dead writers).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use crate::domain::{Host, Slot, SlotKey};
+use crate::domain::{Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus};
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
-use crate::planner::{claim_expired, plan_expired_claim, plan_host, Target};
+use crate::planner::{
+    claim_expired, plan_expired_claim, plan_host, plan_task, Target, Transition, CLAIM_LEASE_MS,
+};
 use crate::ports::{Cluster, Store};
 
 /// Work for every ACTIVE host of the cluster (and its slot, if any).
@@ -40,6 +42,7 @@ pub struct Summary {
     pub started: usize,
     pub stopped: usize,
     pub expired_claims: usize,
+    pub verified: usize,
 }
 
 pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
@@ -54,10 +57,11 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
         for env in &page.items {
             let Some(target) = env.target() else { continue };
             summary.environments += 1;
-            let (report, expired) = reconcile_environment(store, cluster, &target, now_ms).await?;
-            summary.started += report.started.len();
-            summary.stopped += report.stopped.len();
-            summary.expired_claims += expired;
+            let r = reconcile_environment(store, cluster, &target, now_ms).await?;
+            summary.started += r.report.started.len();
+            summary.stopped += r.report.stopped.len();
+            summary.expired_claims += r.expired_claims;
+            summary.verified += r.verified;
         }
         token = page.next_token;
         if token.is_none() {
@@ -66,50 +70,198 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
     }
 }
 
+/// What one environment's reconcile did.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub report: Report,
+    pub expired_claims: usize,
+    /// Slots whose task record disagreed with ECS (a lost event, a task started by hand).
+    pub verified: usize,
+}
+
 pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     target: &Target,
     now_ms: i64,
-) -> Result<(Report, usize)> {
+) -> Result<Reconciled> {
+    let mut out = Reconciled::default();
     let mut slots = store.slots_of(&target.environment).await?;
-    // A claim past its lease: its writer died around StartTask. Look in ECS before launching again.
-    let expired: Vec<Slot> = slots
+
+    // 1. What ECS runs for us: the live tasks of the deployments our slots name (ListTasks
+    //    pages of 100 by startedBy, DescribeTasks by 100).
+    let deployments: BTreeSet<&str> = slots
         .iter()
-        .filter(|s| claim_expired(s, now_ms))
-        .cloned()
+        .filter_map(|s| s.deployment_id.as_deref())
+        .chain([target.deployment_id.as_str()])
         .collect();
-    if !expired.is_empty() {
-        let mut work = Vec::new();
-        for slot in &expired {
-            let found = match &slot.deployment_id {
-                Some(dep) => cluster
-                    .tasks_started_by(
-                        &target.cluster_arn,
-                        dep,
-                        Some(&slot.host.container_instance_arn),
-                    )
-                    .await?
-                    .into_iter()
-                    .find(|t| t.environment == target.environment),
-                None => None,
-            };
+    let mut live: HashMap<String, Vec<TaskObservation>> = HashMap::new();
+    for dep in deployments {
+        for t in cluster
+            .tasks_started_by(&target.cluster_arn, dep, None)
+            .await?
+        {
+            if t.environment == target.environment {
+                live.entry(t.container_instance_arn.clone())
+                    .or_default()
+                    .push(t);
+            }
+        }
+    }
+
+    // 2. Where records and ECS disagree, feed the planner what the lost events would have said.
+    let mut work = Vec::new();
+    let mut seen_hosts = BTreeSet::new();
+    for slot in &slots {
+        let host = slot.host.container_instance_arn.clone();
+        seen_hosts.insert(host.clone());
+        let tasks = live.remove(&host).unwrap_or_default();
+        let mut observations = lost_stop(slot, &tasks, now_ms)
+            .into_iter()
+            .chain(lost_running(slot, &tasks))
+            .collect::<Vec<_>>();
+        observations.extend(
+            tasks
+                .into_iter()
+                .filter(|t| slot.task.task_arn() != Some(t.task_arn.as_str())),
+        );
+        if claim_expired(slot, now_ms) {
+            out.expired_claims += 1;
+            let found = observations
+                .iter()
+                .find(|t| !t.last_status.is_stopping())
+                .cloned();
+            work.push(decide_each(slot, move |cur, _, now| {
+                plan_expired_claim(cur, found.as_ref(), now)
+            }));
+            continue;
+        }
+        out.verified += observations.len();
+        for obs in observations {
+            work.push(decide_each(slot, move |cur, claim, now| {
+                plan_task(cur, &obs, now, claim)
+            }));
+        }
+    }
+    // Live tasks on hosts we have no record of: adopt one, stop the rest.
+    for (host, tasks) in live {
+        if seen_hosts.contains(&host) {
+            continue;
+        }
+        let unknown = Host {
+            container_instance_arn: host.clone(),
+            status: HostStatus::Active,
+            agent_connected: true,
+            version: i64::MIN,
+        };
+        let mut fresh = Slot::new(&target.environment, &target.cluster_arn, unknown);
+        fresh.deployment_id = Some(target.deployment_id.clone());
+        fresh.task_definition = Some(target.task_definition.clone());
+        out.verified += tasks.len();
+        for obs in tasks {
+            let fresh = fresh.clone();
             work.push(Work {
-                key: slot.key(),
-                current: Some(slot.clone()),
+                key: fresh.key(),
+                current: None,
                 live: Live::Unknown,
-                decide: Box::new(move |cur, _, now| match cur {
-                    Some(s) => plan_expired_claim(s, found.as_ref(), now),
-                    None => crate::planner::Transition::nothing(),
+                decide: Box::new(move |cur, claim, now| {
+                    plan_task(cur.unwrap_or(&fresh), &obs, now, claim)
                 }),
             });
         }
-        Executor::at(store, cluster, now_ms).run(work).await?;
+    }
+    if !work.is_empty() {
+        // One decision per slot per run: further disagreements wait for the next run.
+        let mut per_slot = BTreeSet::new();
+        work.retain(|w| per_slot.insert(w.key.clone()));
+        let r = Executor::at(store, cluster, now_ms).run(work).await?;
+        merge(&mut out.report, r);
         slots = store.slots_of(&target.environment).await?;
     }
-    let hosts = cluster.active_hosts(&target.cluster_arn).await?;
-    let report = Executor::at(store, cluster, now_ms)
+
+    // 3. Every ACTIVE host: claim and start where nothing runs (lost joins, due restarts); and
+    //    the hosts we still think eligible, or still running our task, that left the ACTIVE list
+    //    (lost drain or deregistration): described, so the daemon leaves them.
+    let mut hosts = cluster.active_hosts(&target.cluster_arn).await?;
+    let active: BTreeSet<&str> = hosts
+        .iter()
+        .map(|h| h.container_instance_arn.as_str())
+        .collect();
+    let left: Vec<String> = slots
+        .iter()
+        .filter(|s| s.host.is_eligible() || s.task.task_arn().is_some())
+        .map(|s| s.host.container_instance_arn.clone())
+        .filter(|h| !active.contains(h.as_str()))
+        .collect();
+    if !left.is_empty() {
+        hosts.extend(cluster.describe_hosts(&target.cluster_arn, &left).await?);
+    }
+    let r = Executor::at(store, cluster, now_ms)
         .run(converge_work(target, hosts, slots))
         .await?;
-    Ok((report, expired.len()))
+    merge(&mut out.report, r);
+    Ok(out)
+}
+
+/// A slot whose recorded task ECS no longer runs, long enough after we recorded it that ECS's
+/// list is not just lagging: the STOPPED event was lost. What that event would have said.
+fn lost_stop(slot: &Slot, live: &[TaskObservation], now_ms: i64) -> Option<TaskObservation> {
+    let arn = slot.task.task_arn()?;
+    if live.iter().any(|t| t.task_arn == arn) || now_ms - slot.updated_at_ms < CLAIM_LEASE_MS {
+        return None;
+    }
+    let version = match &slot.task {
+        SlotTask::Pending { version, .. } | SlotTask::Running { version, .. } => version + 1,
+        _ => 1,
+    };
+    Some(TaskObservation {
+        task_arn: arn.to_owned(),
+        container_instance_arn: slot.host.container_instance_arn.clone(),
+        environment: slot.environment.clone(),
+        started_by: slot.deployment_id.clone(),
+        last_status: TaskStatus::Stopped,
+        desired_status: TaskStatus::Stopped,
+        stopped_reason: Some("task no longer running (found by the reconciler)".to_owned()),
+        version,
+        ran_for_ms: None,
+    })
+}
+
+/// A slot still waiting for its task to run while ECS already runs it: the RUNNING event was lost.
+fn lost_running(slot: &Slot, live: &[TaskObservation]) -> Option<TaskObservation> {
+    let SlotTask::Pending { task_arn, version } = &slot.task else {
+        return None;
+    };
+    let t = live
+        .iter()
+        .find(|t| &t.task_arn == task_arn && t.last_status == TaskStatus::Running)?;
+    // ECS's view now is newer than the PENDING we recorded, whatever version it reports.
+    Some(TaskObservation {
+        version: t.version.max(version + 1),
+        ..t.clone()
+    })
+}
+
+fn decide_each(
+    slot: &Slot,
+    decide: impl Fn(&Slot, &str, i64) -> Transition + Send + Sync + 'static,
+) -> Work {
+    Work {
+        key: slot.key(),
+        current: Some(slot.clone()),
+        live: Live::Unknown,
+        decide: Box::new(move |cur, claim, now| match cur {
+            Some(s) => decide(s, claim, now),
+            None => Transition::nothing(),
+        }),
+    }
+}
+
+fn merge(into: &mut Report, r: Report) {
+    into.written += r.written;
+    into.started.extend(r.started);
+    into.start_failures.extend(r.start_failures);
+    into.stopped.extend(r.stopped);
+    into.conflicts += r.conflicts;
+    into.gave_up += r.gave_up;
 }

@@ -1,0 +1,375 @@
+//! Property tests of the whole decision loop (planner + executor + services) on the in-process
+//! fakes: for random hosts, task kills, deployments and event sequences delivered duplicated, out
+//! of order and concurrently —
+//! - never two live tasks of the environment on one host (checked after every step);
+//! - never a task left on a host that is draining or gone, and
+//! - every eligible host runs exactly one task once the events are processed and the reconciler ran;
+//! - a deployment's counters always add up (desired = pending + running + failed).
+
+use proptest::prelude::*;
+
+use crate::clock::now_rfc3339;
+use crate::domain::{Environment, EnvironmentStatus, Health, Host, HostStatus, InstanceGroup};
+use crate::executor::system_now_ms;
+use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
+use crate::ports::Store;
+use crate::services::{deployer, deployments_api, instance_events, reconciler, task_events};
+
+const ENV: &str = "env";
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join(usize),
+    Drain(usize),
+    Disconnect(usize),
+    Reconnect(usize),
+    Deregister(usize),
+    Kill(usize),
+    Deploy,
+    /// Deliver the queued event at `pick` (mod queue length): out of order. `keep`: deliver it
+    /// again later too (a duplicate).
+    Deliver {
+        pick: usize,
+        keep: bool,
+    },
+    /// Deliver up to n queued events at once.
+    DeliverConcurrently(usize),
+    Reconcile,
+    /// EventBridge never delivers the queued event at this index (mod queue length).
+    Lose(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..6usize).prop_map(Op::Join),
+        1 => (0..6usize).prop_map(Op::Drain),
+        1 => (0..6usize).prop_map(Op::Disconnect),
+        1 => (0..6usize).prop_map(Op::Reconnect),
+        1 => (0..6usize).prop_map(Op::Deregister),
+        2 => (0..8usize).prop_map(Op::Kill),
+        2 => Just(Op::Deploy),
+        6 => (0..16usize, any::<bool>()).prop_map(|(pick, keep)| Op::Deliver { pick, keep }),
+        2 => (2..6usize).prop_map(Op::DeliverConcurrently),
+        1 => Just(Op::Reconcile),
+        1 => (0..16usize).prop_map(Op::Lose),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Instance(instance_events::InstanceDetail),
+    Task(task_events::TaskDetail),
+    Deployment(String),
+}
+
+struct Sim {
+    store: FakeStore,
+    cluster: FakeCluster,
+    queue: Vec<Ev>,
+    versions: Vec<i64>,
+    /// The deployment as the stream last showed it: every change emits a record, as DynamoDB's does.
+    streamed: Option<crate::domain::Deployment>,
+}
+
+fn host_arn(i: usize) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:container-instance/fake/h{i}")
+}
+
+fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
+    let status = if t.alive { "RUNNING" } else { "STOPPED" };
+    task_events::TaskDetail {
+        task_arn: t.arn.clone(),
+        cluster_arn: FAKE_CLUSTER_ARN.into(),
+        container_instance_arn: Some(t.host.clone()),
+        group: Some(t.group.clone()),
+        started_by: Some(t.started_by.clone()),
+        last_status: status.into(),
+        desired_status: status.into(),
+        stopped_reason: (!t.alive).then(|| "Essential container in task exited".into()),
+        version: t.version,
+        started_at: None,
+        stopped_at: None,
+    }
+}
+
+impl Sim {
+    async fn new() -> Self {
+        let store = FakeStore::default();
+        let now = now_rfc3339();
+        store
+            .create_environment(&Environment {
+                name: ENV.into(),
+                instance_group: InstanceGroup {
+                    cluster: FAKE_CLUSTER_ARN.into(),
+                },
+                task_definition: "agent:1".into(),
+                deployment_token: "t".into(),
+                health: Health::Healthy,
+                status: EnvironmentStatus::Active,
+                current_deployment_id: None,
+                active_deployment_id: None,
+                created_at: now.clone(),
+                updated_at: now,
+                version: 1,
+            })
+            .await
+            .unwrap();
+        Self {
+            store,
+            cluster: FakeCluster::default(),
+            queue: Vec::new(),
+            versions: vec![0; 6],
+            streamed: None,
+        }
+    }
+
+    /// ECS changes a host; its event joins the queue.
+    fn set_host(&mut self, i: usize, status: Option<HostStatus>, agent: Option<bool>) {
+        let arn = host_arn(i);
+        let current = self.cluster.host(&arn);
+        if current.is_none() && status != Some(HostStatus::Active) {
+            return; // a host that never joined cannot drain or disconnect
+        }
+        if current.as_ref().is_some_and(|h| h.status.is_gone()) {
+            return; // deregistered hosts do not come back
+        }
+        self.versions[i] += 1;
+        let host = Host {
+            container_instance_arn: arn.clone(),
+            status: status.unwrap_or_else(|| current.as_ref().unwrap().status),
+            agent_connected: agent
+                .unwrap_or_else(|| current.as_ref().is_none_or(|h| h.agent_connected)),
+            version: self.versions[i],
+        };
+        self.cluster.set_host(host.clone());
+        self.queue
+            .push(Ev::Instance(instance_events::InstanceDetail {
+                cluster_arn: FAKE_CLUSTER_ARN.into(),
+                container_instance_arn: arn,
+                status: format!("{:?}", host.status).to_uppercase(),
+                agent_connected: host.agent_connected,
+                version: host.version,
+            }));
+    }
+
+    fn collect_task_changes(&mut self) {
+        for t in self.cluster.take_changes() {
+            self.queue.push(Ev::Task(task_detail(&t)));
+        }
+    }
+
+    async fn deliver(&self, ev: &Ev) {
+        match ev {
+            Ev::Instance(d) => {
+                instance_events::handle(&self.store, &self.cluster, d)
+                    .await
+                    .unwrap();
+            }
+            Ev::Task(d) => {
+                task_events::handle(&self.store, &self.cluster, d)
+                    .await
+                    .unwrap();
+            }
+            Ev::Deployment(id) => {
+                // The stream delivers the deployment's latest image.
+                if let Some(dep) = self.store.deployment(ENV, id) {
+                    if dep.status == crate::domain::DeploymentStatus::Pending {
+                        deployer::rollout(&self.store, &self.cluster, &dep)
+                            .await
+                            .unwrap();
+                    } else {
+                        deployer::close(&self.store, &dep).await.unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, at_ms: i64) {
+        let env = self.store.get_environment(ENV).await.unwrap().unwrap();
+        if let Some(target) = env.target() {
+            reconciler::reconcile_environment(&self.store, &self.cluster, &target, at_ms)
+                .await
+                .unwrap();
+        }
+        self.stream_deployment().await;
+    }
+
+    async fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Join(i) => self.set_host(*i, Some(HostStatus::Active), Some(true)),
+            Op::Drain(i) => self.set_host(*i, Some(HostStatus::Draining), None),
+            Op::Disconnect(i) => self.set_host(*i, None, Some(false)),
+            Op::Reconnect(i) => self.set_host(*i, None, Some(true)),
+            Op::Deregister(i) => self.set_host(*i, Some(HostStatus::Inactive), Some(false)),
+            Op::Kill(i) => {
+                let live = self.cluster.live_tasks();
+                if !live.is_empty() {
+                    self.cluster.kill(&live[i % live.len()].arn);
+                }
+            }
+            Op::Deploy => {
+                if let Ok(dep) = deployments_api::create(&self.store, ENV, None).await {
+                    self.queue.push(Ev::Deployment(dep.id));
+                }
+            }
+            Op::Deliver { pick, keep } => {
+                if !self.queue.is_empty() {
+                    let i = pick % self.queue.len();
+                    let ev = if *keep {
+                        self.queue[i].clone()
+                    } else {
+                        self.queue.remove(i)
+                    };
+                    self.deliver(&ev).await;
+                }
+            }
+            Op::DeliverConcurrently(n) => {
+                let n = (*n).min(self.queue.len());
+                let batch: Vec<Ev> = self.queue.drain(..n).collect();
+                futures::future::join_all(batch.iter().map(|e| self.deliver(e))).await;
+            }
+            Op::Reconcile => self.reconcile(system_now_ms()).await,
+            Op::Lose(i) => {
+                if !self.queue.is_empty() {
+                    let i = i % self.queue.len();
+                    // The stream never loses a record; only EventBridge events go missing.
+                    if !matches!(self.queue[i], Ev::Deployment(_)) {
+                        self.queue.remove(i);
+                    }
+                }
+            }
+        }
+        self.collect_task_changes();
+        self.stream_deployment().await;
+    }
+
+    /// Queues a stream record of the active deployment when its item changed since the last one.
+    async fn stream_deployment(&mut self) {
+        let env = self.store.get_environment(ENV).await.unwrap().unwrap();
+        let Some(id) = env.active_deployment_id else {
+            return;
+        };
+        let now = self.store.deployment(ENV, &id);
+        if now != self.streamed {
+            self.streamed = now;
+            self.queue.push(Ev::Deployment(id));
+        }
+    }
+
+    async fn drain_queue(&mut self) {
+        for _ in 0..200 {
+            if self.queue.is_empty() {
+                return;
+            }
+            let ev = self.queue.remove(0);
+            self.deliver(&ev).await;
+            self.collect_task_changes();
+            self.stream_deployment().await;
+        }
+        panic!("events keep coming: {:?}", self.queue);
+    }
+
+    fn check_safety(&self) {
+        let mut per_host = std::collections::BTreeMap::<String, usize>::new();
+        for t in self.cluster.live_tasks() {
+            *per_host.entry(t.host.clone()).or_default() += 1;
+        }
+        for (h, n) in &per_host {
+            assert!(
+                *n <= 1,
+                "{n} live tasks on {h}: {:?}",
+                self.cluster.live_tasks()
+            );
+        }
+        for s in self.store.slots() {
+            if let Some(id) = &s.tracked_by {
+                let d = self.store.deployment(ENV, id).unwrap();
+                assert_eq!(
+                    d.desired_count,
+                    d.pending_count + d.running_count + d.failed_count,
+                    "{d:?}"
+                );
+            }
+        }
+    }
+}
+
+fn run(ops: Vec<Op>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut sim = Sim::new().await;
+        for op in &ops {
+            sim.apply(op).await;
+            sim.check_safety();
+        }
+        // Quiesce: every event delivered, then two reconciler runs past every backoff.
+        sim.drain_queue().await;
+        let deployed = sim
+            .store
+            .get_environment(ENV)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_deployment_id
+            .is_some();
+        for minutes in [20, 40] {
+            sim.reconcile(system_now_ms() + minutes * 60_000).await;
+            sim.collect_task_changes();
+            sim.drain_queue().await;
+            sim.check_safety();
+        }
+        let live = sim.cluster.live_tasks();
+        for i in 0..6 {
+            let Some(h) = sim.cluster.host(&host_arn(i)) else {
+                continue;
+            };
+            let n = live
+                .iter()
+                .filter(|t| t.host == h.container_instance_arn)
+                .count();
+            if h.is_eligible() {
+                assert_eq!(n, usize::from(deployed), "eligible host {h:?}: {live:?}");
+            } else if h.status != HostStatus::Active {
+                assert_eq!(n, 0, "host {h:?} keeps a daemon: {live:?}");
+            }
+        }
+        // Every deployment ends once its hosts settled.
+        let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
+        assert_eq!(
+            env.active_deployment_id, None,
+            "a deployment never finished"
+        );
+        assert!(sim.cluster.start_calls().iter().all(|n| *n <= 10));
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exactly_one_daemon_per_eligible_host(ops in prop::collection::vec(op(), 1..60)) {
+        run(ops);
+    }
+}
+
+#[test]
+fn a_deployment_racing_duplicated_joins_converges() {
+    run(vec![
+        Op::Join(0),
+        Op::Join(1),
+        Op::Deploy,
+        Op::Deliver {
+            pick: 0,
+            keep: true,
+        },
+        Op::DeliverConcurrently(5),
+        Op::Kill(0),
+        Op::DeliverConcurrently(5),
+        Op::Drain(1),
+        Op::Join(2),
+    ]);
+}

@@ -1,0 +1,488 @@
+//! In-process fakes of the ports, for property tests and fault injection (never instead of the
+//! moto tests). The store keeps the adapter's contract: compare-and-swap on `rev`, counters moved
+//! with their slot write, claims refused once the environment is deleting. Every call yields first,
+//! so concurrent handlers interleave at each await point.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Host, HostStatus, Slot,
+    SlotKey, SlotTask, TaskObservation, TaskStatus,
+};
+use crate::error::{Error, Result};
+use crate::limits::START_TASK_INSTANCES;
+use crate::planner::counter_deltas;
+use crate::ports::{
+    Cluster, Page, ResourceStatus, SlotWrite, StartOutcome, StartRequest, Store, WriteOutcome,
+};
+
+#[derive(Default)]
+struct StoreState {
+    envs: BTreeMap<String, Environment>,
+    deployments: BTreeMap<(String, String), Deployment>,
+    slots: BTreeMap<SlotKey, Slot>,
+}
+
+#[derive(Default)]
+pub struct FakeStore {
+    state: Mutex<StoreState>,
+}
+
+impl FakeStore {
+    pub fn slots(&self) -> Vec<Slot> {
+        self.state.lock().unwrap().slots.values().cloned().collect()
+    }
+    pub fn deployment(&self, env: &str, id: &str) -> Option<Deployment> {
+        let s = self.state.lock().unwrap();
+        s.deployments.get(&(env.to_owned(), id.to_owned())).cloned()
+    }
+}
+
+fn page<T: Clone>(items: Vec<T>, limit: usize, token: Option<&str>) -> Result<Page<T>> {
+    let start: usize = match token {
+        Some(t) => t
+            .parse()
+            .map_err(|_| Error::invalid("nextToken", "bad token"))?,
+        None => 0,
+    };
+    let end = (start + limit).min(items.len());
+    Ok(Page {
+        items: items.get(start..end).unwrap_or_default().to_vec(),
+        next_token: (end < items.len()).then(|| end.to_string()),
+    })
+}
+
+#[async_trait]
+impl Store for FakeStore {
+    async fn create_environment(&self, env: &Environment) -> Result<()> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        if s.envs.contains_key(&env.name) {
+            return Err(Error::conflict(Some("name"), "exists"));
+        }
+        s.envs.insert(env.name.clone(), env.clone());
+        Ok(())
+    }
+
+    async fn get_environment(&self, name: &str) -> Result<Option<Environment>> {
+        tokio::task::yield_now().await;
+        Ok(self.state.lock().unwrap().envs.get(name).cloned())
+    }
+
+    async fn list_environments(
+        &self,
+        cluster_arn: Option<&str>,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Environment>> {
+        tokio::task::yield_now().await;
+        let envs: Vec<Environment> = self
+            .state
+            .lock()
+            .unwrap()
+            .envs
+            .values()
+            .filter(|e| cluster_arn.is_none_or(|c| e.cluster_arn() == c))
+            .filter(|e| e.status == EnvironmentStatus::Active)
+            .cloned()
+            .collect();
+        page(envs, limit, next_token)
+    }
+
+    async fn environments_of_cluster(&self, cluster_arn: &str) -> Result<Vec<Environment>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(s.envs
+            .values()
+            .filter(|e| e.cluster_arn() == cluster_arn)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_environment(&self, env: &Environment, expected_version: u64) -> Result<()> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        match s.envs.get(&env.name) {
+            Some(e) if e.version == expected_version => {
+                s.envs.insert(env.name.clone(), env.clone());
+                Ok(())
+            }
+            _ => Err(Error::ConcurrentUpdate {
+                what: env.name.clone(),
+            }),
+        }
+    }
+
+    async fn create_deployment(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        deployment: &Deployment,
+    ) -> Result<()> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        match s.envs.get(&env.name) {
+            Some(e) if e.version == expected_version => {
+                s.envs.insert(env.name.clone(), env.clone());
+                s.deployments.insert(
+                    (env.name.clone(), deployment.id.clone()),
+                    deployment.clone(),
+                );
+                Ok(())
+            }
+            _ => Err(Error::ConcurrentUpdate {
+                what: env.name.clone(),
+            }),
+        }
+    }
+
+    async fn get_deployment(&self, environment: &str, id: &str) -> Result<Option<Deployment>> {
+        tokio::task::yield_now().await;
+        Ok(self.deployment(environment, id))
+    }
+
+    async fn list_deployments(
+        &self,
+        environment: &str,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Deployment>> {
+        tokio::task::yield_now().await;
+        let mut deps: Vec<Deployment> = self
+            .state
+            .lock()
+            .unwrap()
+            .deployments
+            .iter()
+            .filter(|((e, _), _)| e == environment)
+            .map(|(_, d)| d.clone())
+            .collect();
+        deps.reverse();
+        page(deps, limit, next_token)
+    }
+
+    async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        match s
+            .deployments
+            .get_mut(&(environment.to_owned(), id.to_owned()))
+        {
+            Some(d) if d.status == DeploymentStatus::Pending => {
+                d.status = DeploymentStatus::Running;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn finish_deployment(
+        &self,
+        deployment: &Deployment,
+        outcome: DeploymentStatus,
+    ) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        let key = (deployment.environment_name.clone(), deployment.id.clone());
+        match s.deployments.get_mut(&key) {
+            Some(d) if d.status == DeploymentStatus::Running && d.pending_count == 0 => {
+                d.status = outcome;
+            }
+            _ => return Ok(false),
+        }
+        if let Some(env) = s.envs.get_mut(&deployment.environment_name) {
+            if env.active_deployment_id.as_deref() == Some(deployment.id.as_str()) {
+                env.active_deployment_id = None;
+                env.health = if outcome == DeploymentStatus::Failed {
+                    Health::Unhealthy
+                } else {
+                    Health::Healthy
+                };
+                env.version += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn get_slot(&self, key: &SlotKey) -> Result<Option<Slot>> {
+        tokio::task::yield_now().await;
+        Ok(self.state.lock().unwrap().slots.get(key).cloned())
+    }
+
+    async fn slots_of(&self, environment: &str) -> Result<Vec<Slot>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(s.slots
+            .values()
+            .filter(|x| x.environment == environment)
+            .cloned()
+            .collect())
+    }
+
+    async fn write_slots(&self, writes: &[SlotWrite]) -> Result<Vec<WriteOutcome>> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let key = w.after.key();
+            let current = s.slots.get(&key).cloned();
+            if current.as_ref().map(|c| c.rev) != w.before.as_ref().map(|b| b.rev) {
+                out.push(WriteOutcome::Conflict(current));
+                continue;
+            }
+            let claims = matches!(w.after.task, SlotTask::Launching { .. })
+                && !matches!(
+                    w.before.as_ref().map(|b| &b.task),
+                    Some(SlotTask::Launching { .. })
+                );
+            let env_active = s
+                .envs
+                .get(&w.after.environment)
+                .is_some_and(|e| e.status == EnvironmentStatus::Active);
+            if claims && !env_active {
+                out.push(WriteOutcome::EnvironmentInactive);
+                continue;
+            }
+            let deltas = counter_deltas(w.before.as_ref(), &w.after);
+            let closed = deltas.iter().find(|(dep, _)| {
+                s.deployments
+                    .get(&(w.after.environment.clone(), dep.clone()))
+                    .is_none_or(|d| d.status.is_finished())
+            });
+            if let Some((dep, _)) = closed {
+                out.push(WriteOutcome::DeploymentClosed(dep.clone()));
+                continue;
+            }
+            for (dep, c) in deltas {
+                let d = s
+                    .deployments
+                    .get_mut(&(w.after.environment.clone(), dep))
+                    .expect("checked above");
+                d.desired_count += c.desired;
+                d.pending_count += c.pending;
+                d.running_count += c.running;
+                d.failed_count += c.failed;
+            }
+            let mut stored = w.after.clone();
+            stored.rev = w.before.as_ref().map_or(1, |b| b.rev + 1);
+            s.slots.insert(key, stored.clone());
+            out.push(WriteOutcome::Written(stored));
+        }
+        Ok(out)
+    }
+
+    async fn delete_environment_records(&self, environment: &str) -> Result<()> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        s.slots.retain(|k, _| k.environment != environment);
+        s.deployments.retain(|(e, _), _| e != environment);
+        s.envs.remove(environment);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeTask {
+    pub arn: String,
+    pub host: String,
+    pub group: String,
+    pub started_by: String,
+    pub alive: bool,
+    pub version: i64,
+}
+
+impl FakeTask {
+    pub fn observation(&self) -> Option<TaskObservation> {
+        Some(TaskObservation {
+            task_arn: self.arn.clone(),
+            container_instance_arn: self.host.clone(),
+            environment: crate::domain::task::environment_of_group(&self.group)?.to_owned(),
+            started_by: Some(self.started_by.clone()),
+            last_status: if self.alive {
+                TaskStatus::Running
+            } else {
+                TaskStatus::Stopped
+            },
+            desired_status: if self.alive {
+                TaskStatus::Running
+            } else {
+                TaskStatus::Stopped
+            },
+            stopped_reason: (!self.alive).then(|| "stopped".to_owned()),
+            version: self.version,
+            ran_for_ms: None,
+        })
+    }
+}
+
+#[derive(Default)]
+struct ClusterState {
+    hosts: BTreeMap<String, Host>,
+    tasks: BTreeMap<String, FakeTask>,
+    /// Every task state change, in order, for the test to deliver as events.
+    changes: Vec<FakeTask>,
+    start_calls: Vec<usize>,
+    next_id: u64,
+    /// StartTask calls still to refuse outright (fault injection).
+    refuse_next_starts: usize,
+}
+
+/// An ECS cluster in memory. StartTask refuses hosts that are not ACTIVE (as ECS does) and calls
+/// of more than 10 hosts (as ECS does, and moto does not).
+#[derive(Default)]
+pub struct FakeCluster {
+    state: Mutex<ClusterState>,
+}
+
+pub const FAKE_CLUSTER_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/fake";
+
+impl FakeCluster {
+    pub fn set_host(&self, host: Host) {
+        let mut s = self.state.lock().unwrap();
+        s.hosts.insert(host.container_instance_arn.clone(), host);
+    }
+    pub fn host(&self, arn: &str) -> Option<Host> {
+        self.state.lock().unwrap().hosts.get(arn).cloned()
+    }
+    pub fn live_tasks(&self) -> Vec<FakeTask> {
+        let s = self.state.lock().unwrap();
+        s.tasks.values().filter(|t| t.alive).cloned().collect()
+    }
+    pub fn take_changes(&self) -> Vec<FakeTask> {
+        std::mem::take(&mut self.state.lock().unwrap().changes)
+    }
+    pub fn start_calls(&self) -> Vec<usize> {
+        self.state.lock().unwrap().start_calls.clone()
+    }
+    pub fn refuse_next_starts(&self, n: usize) {
+        self.state.lock().unwrap().refuse_next_starts = n;
+    }
+    /// Someone (an operator, an OOM kill) stops a task.
+    pub fn kill(&self, arn: &str) -> bool {
+        let mut s = self.state.lock().unwrap();
+        let Some(t) = s.tasks.get_mut(arn).filter(|t| t.alive) else {
+            return false;
+        };
+        t.alive = false;
+        t.version += 1;
+        let t = t.clone();
+        s.changes.push(t);
+        true
+    }
+}
+
+#[async_trait]
+impl Cluster for FakeCluster {
+    async fn describe_cluster(&self, cluster: &str) -> Result<Option<ResourceStatus>> {
+        Ok(
+            (cluster == "fake" || cluster == FAKE_CLUSTER_ARN).then(|| ResourceStatus {
+                arn: FAKE_CLUSTER_ARN.to_owned(),
+                active: true,
+            }),
+        )
+    }
+
+    async fn describe_task_definition(&self, td: &str) -> Result<Option<ResourceStatus>> {
+        Ok(Some(ResourceStatus {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{td}"),
+            active: true,
+        }))
+    }
+
+    async fn active_hosts(&self, _cluster_arn: &str) -> Result<Vec<Host>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(s.hosts
+            .values()
+            .filter(|h| h.status == HostStatus::Active)
+            .cloned()
+            .collect())
+    }
+
+    async fn describe_hosts(&self, _cluster_arn: &str, arns: &[String]) -> Result<Vec<Host>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(arns
+            .iter()
+            .filter_map(|a| s.hosts.get(a).cloned())
+            .collect())
+    }
+
+    async fn start_tasks(&self, r: StartRequest<'_>) -> Result<StartOutcome> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        if r.container_instances.len() > START_TASK_INSTANCES {
+            return Err(Error::Aws {
+                service: "ECS".into(),
+                message: "InvalidParameterException: too many container instances".into(),
+            });
+        }
+        s.start_calls.push(r.container_instances.len());
+        let mut out = StartOutcome::default();
+        if s.refuse_next_starts > 0 {
+            s.refuse_next_starts -= 1;
+            out.refused = r
+                .container_instances
+                .iter()
+                .map(|h| (h.clone(), "ThrottlingException".to_owned()))
+                .collect();
+            return Ok(out);
+        }
+        for h in r.container_instances {
+            if s.hosts
+                .get(h)
+                .is_none_or(|x| x.status != HostStatus::Active)
+            {
+                out.refused.push((h.clone(), "INACTIVE".to_owned()));
+                continue;
+            }
+            s.next_id += 1;
+            let task = FakeTask {
+                arn: format!(
+                    "arn:aws:ecs:us-east-1:123456789012:task/fake/t{}",
+                    s.next_id
+                ),
+                host: h.clone(),
+                group: r.group.to_owned(),
+                started_by: r.started_by.to_owned(),
+                alive: true,
+                version: 1,
+            };
+            out.started.push((h.clone(), task.arn.clone()));
+            s.changes.push(task.clone());
+            s.tasks.insert(task.arn.clone(), task);
+        }
+        Ok(out)
+    }
+
+    async fn stop_task(&self, _cluster_arn: &str, task_arn: &str, _reason: &str) -> Result<()> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        if let Some(t) = s.tasks.get_mut(task_arn).filter(|t| t.alive) {
+            t.alive = false;
+            t.version += 1;
+            let t = t.clone();
+            s.changes.push(t);
+        }
+        Ok(())
+    }
+
+    async fn tasks_started_by(
+        &self,
+        _cluster_arn: &str,
+        started_by: &str,
+        container_instance: Option<&str>,
+    ) -> Result<Vec<TaskObservation>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(s.tasks
+            .values()
+            .filter(|t| t.alive && t.started_by == started_by)
+            .filter(|t| container_instance.is_none_or(|h| t.host == h))
+            .filter_map(FakeTask::observation)
+            .collect())
+    }
+}
