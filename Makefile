@@ -1,0 +1,16 @@
+# The README's two commands are `make demo` (the whole stack on loopback, narrated) and `make test`
+# (every test). Both install what they need into .venv first (scripts/bootstrap.sh).
+
+.PHONY: bootstrap demo test bench
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+demo:
+	bash scripts/bootstrap.sh && .venv/bin/python scripts/local/demo.py $(DEMO_ARGS)
+
+test:
+	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh

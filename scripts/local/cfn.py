@@ -1,0 +1,336 @@
+"""Read what the local stack needs from infra/template.yaml, so local and AWS cannot drift:
+
+- the DynamoDB `Table` resource's Properties, mapped to boto3 `create_table` / `update_time_to_live`;
+- every function's EventBridge rule patterns (SAM `EventBridgeRule` events, or plain
+  `AWS::Events::Rule` resources targeting a function);
+- the deployer's DynamoDB event source (FilterCriteria, BatchSize, MaximumRetryAttempts, ...);
+- the scheduled function (SAM `Schedule` / `ScheduleV2` events).
+
+The YAML loader tolerates CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...): each becomes the
+long form as a plain dict ({"Ref": ...}, {"Fn::GetAtt": [...]}, ...). Nothing here evaluates them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = REPO / "infra" / "template.yaml"
+
+# The functions of the Cargo workspace (crate = binary = function name under cargo lambda watch).
+FUNCTIONS = (
+    "environments-api",
+    "deployments-api",
+    "instance-events",
+    "task-events",
+    "deployer",
+    "reconciler",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with CloudFormation tags
+# --------------------------------------------------------------------------------------------
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Tag value` into `{"Fn::Tag": value}` (`!Ref x` into `{"Ref": x}`)."""
+
+
+def _construct_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: str | Path | None = None) -> dict[str, Any]:
+    path = Path(path) if path else DEFAULT_TEMPLATE
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(doc, dict) or "Resources" not in doc:
+        raise ValueError(f"{path}: not a CloudFormation template (no Resources)")
+    return doc
+
+
+def _resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return template.get("Resources") or {}
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------
+def table_resource(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The `Table` resource (or else the only AWS::DynamoDB::Table): (logical id, Properties)."""
+    res = _resources(template)
+    if res.get("Table", {}).get("Type") == "AWS::DynamoDB::Table":
+        return "Table", res["Table"].get("Properties") or {}
+    tables = [(k, v) for k, v in res.items() if v.get("Type") == "AWS::DynamoDB::Table"]
+    if len(tables) != 1:
+        raise ValueError(f"expected one AWS::DynamoDB::Table in the template, found {len(tables)}")
+    return tables[0][0], tables[0][1].get("Properties") or {}
+
+
+def _literal(value: Any, what: str) -> Any:
+    if isinstance(value, dict) and any(k == "Ref" or k.startswith("Fn::") for k in value):
+        raise ValueError(f"{what} must be a literal in the template to build the local table, got {value}")
+    return value
+
+
+def _key_schema(ks: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in _literal(ks, "KeySchema")]
+
+
+def _projection(p: dict[str, Any] | None) -> dict[str, Any]:
+    p = p or {"ProjectionType": "ALL"}
+    out: dict[str, Any] = {"ProjectionType": p.get("ProjectionType", "ALL")}
+    if p.get("NonKeyAttributes"):
+        out["NonKeyAttributes"] = list(p["NonKeyAttributes"])
+    return out
+
+
+def create_table_kwargs(template: dict[str, Any], table_name: str) -> dict[str, Any]:
+    """boto3 `dynamodb.create_table(**kwargs)` equivalent of the template's table."""
+    _, props = table_resource(template)
+    billing = props.get("BillingMode", "PROVISIONED")
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "AttributeDefinitions": [
+            {"AttributeName": a["AttributeName"], "AttributeType": a["AttributeType"]}
+            for a in _literal(props["AttributeDefinitions"], "AttributeDefinitions")
+        ],
+        "KeySchema": _key_schema(props["KeySchema"]),
+        "BillingMode": billing,
+    }
+    if billing == "PROVISIONED":
+        pt = props.get("ProvisionedThroughput") or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        kwargs["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": int(pt["ReadCapacityUnits"]),
+            "WriteCapacityUnits": int(pt["WriteCapacityUnits"]),
+        }
+    gsis = []
+    for g in props.get("GlobalSecondaryIndexes") or []:
+        gsi: dict[str, Any] = {
+            "IndexName": g["IndexName"],
+            "KeySchema": _key_schema(g["KeySchema"]),
+            "Projection": _projection(g.get("Projection")),
+        }
+        if billing == "PROVISIONED":
+            pt = g.get("ProvisionedThroughput") or kwargs["ProvisionedThroughput"]
+            gsi["ProvisionedThroughput"] = {
+                "ReadCapacityUnits": int(pt["ReadCapacityUnits"]),
+                "WriteCapacityUnits": int(pt["WriteCapacityUnits"]),
+            }
+        gsis.append(gsi)
+    if gsis:
+        kwargs["GlobalSecondaryIndexes"] = gsis
+    lsis = [
+        {"IndexName": i["IndexName"], "KeySchema": _key_schema(i["KeySchema"]), "Projection": _projection(i.get("Projection"))}
+        for i in props.get("LocalSecondaryIndexes") or []
+    ]
+    if lsis:
+        kwargs["LocalSecondaryIndexes"] = lsis
+    stream = props.get("StreamSpecification")
+    if stream:
+        # CloudFormation has no StreamEnabled: a StreamSpecification with a view type enables it.
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": _literal(stream["StreamViewType"], "StreamViewType")}
+    return kwargs
+
+
+def ttl_specification(template: dict[str, Any]) -> dict[str, Any] | None:
+    """boto3 `update_time_to_live(TimeToLiveSpecification=...)` of the table, if TTL is enabled."""
+    _, props = table_resource(template)
+    ttl = props.get("TimeToLiveSpecification")
+    if not ttl or str(ttl.get("Enabled", False)).lower() != "true":
+        return None
+    return {"Enabled": True, "AttributeName": ttl["AttributeName"]}
+
+
+def template_table_name(template: dict[str, Any]) -> str | None:
+    _, props = table_resource(template)
+    name = props.get("TableName")
+    return name if isinstance(name, str) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Functions and their triggers
+# --------------------------------------------------------------------------------------------
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def function_of_resource(logical_id: str, resource: dict[str, Any]) -> str | None:
+    """Which workspace function a Lambda resource is: its BuildProperties.Binary, CodeUri,
+    FunctionName or, failing those, its logical id (EnvironmentsApiFunction -> environments-api)."""
+    props = resource.get("Properties") or {}
+    meta = resource.get("Metadata") or {}
+    candidates: list[str] = []
+    binary = (meta.get("BuildProperties") or {}).get("Binary")
+    if isinstance(binary, str):
+        candidates.append(binary)
+    for key in ("CodeUri", "FunctionName"):
+        v = props.get(key)
+        if isinstance(v, dict) and isinstance(v.get("Fn::Sub"), str):
+            v = v["Fn::Sub"]
+        if isinstance(v, str):
+            candidates.append(v.rstrip("/").split("/")[-1])
+    candidates.append(_kebab(logical_id))
+    for c in candidates:
+        if c in FUNCTIONS:
+            return c
+    for c in candidates:
+        for f in sorted(FUNCTIONS, key=len, reverse=True):
+            if f in c:
+                return f
+    return None
+
+
+def _lambda_functions(template: dict[str, Any]) -> dict[str, str]:
+    """logical id -> function name, for every function resource of the template."""
+    out = {}
+    for lid, r in _resources(template).items():
+        if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            fn = function_of_resource(lid, r)
+            if fn:
+                out[lid] = fn
+    return out
+
+
+def _ref_target(value: Any) -> str | None:
+    """Logical id named by {"Ref": X} / {"Fn::GetAtt": [X, "Arn"]} / "X"."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            ga = value["Fn::GetAtt"]
+            return str(ga[0] if isinstance(ga, list) else ga.split(".")[0])
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _pattern(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass
+class Rule:
+    function: str
+    pattern: dict[str, Any]
+    name: str
+
+
+def eventbridge_rules(template: dict[str, Any]) -> list[Rule]:
+    """Every (function, EventBridge pattern) of the template."""
+    fns = _lambda_functions(template)
+    rules: list[Rule] = []
+    for lid, r in _resources(template).items():
+        if lid in fns and r.get("Type") == "AWS::Serverless::Function":
+            for ename, ev in ((r.get("Properties") or {}).get("Events") or {}).items():
+                if ev.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
+                    rules.append(Rule(fns[lid], _pattern(ev["Properties"]["Pattern"]), f"{lid}{ename}"))
+        elif r.get("Type") == "AWS::Events::Rule":
+            props = r.get("Properties") or {}
+            if "EventPattern" not in props:
+                continue
+            for t in props.get("Targets") or []:
+                target = _ref_target(t.get("Arn"))
+                if target in fns:
+                    rules.append(Rule(fns[target], _pattern(props["EventPattern"]), lid))
+    return rules
+
+
+@dataclass
+class StreamSource:
+    function: str
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    batch_size: int = 100
+    max_retries: int = -1  # Lambda's default: retry until the record expires
+    bisect: bool = False
+    starting_position: str = "TRIM_HORIZON"
+    batching_window: float = 0.0
+
+
+def stream_sources(template: dict[str, Any]) -> list[StreamSource]:
+    """Every DynamoDB-stream event source (SAM `DynamoDB` events or AWS::Lambda::EventSourceMapping)."""
+    fns = _lambda_functions(template)
+    out: list[StreamSource] = []
+
+    def build(fn: str, p: dict[str, Any]) -> StreamSource:
+        filters = [_pattern(f["Pattern"]) for f in ((p.get("FilterCriteria") or {}).get("Filters") or [])]
+        return StreamSource(
+            function=fn,
+            filters=filters,
+            batch_size=int(p.get("BatchSize", 100)),
+            max_retries=int(p.get("MaximumRetryAttempts", -1)),
+            bisect=str(p.get("BisectBatchOnFunctionError", False)).lower() == "true",
+            starting_position=str(p.get("StartingPosition", "TRIM_HORIZON")),
+            batching_window=float(p.get("MaximumBatchingWindowInSeconds", 0) or 0),
+        )
+
+    for lid, r in _resources(template).items():
+        if lid in fns and r.get("Type") == "AWS::Serverless::Function":
+            for ev in ((r.get("Properties") or {}).get("Events") or {}).values():
+                if ev.get("Type") == "DynamoDB":
+                    out.append(build(fns[lid], ev.get("Properties") or {}))
+        elif r.get("Type") == "AWS::Lambda::EventSourceMapping":
+            p = r.get("Properties") or {}
+            target = _ref_target(p.get("FunctionName"))
+            if target in fns:
+                out.append(build(fns[target], p))
+    return out
+
+
+def scheduled_functions(template: dict[str, Any]) -> list[tuple[str, str]]:
+    """(function, rule logical name) of every scheduled trigger."""
+    fns = _lambda_functions(template)
+    out = []
+    for lid, r in _resources(template).items():
+        if lid in fns and r.get("Type") == "AWS::Serverless::Function":
+            for ename, ev in ((r.get("Properties") or {}).get("Events") or {}).items():
+                if ev.get("Type") in ("Schedule", "ScheduleV2"):
+                    out.append((fns[lid], f"{lid}{ename}"))
+        elif r.get("Type") == "AWS::Events::Rule" and "ScheduleExpression" in (r.get("Properties") or {}):
+            for t in r["Properties"].get("Targets") or []:
+                target = _ref_target(t.get("Arn"))
+                if target in fns:
+                    out.append((fns[target], lid))
+    return out
+
+
+if __name__ == "__main__":  # a quick look at what the local stack reads from the template
+    import argparse
+    import pprint
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--template", default=str(DEFAULT_TEMPLATE))
+    a = ap.parse_args()
+    t = load_template(a.template)
+    print("create_table:")
+    pprint.pprint(create_table_kwargs(t, "daemon-scheduler"))
+    print("ttl:", ttl_specification(t))
+    print("EventBridge rules:")
+    for rule in eventbridge_rules(t):
+        print(f"  {rule.function:18} {json.dumps(rule.pattern)}")
+    print("stream sources:")
+    for s in stream_sources(t):
+        print(f"  {s.function:18} batch={s.batch_size} retries={s.max_retries} bisect={s.bisect} start={s.starting_position}")
+        for f in s.filters:
+            print(f"  {'':18} filter {json.dumps(f)}")
+    print("scheduled:", scheduled_functions(t))

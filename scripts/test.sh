@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Every test of the project, from a fresh clone: installs what it needs (scripts/bootstrap.sh),
+# starts and stops moto itself, and fails on the first failing step.
+#   1. formatting and clippy (-D warnings)
+#   2. the template: sam validate --lint, cfn-lint
+#   3. the local tooling's own tests (event patterns, event bus against moto)
+#   4. cargo test: planner unit + property tests, integration tests against moto (DynamoDB + ECS)
+#   5. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
+#      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "bootstrap"
+bash scripts/bootstrap.sh
+export PATH="$VENV/bin:$PATH"
+
+step "cargo fmt --check; cargo clippy --all-targets -D warnings"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "infra: sam validate --lint, cfn-lint"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+sam validate --lint -t infra/template.yaml
+cfn-lint infra/template.yaml
+
+step "local tooling tests (scripts/local)"
+python -m unittest discover -s scripts/local -p 'test_*.py'
+
+step "cargo test (unit, property, integration against moto)"
+PORT="$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p .local/logs
+python scripts/moto_server.py -H 127.0.0.1 -p "$PORT" > .local/logs/moto-tests.log 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+python - "$PORT" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    sys.exit("moto did not start")
+PY
+export MOTO_ENDPOINT="http://127.0.0.1:$PORT"
+cargo test --workspace
+kill "$MOTO_PID" 2>/dev/null || true
+trap - EXIT
+
+step "end to end: real functions under cargo lambda watch (demo --check)"
+python scripts/local/demo.py --check --chaos
