@@ -173,6 +173,7 @@ pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client, name: &s
 
 /// One isolated world: its own table and ECS cluster on the shared moto server.
 pub struct World {
+    /// Uncounted clients for the harness itself (set-up and inspection).
     pub ddb: aws_sdk_dynamodb::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub ec2_ami: String,
@@ -197,8 +198,11 @@ impl World {
         let ecs_conf = aws_sdk_ecs::config::Builder::from(&config)
             .interceptor(calls.clone())
             .build();
-        let ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
-        let ecs = aws_sdk_ecs::Client::from_conf(ecs_conf);
+        // The adapters' clients count their calls; the harness inspects moto with its own.
+        let counted_ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
+        let counted_ecs = aws_sdk_ecs::Client::from_conf(ecs_conf);
+        let ddb = aws_sdk_dynamodb::Client::new(&config);
+        let ecs = aws_sdk_ecs::Client::new(&config);
         let http = reqwest_like::Client::new(moto_endpoint());
         // Tasks stay as StartTask left them unless we say otherwise (moto walks them to STOPPED
         // one state per DescribeTasks by default).
@@ -235,8 +239,8 @@ impl World {
             .unwrap();
         let ec2_ami = "ami-12c6146b".to_owned();
         let world = Self {
-            store: DynamoStore::new(ddb.clone(), &table),
-            cluster: EcsCluster::new(ecs.clone()),
+            store: DynamoStore::new(counted_ddb, &table),
+            cluster: EcsCluster::new(counted_ecs),
             ddb,
             ecs,
             ec2_ami,

@@ -1,0 +1,280 @@
+//! infra/template.yaml is the product's contract: every AWS call a function makes must be allowed by
+//! that function's own policy, every HttpApi route must reach a handler, and the sample events must
+//! parse into what each function takes. Each flow runs against moto with the call counter on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use integration_tests::shared::ports::Store;
+use integration_tests::shared::services::{
+    deployer, deployments_api, environments_api, instance_events, reconciler, task_events,
+};
+use integration_tests::World;
+
+fn template() -> serde_yaml::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The IAM actions each function's template policy allows, by crate name.
+fn allowed_actions() -> BTreeMap<String, BTreeSet<String>> {
+    let doc = template();
+    let mut out = BTreeMap::new();
+    for (_, res) in doc["Resources"].as_mapping().unwrap() {
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut actions = BTreeSet::new();
+        for policy in res["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for st in policy["Statement"].as_sequence().into_iter().flatten() {
+                match &st["Action"] {
+                    serde_yaml::Value::String(a) => {
+                        actions.insert(a.clone());
+                    }
+                    serde_yaml::Value::Sequence(list) => {
+                        actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.insert(binary, actions);
+    }
+    out
+}
+
+/// The IAM actions an SDK operation needs. A transaction needs the actions of the items in it; ours
+/// hold puts, updates and condition checks.
+fn iam_actions(op: &str) -> Vec<String> {
+    let (service, name) = op.split_once('.').unwrap();
+    match (service, name) {
+        ("DynamoDB", "TransactWriteItems") => vec![
+            "dynamodb:PutItem".into(),
+            "dynamodb:UpdateItem".into(),
+            "dynamodb:ConditionCheckItem".into(),
+        ],
+        ("DynamoDB", n) => vec![format!("dynamodb:{n}")],
+        ("ECS", n) => vec![format!("ecs:{n}")],
+        (s, n) => vec![format!("{}:{n}", s.to_lowercase())],
+    }
+}
+
+fn assert_allowed(function: &str, w: &World, allowed: &BTreeMap<String, BTreeSet<String>>) {
+    let used = w.calls.snapshot();
+    assert!(!used.is_empty(), "{function}: the flow made no AWS call");
+    let policy = &allowed[function];
+    for op in used.keys() {
+        for action in iam_actions(op) {
+            assert!(
+                policy.contains(&action),
+                "{function} calls {op}, but its template policy does not allow {action}: {policy:?}"
+            );
+        }
+    }
+    w.calls.reset();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
+    let allowed = allowed_actions();
+    assert_eq!(allowed.len(), 6, "{allowed:?}");
+    let w = World::new().await;
+    let hosts = w.add_hosts(3).await;
+
+    // environments-api
+    w.create_environment("contract").await;
+    w.api(
+        "GET",
+        &format!("/v1/environments?cluster={}", w.cluster_name),
+        None,
+    )
+    .await;
+    w.api("GET", "/v1/environments/contract", None).await;
+    assert_allowed("environments-api", &w, &allowed);
+
+    // deployments-api
+    let dep = w.create_deployment("contract").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    w.api("GET", "/v1/environments/contract/deployments", None)
+        .await;
+    w.api(
+        "GET",
+        &format!("/v1/environments/contract/deployments/{id}"),
+        None,
+    )
+    .await;
+    assert_allowed("deployments-api", &w, &allowed);
+
+    // deployer: rollout, then (after the task events) close
+    w.deliver_deployment("contract", &id).await;
+    assert_allowed("deployer", &w, &allowed);
+    w.deliver_task_events().await;
+    assert_allowed("task-events", &w, &allowed);
+    w.deliver_deployment("contract", &id).await;
+    assert_allowed("deployer", &w, &allowed);
+
+    // instance-events: a join and a drain
+    let new = w.add_hosts(1).await.remove(0);
+    instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&new, "ACTIVE", true, 1),
+    )
+    .await
+    .unwrap();
+    w.drain(&hosts[0]).await;
+    instance_events::handle(
+        &w.store,
+        &w.cluster,
+        &w.instance_event(&hosts[0], "DRAINING", true, 9),
+    )
+    .await
+    .unwrap();
+    assert_allowed("instance-events", &w, &allowed);
+
+    // task-events: a stop we did not ask for (restart)
+    let victim = w.tasks_by_host().await[&hosts[1]][0].clone();
+    w.stop_task_by_hand(&victim).await;
+    w.calls.reset();
+    task_events::handle(&w.store, &w.cluster, &w.task_event(&victim).await)
+        .await
+        .unwrap();
+    assert_allowed("task-events", &w, &allowed);
+
+    // reconciler: a task stopped with its event lost, a host that left the ACTIVE list
+    let victim = w.tasks_by_host().await[&hosts[2]][0].clone();
+    w.stop_task_by_hand(&victim).await;
+    w.calls.reset();
+    let later = integration_tests::shared::executor::system_now_ms() + 3_600_000;
+    let summary = reconciler::reconcile_all(&w.store, &w.cluster, later)
+        .await
+        .unwrap();
+    assert_eq!(summary.started, 1, "{summary:?}");
+    assert_allowed("reconciler", &w, &allowed);
+
+    // environments-api DELETE, then the deployer's teardown
+    w.api("DELETE", "/v1/environments/contract", None).await;
+    assert_allowed("environments-api", &w, &allowed);
+    w.deliver_environment("contract").await;
+    assert_allowed("deployer", &w, &allowed);
+    assert!(w.store.get_environment("contract").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_http_api_route_of_the_template_reaches_its_handler() {
+    let doc = template();
+    let w = World::new().await;
+    w.create_environment("routes").await;
+    let mut routes = 0;
+    for (_, res) in doc["Resources"].as_mapping().unwrap() {
+        let binary = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default();
+        for (_, ev) in res["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            if ev["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            routes += 1;
+            let method = ev["Properties"]["Method"].as_str().unwrap().to_uppercase();
+            let path = ev["Properties"]["Path"]
+                .as_str()
+                .unwrap()
+                .replace("{name}", "routes")
+                .replace("{id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+            let expected = if path.contains("/deployments") {
+                "deployments-api"
+            } else {
+                "environments-api"
+            };
+            assert_eq!(binary, expected, "{method} {path} is served by {binary}");
+            let (status, body) = w.api(&method, &path, None).await;
+            let unrouted = body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("no route");
+            assert!(!unrouted, "{method} {path}: {status} {body}");
+        }
+    }
+    assert_eq!(routes, 8, "the eight Blox routes");
+}
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn sample_events_parse_into_what_each_function_takes() {
+    for f in [
+        "instance-active",
+        "instance-draining",
+        "instance-agent-disconnected",
+        "instance-deregistered",
+    ] {
+        let ev: EventBridgeEvent<instance_events::InstanceDetail> =
+            serde_json::from_str(&fixture(&format!("ecs/{f}.json"))).unwrap();
+        assert_eq!(ev.detail_type, "ECS Container Instance State Change");
+        ev.detail.host().unwrap();
+    }
+    for f in ["task-running", "task-stopped", "task-stopped-by-scheduler"] {
+        let ev: EventBridgeEvent<task_events::TaskDetail> =
+            serde_json::from_str(&fixture(&format!("ecs/{f}.json"))).unwrap();
+        let obs = ev.detail.observation().expect("a task of ours");
+        assert_eq!(obs.environment, "log-shipper");
+        assert_eq!(obs.stopped_by_us(), f == "task-stopped-by-scheduler");
+    }
+    let created: StreamEvent =
+        serde_json::from_str(&fixture("stream/deployment-created.json")).unwrap();
+    assert!(matches!(
+        deployer::jobs(&created).unwrap()[..],
+        [deployer::Job::Rollout(_)]
+    ));
+    let deleting: StreamEvent =
+        serde_json::from_str(&fixture("stream/environment-deleting.json")).unwrap();
+    assert!(matches!(
+        deployer::jobs(&deleting).unwrap()[..],
+        [deployer::Job::Teardown(_)]
+    ));
+    let _: serde_json::Value = serde_json::from_str(&fixture("schedule/reconcile.json")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_api_requests_route_as_api_gateway_sends_them() {
+    let w = World::new().await;
+    let expect = [
+        ("ping", 200),
+        ("create-environment-blank-name", 400),
+        ("list-environments", 200),
+        ("get-environment", 404),
+        ("list-deployments", 404),
+        ("get-deployment", 404),
+        ("delete-environment", 200),
+    ];
+    for (name, status) in expect {
+        let req = lambda_http::request::from_str(&fixture(&format!("api/{name}.json")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let req = integration_tests::shared::http::ApiRequest::from_lambda(&req);
+        // The template routes /deployments paths to deployments-api, the rest to environments-api.
+        let result = if req.segments.iter().any(|s| s == "deployments") {
+            deployments_api::route(&w.store, &req).await
+        } else {
+            environments_api::route(&w.store, &w.cluster, &req).await
+        };
+        let got = result
+            .map(|r| r.status)
+            .unwrap_or_else(|e| e.status_and_code().0);
+        assert_eq!(got, status, "{name}: {req:?}");
+    }
+}
