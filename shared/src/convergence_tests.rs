@@ -373,3 +373,49 @@ fn a_deployment_racing_duplicated_joins_converges() {
         Op::Join(2),
     ]);
 }
+
+/// StartTask started the tasks but its answer was lost (a timeout; a Lambda killed mid-call).
+/// The claims stay (nothing may launch on those hosts), and the reconciler finds the tasks in ECS by
+/// the claim's `startedBy` and adopts them: one task per host, one StartTask in all.
+#[test]
+fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut sim = Sim::new().await;
+        for i in 0..3 {
+            sim.apply(&Op::Join(i)).await;
+        }
+        sim.drain_queue().await;
+        sim.cluster.lose_next_start_answers(1);
+        sim.apply(&Op::Deploy).await;
+        // The rollout only: its task events are "lost" with the answer.
+        let Ev::Deployment(id) = sim.queue.pop().unwrap() else {
+            panic!("a deployment")
+        };
+        sim.deliver(&Ev::Deployment(id.clone())).await;
+        sim.cluster.take_changes();
+        assert_eq!(sim.cluster.live_tasks().len(), 3);
+        assert!(sim.store.slots().iter().all(crate::executor::is_launching));
+
+        // Within the lease: another look starts nothing.
+        sim.reconcile(system_now_ms()).await;
+        sim.cluster.take_changes();
+        assert_eq!(sim.cluster.start_calls().len(), 1);
+
+        // After it: ECS is asked, the tasks are adopted, still one per host.
+        sim.reconcile(system_now_ms() + crate::planner::CLAIM_LEASE_MS + 1)
+            .await;
+        sim.collect_task_changes();
+        sim.drain_queue().await;
+        assert_eq!(sim.cluster.start_calls().len(), 1, "no second launch");
+        assert_eq!(sim.cluster.live_tasks().len(), 3);
+        assert!(sim.store.slots().iter().all(|s| matches!(
+            s.task,
+            crate::domain::SlotTask::Pending { .. } | crate::domain::SlotTask::Running { .. }
+        )));
+        sim.check_safety();
+    });
+}

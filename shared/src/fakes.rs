@@ -328,6 +328,8 @@ struct ClusterState {
     next_id: u64,
     /// StartTask calls still to refuse outright (fault injection).
     refuse_next_starts: usize,
+    /// StartTask calls that start their tasks but whose answer is lost (a timeout, a dead Lambda).
+    lose_next_start_answers: usize,
 }
 
 /// An ECS cluster in memory. StartTask refuses hosts that are not ACTIVE (as ECS does) and calls
@@ -359,6 +361,9 @@ impl FakeCluster {
     }
     pub fn refuse_next_starts(&self, n: usize) {
         self.state.lock().unwrap().refuse_next_starts = n;
+    }
+    pub fn lose_next_start_answers(&self, n: usize) {
+        self.state.lock().unwrap().lose_next_start_answers = n;
     }
     /// Someone (an operator, an OOM kill) stops a task.
     pub fn kill(&self, arn: &str) -> bool {
@@ -454,6 +459,15 @@ impl Cluster for FakeCluster {
             out.started.push((h.clone(), task.arn.clone()));
             s.changes.push(task.clone());
             s.tasks.insert(task.arn.clone(), task);
+        }
+        if s.lose_next_start_answers > 0 {
+            s.lose_next_start_answers -= 1;
+            let reason = "StartTask failed: no response".to_owned();
+            out.unknown = out
+                .started
+                .drain(..)
+                .map(|(h, _)| (h, reason.clone()))
+                .collect();
         }
         Ok(out)
     }
