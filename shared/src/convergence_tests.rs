@@ -419,3 +419,55 @@ fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
         sim.check_safety();
     });
 }
+
+/// ECS refuses the hosts of one StartTask call: the deployment settles as failed, names each host
+/// with ECS's reason, and marks the environment unhealthy; the hosts are retried after a backoff.
+#[test]
+fn a_deployment_whose_hosts_are_refused_fails_with_their_reasons() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut sim = Sim::new().await;
+        for i in 0..2 {
+            sim.apply(&Op::Join(i)).await;
+        }
+        sim.drain_queue().await;
+        sim.cluster.refuse_next_starts(1);
+        sim.apply(&Op::Deploy).await;
+        sim.drain_queue().await;
+
+        let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
+        let id = env.current_deployment_id.clone().unwrap();
+        let dep = sim.store.deployment(ENV, &id).unwrap();
+        assert_eq!(
+            dep.status,
+            crate::domain::DeploymentStatus::Failed,
+            "{dep:?}"
+        );
+        assert_eq!(
+            (dep.desired_count, dep.failed_count, dep.pending_count),
+            (2, 2, 0)
+        );
+        assert_eq!(env.health, Health::Unhealthy);
+        assert_eq!(
+            env.active_deployment_id, None,
+            "the next deployment may start"
+        );
+        assert!(sim.cluster.live_tasks().is_empty());
+        let failures = sim.store.slots();
+        assert!(
+            failures
+                .iter()
+                .all(|s| s.last_failure.as_deref() == Some("ThrottlingException")
+                    && s.retry_at_ms > 0)
+        );
+
+        // The backoff over, the reconciler starts them.
+        sim.reconcile(system_now_ms() + 60_000).await;
+        sim.collect_task_changes();
+        sim.drain_queue().await;
+        assert_eq!(sim.cluster.live_tasks().len(), 2);
+    });
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use integration_tests::shared::domain::{SlotKey, SlotTask};
 use integration_tests::shared::ports::Store;
-use integration_tests::shared::services::{instance_events, reconciler, task_events};
+use integration_tests::shared::services::{deployer, instance_events, reconciler, task_events};
 use integration_tests::World;
 
 fn assert_one_task_per_host(
@@ -469,4 +469,144 @@ async fn delete_stops_every_task_and_removes_the_records_and_twice_is_harmless()
     // The name is free again.
     w.create_environment("gone").await;
     let _ = hosts;
+}
+
+/// The real ECS adapter, except that StartTask refuses the listed hosts (ECS's `failures`).
+struct Refusing<'a> {
+    inner: &'a integration_tests::shared::adapters::EcsCluster,
+    refuse: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl integration_tests::shared::ports::Cluster for Refusing<'_> {
+    async fn describe_cluster(
+        &self,
+        c: &str,
+    ) -> integration_tests::shared::Result<Option<integration_tests::shared::ports::ResourceStatus>>
+    {
+        self.inner.describe_cluster(c).await
+    }
+    async fn describe_task_definition(
+        &self,
+        t: &str,
+    ) -> integration_tests::shared::Result<Option<integration_tests::shared::ports::ResourceStatus>>
+    {
+        self.inner.describe_task_definition(t).await
+    }
+    async fn active_hosts(
+        &self,
+        c: &str,
+    ) -> integration_tests::shared::Result<Vec<integration_tests::shared::domain::Host>> {
+        self.inner.active_hosts(c).await
+    }
+    async fn describe_hosts(
+        &self,
+        c: &str,
+        arns: &[String],
+    ) -> integration_tests::shared::Result<Vec<integration_tests::shared::domain::Host>> {
+        self.inner.describe_hosts(c, arns).await
+    }
+    async fn start_tasks(
+        &self,
+        r: integration_tests::shared::ports::StartRequest<'_>,
+    ) -> integration_tests::shared::Result<integration_tests::shared::ports::StartOutcome> {
+        let (refused, rest): (Vec<String>, Vec<String>) = r
+            .container_instances
+            .iter()
+            .cloned()
+            .partition(|h| self.refuse.contains(h));
+        let mut out = self
+            .inner
+            .start_tasks(integration_tests::shared::ports::StartRequest {
+                container_instances: &rest,
+                ..r
+            })
+            .await?;
+        out.refused.extend(
+            refused
+                .into_iter()
+                .map(|h| (h, "RESOURCE:MEMORY".to_owned())),
+        );
+        Ok(out)
+    }
+    async fn stop_task(
+        &self,
+        c: &str,
+        t: &str,
+        why: &str,
+    ) -> integration_tests::shared::Result<()> {
+        self.inner.stop_task(c, t, why).await
+    }
+    async fn tasks_started_by(
+        &self,
+        c: &str,
+        s: &str,
+        h: Option<&str>,
+    ) -> integration_tests::shared::Result<Vec<integration_tests::shared::domain::TaskObservation>>
+    {
+        self.inner.tasks_started_by(c, s, h).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_with_refused_hosts_fails_with_each_host_and_reason() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(4).await;
+    w.create_environment("refused").await;
+    let dep = w.create_deployment("refused").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    let refusing = Refusing {
+        inner: &w.cluster,
+        refuse: hosts[..2].to_vec(),
+    };
+    let record = w
+        .stream_record("ENV#refused", &format!("DEP#{id}"), "INSERT")
+        .await;
+    deployer::handle(
+        &w.store,
+        &refusing,
+        &integration_tests::stream_event(vec![record]),
+    )
+    .await
+    .unwrap();
+    w.deliver_task_events().await;
+    w.deliver_deployment("refused", &id).await;
+
+    let (_, dep) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/refused/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+    assert_eq!(
+        (
+            dep["desiredCount"].as_i64(),
+            dep["runningCount"].as_i64(),
+            dep["failedCount"].as_i64()
+        ),
+        (Some(4), Some(2), Some(2))
+    );
+    let mut failed: Vec<String> = dep["failedInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    failed.sort();
+    let mut expected = hosts[..2].to_vec();
+    expected.sort();
+    assert_eq!(failed, expected);
+    assert!(
+        dep["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["reason"] == "RESOURCE:MEMORY"),
+        "{dep}"
+    );
+    let (_, env) = w.api("GET", "/v1/environments/refused", None).await;
+    assert_eq!(env["health"], "unhealthy");
+    assert!(env.get("activeDeploymentId").is_none(), "{env}");
 }
