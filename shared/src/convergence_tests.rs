@@ -9,7 +9,7 @@
 use proptest::prelude::*;
 
 use crate::clock::now_rfc3339;
-use crate::domain::{Environment, EnvironmentStatus, Health, Host, HostStatus, InstanceGroup};
+use crate::domain::{Environment, Health, Host, HostStatus};
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
 use crate::ports::Store;
@@ -95,25 +95,8 @@ fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
 impl Sim {
     async fn new() -> Self {
         let store = FakeStore::default();
-        let now = now_rfc3339();
-        store
-            .create_environment(&Environment {
-                name: ENV.into(),
-                instance_group: InstanceGroup {
-                    cluster: FAKE_CLUSTER_ARN.into(),
-                },
-                task_definition: "agent:1".into(),
-                deployment_token: "t".into(),
-                health: Health::Healthy,
-                status: EnvironmentStatus::Active,
-                current_deployment_id: None,
-                active_deployment_id: None,
-                created_at: now.clone(),
-                updated_at: now,
-                version: 1,
-            })
-            .await
-            .unwrap();
+        let env = Environment::new(ENV, FAKE_CLUSTER_ARN, "agent:1", &now_rfc3339());
+        store.create_environment(&env).await.unwrap();
         Self {
             store,
             cluster: FakeCluster::default(),
@@ -295,12 +278,28 @@ impl Sim {
     }
 }
 
-fn run(ops: Vec<Op>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+        .block_on(f)
+}
+
+impl Sim {
+    /// A simulation with `n` hosts joined and every event delivered.
+    async fn with_hosts(n: usize) -> Self {
+        let mut sim = Sim::new().await;
+        for i in 0..n {
+            sim.apply(&Op::Join(i)).await;
+        }
+        sim.drain_queue().await;
+        sim
+    }
+}
+
+fn run(ops: Vec<Op>) {
+    block_on(async {
         let mut sim = Sim::new().await;
         for op in &ops {
             sim.apply(op).await;
@@ -379,16 +378,8 @@ fn a_deployment_racing_duplicated_joins_converges() {
 /// the claim's `startedBy` and adopts them: one task per host, one StartTask in all.
 #[test]
 fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut sim = Sim::new().await;
-        for i in 0..3 {
-            sim.apply(&Op::Join(i)).await;
-        }
-        sim.drain_queue().await;
+    block_on(async {
+        let mut sim = Sim::with_hosts(3).await;
         sim.cluster.lose_next_start_answers(1);
         sim.apply(&Op::Deploy).await;
         // The rollout only: its task events are "lost" with the answer.
@@ -424,16 +415,8 @@ fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
 /// with ECS's reason, and marks the environment unhealthy; the hosts are retried after a backoff.
 #[test]
 fn a_deployment_whose_hosts_are_refused_fails_with_their_reasons() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut sim = Sim::new().await;
-        for i in 0..2 {
-            sim.apply(&Op::Join(i)).await;
-        }
-        sim.drain_queue().await;
+    block_on(async {
+        let mut sim = Sim::with_hosts(2).await;
         sim.cluster.refuse_next_starts(1);
         sim.apply(&Op::Deploy).await;
         sim.drain_queue().await;

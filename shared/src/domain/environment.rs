@@ -48,6 +48,25 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// A new environment: healthy, active, not deployed yet, with a fresh deployment token.
+    pub fn new(name: &str, cluster_arn: &str, task_definition_arn: &str, now: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            instance_group: InstanceGroup {
+                cluster: cluster_arn.to_owned(),
+            },
+            task_definition: task_definition_arn.to_owned(),
+            deployment_token: uuid::Uuid::new_v4().to_string(),
+            health: Health::Healthy,
+            status: EnvironmentStatus::Active,
+            current_deployment_id: None,
+            active_deployment_id: None,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            version: 1,
+        }
+    }
+
     pub fn cluster_arn(&self) -> &str {
         &self.instance_group.cluster
     }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::clock::now_rfc3339;
 use crate::domain::names::validate_environment_name;
-use crate::domain::{Environment, EnvironmentStatus, Health, InstanceGroup};
+use crate::domain::{Environment, EnvironmentStatus};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::{Cluster, Page, Store};
@@ -84,22 +84,7 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
             )))
         }
     };
-    let now = now_rfc3339();
-    let env = Environment {
-        name,
-        instance_group: InstanceGroup {
-            cluster: cluster_arn,
-        },
-        task_definition: task_definition_arn,
-        deployment_token: uuid::Uuid::new_v4().to_string(),
-        health: Health::Healthy,
-        status: EnvironmentStatus::Active,
-        current_deployment_id: None,
-        active_deployment_id: None,
-        created_at: now.clone(),
-        updated_at: now,
-        version: 1,
-    };
+    let env = Environment::new(&name, &cluster_arn, &task_definition_arn, &now_rfc3339());
     store.create_environment(&env).await?;
     ApiResponse::ok(&env)
 }
