@@ -1,0 +1,280 @@
+//! AWS calls the product makes, counted by the integration harness's `CallCounter` against moto.
+//! Harness calls (reading moto's state to build events) happen before the counter is reset, so
+//! only the product's own calls are counted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use integration_tests::shared::services::{deployer, instance_events, task_events};
+use integration_tests::{moto_endpoint, stream_event, World};
+use serde_json::json;
+
+use crate::runtime_api;
+
+/// The table `name` exists (empty) and moto has loaded its ECS backend (its first ECS call takes
+/// ~1.5 s, which would otherwise land in the measured invocation).
+pub async fn prepare_moto(name: &str) {
+    let config = integration_tests::sdk_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    if ddb.describe_table().table_name(name).send().await.is_err() {
+        integration_tests::create_table_from_template(&ddb, name).await;
+    }
+    aws_sdk_ecs::Client::new(&config)
+        .list_clusters()
+        .send()
+        .await
+        .expect("moto ECS");
+}
+
+pub async fn run(deployer_bin: Option<PathBuf>) {
+    join(1).await;
+    join(3).await;
+    fleet(deployer_bin).await;
+}
+
+/// Calls by operation, as a Markdown list.
+fn table(calls: &BTreeMap<String, usize>, per: usize) -> String {
+    let mut out = String::from("| operation | calls |");
+    if per > 1 {
+        out.push_str(" per environment |");
+    }
+    out.push_str(if per > 1 {
+        "\n|---|---:|---:|\n"
+    } else {
+        "\n|---|---:|\n"
+    });
+    let mut row = |op: &str, n: usize| {
+        out.push_str(&format!("| {op} | {n} |"));
+        if per > 1 {
+            out.push_str(&format!(" {:.2} |", n as f64 / per as f64));
+        }
+        out.push('\n');
+    };
+    for (op, n) in calls {
+        row(op, *n);
+    }
+    row("**total**", calls.values().sum());
+    out
+}
+
+/// A host joins a cluster where `envs` environments are deployed on 3 hosts.
+async fn join(envs: usize) {
+    progress(&format!("join with {envs} environment(s)"));
+    let w = World::new().await;
+    w.add_hosts(3).await;
+    for i in 0..envs {
+        let name = format!("join-{i}");
+        w.create_environment(&name).await;
+        let dep = w.deploy(&name).await;
+        assert_eq!(dep["status"], "completed", "{dep}");
+    }
+    let host = w.add_hosts(1).await.remove(0);
+    let event = w.instance_event(&host, "ACTIVE", true, 1);
+    w.calls.reset();
+    let t = Instant::now();
+    let report = instance_events::handle(&w.store, &w.cluster, &event)
+        .await
+        .expect("instance event");
+    let took = t.elapsed();
+    assert_eq!(report.started.len(), envs, "one task per environment");
+    let per_env = w.calls.total() as f64 / envs as f64;
+    println!(
+        "\n#### A host joins a cluster with {envs} deployed environment{} (3 hosts each)\n\n\
+         One `ECS Container Instance State Change` (ACTIVE, agent connected) to \
+         `instance_events::handle`; {} task(s) started, {} ms on moto.\n\n{}\n\
+         Target ≤ 4 calls per environment: {} ({per_env:.2}).",
+        if envs == 1 { "" } else { "s" },
+        report.started.len(),
+        took.as_millis(),
+        table(&w.calls.snapshot(), envs),
+        if per_env <= 4.0 { "met" } else { "**missed**" },
+    );
+}
+
+/// A deployment over 1,000 hosts (BENCH_HOSTS): the rollout, the 1,000 RUNNING task events, the close.
+async fn fleet(deployer_bin: Option<PathBuf>) {
+    // BENCH_HOSTS: a smaller fleet for a quick try of the bench itself.
+    let hosts_env = std::env::var("BENCH_HOSTS").ok();
+    let hosts: usize = hosts_env
+        .as_deref()
+        .map_or(1000, |n| n.parse().expect("BENCH_HOSTS"));
+    let w = World::new().await;
+    progress(&format!("registering {hosts} container instances in moto"));
+    let t = Instant::now();
+    w.add_hosts(hosts).await;
+    let registering = t.elapsed();
+    w.create_environment("fleet").await;
+    let dep = w.create_deployment("fleet").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    let (pk, sk) = ("ENV#fleet".to_owned(), format!("DEP#{id}"));
+
+    // 1. the rollout (the deployment's stream INSERT)
+    let record = w.stream_record(&pk, &sk, "INSERT").await;
+    progress("rollout");
+    w.calls.reset();
+    let t = Instant::now();
+    deployer::handle(&w.store, &w.cluster, &stream_event(vec![record]))
+        .await
+        .expect("rollout");
+    let rollout = t.elapsed();
+    let rollout_calls = w.calls.snapshot();
+    let sizes = w.calls.start_task_sizes();
+
+    // 2. the RUNNING event of every task (built first: the harness reads them from moto)
+    let mut events = Vec::new();
+    for (_, tasks) in w.tasks_by_host().await {
+        for task in tasks {
+            events.push(w.task_event(&task).await);
+        }
+    }
+    let tasks = events.len();
+    progress(&format!("{tasks} task events"));
+    w.calls.reset();
+    let t = Instant::now();
+    for e in &events {
+        task_events::handle(&w.store, &w.cluster, e)
+            .await
+            .expect("task event");
+    }
+    let events_took = t.elapsed();
+    let event_calls = w.calls.snapshot();
+
+    // 3. the close (the deployment's stream MODIFY once its counters say done)
+    let record = w.stream_record(&pk, &sk, "MODIFY").await;
+    w.calls.reset();
+    deployer::handle(&w.store, &w.cluster, &stream_event(vec![record]))
+        .await
+        .expect("close");
+    let close_calls = w.calls.snapshot();
+    let (_, done) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/fleet/deployments/{id}"),
+            None,
+        )
+        .await;
+
+    let get = |op: &str| rollout_calls.get(op).copied().unwrap_or(0);
+    let check = |ok: bool| if ok { "met" } else { "**missed**" };
+    let ddb_writes = |calls: &BTreeMap<String, usize>| -> usize {
+        [
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "BatchWriteItem",
+            "TransactWriteItems",
+        ]
+        .iter()
+        .map(|op| calls.get(&format!("DynamoDB.{op}")).copied().unwrap_or(0))
+        .sum()
+    };
+    let verdicts = format!(
+        "Targets: ListContainerInstances {} ≤ 10: {} (moto: one page, see above); \
+         DescribeContainerInstances {} ≤ 10: {}; StartTask {} ≤ 100: {}; \
+         DynamoDB slot-write calls {} for {hosts} claims + {hosts} records ({:.0} slots a call; batched = at least 25 a call): {}.",
+        get("ECS.ListContainerInstances"),
+        check(get("ECS.ListContainerInstances") <= 10),
+        get("ECS.DescribeContainerInstances"),
+        check(get("ECS.DescribeContainerInstances") <= 10),
+        get("ECS.StartTask"),
+        check(get("ECS.StartTask") <= 100),
+        ddb_writes(&rollout_calls),
+        2.0 * hosts as f64 / ddb_writes(&rollout_calls).max(1) as f64,
+        check(ddb_writes(&rollout_calls) <= 2 * hosts.div_ceil(25)),
+    );
+    let mut size_counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for s in &sizes {
+        *size_counts.entry(*s).or_default() += 1;
+    }
+    let sizes_text = size_counts
+        .iter()
+        .map(|(size, n)| format!("{n} × {size} hosts"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "\n#### A deployment over {hosts} hosts\n\n\
+         Registering the {hosts} container instances in moto took {:.1} s (harness, not counted).\n\n\
+         **Rollout** (`deployer::handle` on the deployment's stream INSERT): {:.2} s wall clock on moto \
+         (loopback; informational). StartTask calls: {} ({sizes_text}).\n\n{}\n\
+         moto ignores `maxResults` on ListContainerInstances and returns all {hosts} ARNs in one page; \
+         the adapter asks for pages of 100, so real ECS would take {} List call(s).\n\n\
+         {verdicts}\n\n\
+         **{tasks} RUNNING task events** (`task_events::handle`, one at a time): {:.2} s on moto, \
+         {:.2} calls per event.\n\n{}\n\
+         **Close** (the deployment's stream MODIFY): deployment `{}`, running {} / desired {}.\n\n{}",
+        registering.as_secs_f64(),
+        rollout.as_secs_f64(),
+        sizes.len(),
+        table(&rollout_calls, 1),
+        hosts.div_ceil(100),
+        events_took.as_secs_f64(),
+        event_calls.values().sum::<usize>() as f64 / tasks.max(1) as f64,
+        table(&event_calls, 1),
+        done["status"].as_str().unwrap_or("?"),
+        done["runningCount"],
+        done["desiredCount"],
+        table(&close_calls, 1),
+    );
+
+    if let Some(bin) = deployer_bin {
+        deployer_binary(&w, &bin, hosts).await;
+    }
+}
+
+/// The release `deployer` binary rolls out a second environment over the same hosts behind the
+/// fake Runtime API: its peak RSS under the biggest job it has. The environment lives in a table of
+/// its own (a second world's), since moto's TransactWriteItems slows down with the table's size.
+async fn deployer_binary(w: &World, bin: &std::path::Path, hosts: usize) {
+    let b = World::new().await;
+    let (status, body) = b
+        .api(
+            "POST",
+            "/v1/environments",
+            Some(json!({"name": "fleet-b", "instanceGroup": {"cluster": w.cluster_name}, "taskDefinition": w.family})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let dep = b.create_deployment("fleet-b").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    let record = b
+        .stream_record("ENV#fleet-b", &format!("DEP#{id}"), "INSERT")
+        .await;
+    let event = serde_json::to_vec(&stream_event(vec![record])).unwrap();
+    let env = crate::lambda_env("deployer", &b.table, Some(&moto_endpoint()));
+    let log = crate::log_path("deployer-fleet");
+    let bin = bin.to_owned();
+    progress(&format!(
+        "the deployer binary rolls out a second environment over {hosts} hosts"
+    ));
+    let run = tokio::task::spawn_blocking(move || {
+        runtime_api::run(&bin, "deployer", &env, Some(&event), &log)
+    })
+    .await
+    .unwrap()
+    .expect("deployer binary");
+    let inv = run.invocation.unwrap();
+    let (_, state) = b
+        .api(
+            "GET",
+            &format!("/v1/environments/fleet-b/deployments/{id}"),
+            None,
+        )
+        .await;
+    println!(
+        "\n**The release `deployer` binary** rolling out a second environment over the same {} hosts \
+         (fake Runtime API, moto, log `target/bench/logs/deployer-fleet.log`): result `{}`, {:.1} s, \
+         deployment now `{}` with {} pending; peak RSS (VmHWM) {} (at init {}).\n",
+        hosts,
+        inv.result.chars().take(60).collect::<String>(),
+        inv.took.as_secs_f64(),
+        state["status"].as_str().unwrap_or("?"),
+        state["pendingCount"],
+        crate::mb(inv.peak_hwm_kb),
+        crate::mb(run.init_hwm_kb),
+    );
+}
+
+fn progress(what: &str) {
+    eprintln!("bench: {what}");
+}
