@@ -335,6 +335,77 @@ impl World {
         .unwrap()
     }
 
+    /// Registers another revision of the world's task definition family; returns its ARN.
+    pub async fn register_task_definition(&self) -> String {
+        self.ecs
+            .register_task_definition()
+            .family(&self.family)
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("agent")
+                    .image("public.ecr.aws/docker/library/busybox:latest")
+                    .memory(64)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap()
+    }
+
+    /// Every task of the cluster, live or stopped, as its next event would report it.
+    pub async fn all_tasks(&self) -> Vec<TaskInfo> {
+        let mut arns = Vec::new();
+        for desired in [
+            aws_sdk_ecs::types::DesiredStatus::Running,
+            aws_sdk_ecs::types::DesiredStatus::Stopped,
+        ] {
+            arns.extend(
+                self.ecs
+                    .list_tasks()
+                    .cluster(&self.cluster_name)
+                    .desired_status(desired)
+                    .send()
+                    .await
+                    .unwrap()
+                    .task_arns
+                    .unwrap_or_default(),
+            );
+        }
+        let mut out = Vec::new();
+        for chunk in arns.chunks(100) {
+            let tasks = self
+                .ecs
+                .describe_tasks()
+                .cluster(&self.cluster_name)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap()
+                .tasks
+                .unwrap_or_default();
+            for t in tasks {
+                let stopped = t.desired_status() == Some("STOPPED");
+                out.push(TaskInfo {
+                    arn: t.task_arn().unwrap().to_owned(),
+                    host: t.container_instance_arn().unwrap_or_default().to_owned(),
+                    task_definition: t.task_definition_arn().unwrap_or_default().to_owned(),
+                    status: if stopped {
+                        "STOPPED".to_owned()
+                    } else {
+                        t.last_status().unwrap_or_default().to_owned()
+                    },
+                });
+            }
+        }
+        out.sort_by(|a, b| a.arn.cmp(&b.arn));
+        out.dedup_by(|a, b| a.arn == b.arn);
+        out
+    }
+
     /// Live tasks (desired RUNNING) of the cluster, by host.
     pub async fn tasks_by_host(&self) -> BTreeMap<String, Vec<String>> {
         let arns = self
@@ -522,6 +593,16 @@ impl World {
             .await
             .unwrap();
     }
+}
+
+/// One task of the cluster as the harness sees it in moto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub arn: String,
+    pub host: String,
+    pub task_definition: String,
+    /// RUNNING/PENDING as moto has it, STOPPED once a stop was accepted.
+    pub status: String,
 }
 
 /// A stream batch as Lambda receives it.

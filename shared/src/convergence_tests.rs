@@ -13,7 +13,7 @@ use crate::domain::{Environment, Health, Host, HostStatus};
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
 use crate::ports::Store;
-use crate::services::{deployer, deployments_api, instance_events, reconciler, task_events};
+use crate::services::{deployments_api, instance_events, reconciler, rolling, task_events};
 
 const ENV: &str = "env";
 
@@ -95,8 +95,12 @@ fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
 impl Sim {
     async fn new() -> Self {
         let store = FakeStore::default();
-        let env = Environment::new(ENV, FAKE_CLUSTER_ARN, "agent:1", &now_rfc3339());
-        store.create_environment(&env).await.unwrap();
+        let now = now_rfc3339();
+        let env = Environment::new(ENV, FAKE_CLUSTER_ARN, "agent:1", Default::default(), &now);
+        store
+            .create_environment(&env, &env.latest(&now))
+            .await
+            .unwrap();
         Self {
             store,
             cluster: FakeCluster::default(),
@@ -154,16 +158,10 @@ impl Sim {
                     .unwrap();
             }
             Ev::Deployment(id) => {
-                // The stream delivers the deployment's latest image.
-                if let Some(dep) = self.store.deployment(ENV, id) {
-                    if dep.status == crate::domain::DeploymentStatus::Pending {
-                        deployer::rollout(&self.store, &self.cluster, &dep)
-                            .await
-                            .unwrap();
-                    } else {
-                        deployer::close(&self.store, &dep).await.unwrap();
-                    }
-                }
+                // The stream delivers the deployment's change; the deployer steps it.
+                rolling::step(&self.store, &self.cluster, ENV, id, system_now_ms())
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -192,7 +190,7 @@ impl Sim {
                 }
             }
             Op::Deploy => {
-                if let Ok(dep) = deployments_api::create(&self.store, ENV, None).await {
+                if let Ok(dep) = deployments_api::create(&self.store, ENV, None, None).await {
                     self.queue.push(Ev::Deployment(dep.id));
                 }
             }

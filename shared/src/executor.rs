@@ -24,6 +24,8 @@ pub struct Work {
     pub decide: Decide,
     /// What the caller knows of the environment's in-progress deployment.
     pub live: Live,
+    /// A rolling update's budget (see `SlotWrite::pending_cap`).
+    pub pending_cap: Option<i64>,
 }
 
 /// An environment has at most one deployment in progress; when the caller knows which (from the
@@ -44,6 +46,8 @@ pub struct Report {
     pub stopped: Vec<String>,
     pub conflicts: usize,
     pub gave_up: usize,
+    /// Writes left for later: they would have exceeded a rolling update's budget.
+    pub over_budget: usize,
 }
 
 pub struct Executor<'a, S: ?Sized, C: ?Sized> {
@@ -138,7 +142,11 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 b.tracked_by = None;
                             }
                         }
-                        writes.push(SlotWrite { before, after });
+                        writes.push(SlotWrite {
+                            before,
+                            after,
+                            pending_cap: w.pending_cap,
+                        });
                         pending.push((w, t, claim_id));
                     }
                     None => {
@@ -179,6 +187,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                         work.push(w);
                     }
                     WriteOutcome::NotAttempted => work.push(w),
+                    WriteOutcome::OverBudget => report.over_budget += 1,
                     WriteOutcome::EnvironmentInactive => {}
                 }
             }
@@ -234,6 +243,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                             key: l.slot.key(),
                             current: Some(l.slot.clone()),
                             live: Live::Unknown,
+                            pending_cap: None,
                             decide: Box::new(move |cur, _, now| match cur {
                                 Some(s) => planner::plan_started(s, &claim, &task_arn, now),
                                 None => stop_orphan(&task_arn),
@@ -248,6 +258,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                             key: l.slot.key(),
                             current: Some(l.slot.clone()),
                             live: Live::Unknown,
+                            pending_cap: None,
                             decide: Box::new(move |cur, _, now| match cur {
                                 Some(s) => planner::plan_start_failed(s, &claim, &reason, now),
                                 None => Transition::nothing(),

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Host, HostStatus, Slot,
-    SlotKey, SlotTask, TaskObservation, TaskStatus,
+    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Host, HostStatus,
+    Revision, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus,
 };
 use crate::error::{Error, Result};
 use crate::limits::START_TASK_INSTANCES;
@@ -23,6 +23,7 @@ use crate::ports::{
 struct StoreState {
     envs: BTreeMap<String, Environment>,
     deployments: BTreeMap<(String, String), Deployment>,
+    revisions: BTreeMap<(String, u32), Revision>,
     slots: BTreeMap<SlotKey, Slot>,
 }
 
@@ -57,14 +58,98 @@ fn page<T: Clone>(items: Vec<T>, limit: usize, token: Option<&str>) -> Result<Pa
 
 #[async_trait]
 impl Store for FakeStore {
-    async fn create_environment(&self, env: &Environment) -> Result<()> {
+    async fn create_environment(&self, env: &Environment, first: &Revision) -> Result<()> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
         if s.envs.contains_key(&env.name) {
             return Err(Error::conflict(Some("name"), "exists"));
         }
         s.envs.insert(env.name.clone(), env.clone());
+        s.revisions
+            .insert((env.name.clone(), first.number), first.clone());
         Ok(())
+    }
+
+    async fn add_revision(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        revision: &Revision,
+    ) -> Result<()> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        let key = (env.name.clone(), revision.number);
+        match s.envs.get(&env.name) {
+            Some(e)
+                if e.version == expected_version
+                    && e.status == EnvironmentStatus::Active
+                    && !s.revisions.contains_key(&key) =>
+            {
+                s.envs.insert(env.name.clone(), env.clone());
+                s.revisions.insert(key, revision.clone());
+                Ok(())
+            }
+            _ => Err(Error::ConcurrentUpdate {
+                what: env.name.clone(),
+            }),
+        }
+    }
+
+    async fn get_revision(&self, environment: &str, number: u32) -> Result<Option<Revision>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(s.revisions.get(&(environment.to_owned(), number)).cloned())
+    }
+
+    async fn list_revisions(
+        &self,
+        environment: &str,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Revision>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        let mut revs: Vec<Revision> = s
+            .revisions
+            .iter()
+            .filter(|((e, _), _)| e == environment)
+            .map(|(_, r)| r.clone())
+            .collect();
+        revs.reverse();
+        page(revs, limit, next_token)
+    }
+
+    async fn halt_deployment(&self, environment: &str, id: &str, reason: &str) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        match s
+            .deployments
+            .get_mut(&(environment.to_owned(), id.to_owned()))
+        {
+            Some(d) if !d.status.is_finished() && d.halted_reason.is_none() => {
+                d.status = DeploymentStatus::Running;
+                d.halted_reason = Some(reason.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn cancel_deployment(&self, deployment: &Deployment) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        let key = (deployment.environment_name.clone(), deployment.id.clone());
+        match s.deployments.get_mut(&key) {
+            Some(d) if !d.status.is_finished() => d.status = DeploymentStatus::Cancelled,
+            _ => return Ok(false),
+        }
+        if let Some(env) = s.envs.get_mut(&deployment.environment_name) {
+            if env.active_deployment_id.as_deref() == Some(deployment.id.as_str()) {
+                env.active_deployment_id = None;
+                env.version += 1;
+            }
+        }
+        Ok(true)
     }
 
     async fn get_environment(&self, name: &str) -> Result<Option<Environment>> {
@@ -256,6 +341,18 @@ impl Store for FakeStore {
                 out.push(WriteOutcome::DeploymentClosed(dep.clone()));
                 continue;
             }
+            let over = w.pending_cap.is_some_and(|cap| {
+                deltas.iter().any(|(dep, c)| {
+                    c.pending > 0
+                        && s.deployments
+                            .get(&(w.after.environment.clone(), dep.clone()))
+                            .is_some_and(|d| d.pending_count + c.pending > cap)
+                })
+            });
+            if over {
+                out.push(WriteOutcome::OverBudget);
+                continue;
+            }
             for (dep, c) in deltas {
                 let d = s
                     .deployments
@@ -265,6 +362,7 @@ impl Store for FakeStore {
                 d.pending_count += c.pending;
                 d.running_count += c.running;
                 d.failed_count += c.failed;
+                d.failed_hosts += c.failed_hosts;
             }
             let mut stored = w.after.clone();
             stored.rev = w.before.as_ref().map_or(1, |b| b.rev + 1);
@@ -279,6 +377,7 @@ impl Store for FakeStore {
         let mut s = self.state.lock().unwrap();
         s.slots.retain(|k, _| k.environment != environment);
         s.deployments.retain(|(e, _), _| e != environment);
+        s.revisions.retain(|(e, _), _| e != environment);
         s.envs.remove(environment);
         Ok(())
     }

@@ -23,6 +23,8 @@ pub struct Target {
     pub deployment_id: String,
     /// In-progress deployment that counts the slots it claims.
     pub tracking: Option<String>,
+    /// How long a new task must stay RUNNING to count as healthy (`minHealthySeconds`).
+    pub bake_ms: i64,
 }
 
 /// What the caller must do: write `next` (compare-and-swap on the slot's current `rev`), then the effect.
@@ -94,8 +96,14 @@ pub fn plan_host(
     if next.host.is_eligible() {
         next.expires_at = None;
         if let Some(t) = target {
+            // The backoff was earned by another revision: a new one gets its own chances.
+            let new_revision = next.task_definition.as_deref() != Some(t.task_definition.as_str());
             match &next.task {
-                SlotTask::Vacant if now_ms >= next.retry_at_ms => {
+                SlotTask::Vacant if now_ms >= next.retry_at_ms || new_revision => {
+                    if new_revision {
+                        next.failures = 0;
+                        next.retry_at_ms = 0;
+                    }
                     next.task = SlotTask::Launching {
                         claim_id: claim_id.to_owned(),
                         since_ms: now_ms,
@@ -103,6 +111,8 @@ pub fn plan_host(
                     next.deployment_id = Some(t.deployment_id.clone());
                     next.task_definition = Some(t.task_definition.clone());
                     next.tracked_by = t.tracking.clone();
+                    next.bake_ms = t.bake_ms;
+                    next.baking = false;
                     effect = Effect::Start;
                 }
                 // Running the wanted task definition: an in-progress deployment counts it as it is.
@@ -159,8 +169,13 @@ pub fn plan_task(slot: &Slot, task: &TaskObservation, now_ms: i64, claim_id: &st
         if task.last_status.is_stopped() {
             let asked = matches!(slot.task, SlotTask::Stopping { .. }) || task.stopped_by_us();
             next.task = SlotTask::Vacant;
+            next.baking = false;
             next.retire(&task.task_arn);
             if !asked {
+                // Stopped before it proved healthy: the revision failed on this host.
+                if !slot.is_available() && slot.tracked_by.is_some() {
+                    next.failed_in = slot.tracked_by.clone();
+                }
                 let healthy_run = task.ran_for_ms.unwrap_or(0) >= BACKOFF_RESET_AFTER_MS;
                 next.failures = if healthy_run { 1 } else { slot.failures + 1 };
                 next.retry_at_ms = now_ms + restart_delay_ms(next.failures);
@@ -187,6 +202,9 @@ pub fn plan_task(slot: &Slot, task: &TaskObservation, now_ms: i64, claim_id: &st
                     };
                     // A daemon that reached RUNNING is no failure of this deployment.
                     next.last_failure = None;
+                    if !matches!(slot.task, SlotTask::Running { .. }) {
+                        next.baking = slot.bake_ms > 0;
+                    }
                     SlotTask::Running {
                         task_arn: task_arn.clone(),
                         version: task.version,
@@ -271,6 +289,9 @@ pub fn plan_start_failed(slot: &Slot, claim_id: &str, reason: &str, now_ms: i64)
             next.failures = slot.failures + 1;
             next.retry_at_ms = now_ms + restart_delay_ms(next.failures).max(1_000);
             next.last_failure = Some(reason.to_owned());
+            if slot.tracked_by.is_some() {
+                next.failed_in = slot.tracked_by.clone();
+            }
             Transition::write_if_changed(Some(slot), next, Effect::None)
         }
         _ => Transition::nothing(),
@@ -291,6 +312,61 @@ pub fn plan_expired_claim(slot: &Slot, found: Option<&TaskObservation>, now_ms: 
         }
         _ => Transition::nothing(),
     }
+}
+
+/// A new task that has stayed RUNNING for its bake time now counts as healthy.
+pub fn plan_baked(slot: &Slot, now_ms: i64) -> Transition {
+    match &slot.task {
+        SlotTask::Running { since_ms, .. } if slot.baking && now_ms - since_ms >= slot.bake_ms => {
+            let mut next = slot.clone();
+            next.baking = false;
+            Transition::write_if_changed(Some(slot), next, Effect::None)
+        }
+        _ => Transition::nothing(),
+    }
+}
+
+/// Whether a rolling deployment to `target` still has to replace this host's task: an eligible
+/// host whose live task runs another task definition.
+pub fn needs_replacement(target: &Target, slot: &Slot) -> bool {
+    slot.host.is_eligible()
+        && matches!(
+            slot.task,
+            SlotTask::Pending { .. } | SlotTask::Running { .. }
+        )
+        && slot.task_definition.as_deref() != Some(target.task_definition.as_str())
+}
+
+/// One step of a rolling update on one host: stop the old task; its STOPPED event starts the new
+/// revision on the host (daemons often bind host ports, so never both at once). The slot already
+/// points at the new revision and counts as pending for the deployment until that task is healthy.
+pub fn plan_replace(target: &Target, slot: &Slot) -> Transition {
+    if !needs_replacement(target, slot) {
+        return Transition::nothing();
+    }
+    let Some(old) = slot.task.task_arn().map(str::to_owned) else {
+        return Transition::nothing();
+    };
+    let mut next = slot.clone();
+    next.task = SlotTask::Stopping {
+        task_arn: old.clone(),
+    };
+    next.deployment_id = Some(target.deployment_id.clone());
+    next.task_definition = Some(target.task_definition.clone());
+    next.tracked_by = target.tracking.clone();
+    next.bake_ms = target.bake_ms;
+    next.baking = false;
+    next.failures = 0;
+    next.retry_at_ms = 0;
+    next.last_failure = None;
+    Transition::write_if_changed(
+        Some(slot),
+        next,
+        Effect::Stop {
+            task_arn: old,
+            reason: stop_reason(&format!("replaced by deployment {}", target.deployment_id)),
+        },
+    )
 }
 
 pub fn claim_expired(slot: &Slot, now_ms: i64) -> bool {
@@ -320,6 +396,7 @@ fn target_of(slot: &Slot) -> Option<Target> {
         task_definition: slot.task_definition.clone()?,
         deployment_id: slot.deployment_id.clone()?,
         tracking: slot.tracked_by.clone(),
+        bake_ms: slot.bake_ms,
     })
 }
 
@@ -355,7 +432,7 @@ pub enum Bucket {
 pub fn bucket(slot: &Slot) -> Option<(&str, Bucket)> {
     let deployment = slot.tracked_by.as_deref()?;
     let bucket = match slot.task {
-        SlotTask::Running { .. } => Bucket::Running,
+        SlotTask::Running { .. } if !slot.baking => Bucket::Running,
         SlotTask::Vacant if slot.last_failure.is_some() => Bucket::Failed,
         _ => Bucket::Pending,
     };
@@ -369,6 +446,8 @@ pub struct Counts {
     pub pending: i64,
     pub running: i64,
     pub failed: i64,
+    /// Hosts newly failing the deployment's revision (never decreases).
+    pub failed_hosts: i64,
 }
 
 impl Counts {
@@ -382,6 +461,13 @@ impl Counts {
     }
     pub fn is_zero(&self) -> bool {
         *self == Self::default()
+    }
+    pub fn absorb(&mut self, other: &Counts) {
+        self.desired += other.desired;
+        self.pending += other.pending;
+        self.running += other.running;
+        self.failed += other.failed;
+        self.failed_hosts += other.failed_hosts;
     }
 }
 
@@ -403,6 +489,20 @@ pub fn counter_deltas(before: Option<&Slot>, after: &Slot) -> Vec<(String, Count
     };
     add(before, -1);
     add(Some(after), 1);
+    if let Some(dep) = after.failed_in.as_deref() {
+        if before.and_then(|b| b.failed_in.as_deref()) != Some(dep) {
+            match out.iter_mut().find(|(d, _)| d == dep) {
+                Some((_, c)) => c.failed_hosts += 1,
+                None => out.push((
+                    dep.to_owned(),
+                    Counts {
+                        failed_hosts: 1,
+                        ..Counts::default()
+                    },
+                )),
+            }
+        }
+    }
     out.retain(|(_, c)| !c.is_zero());
     out
 }

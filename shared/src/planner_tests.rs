@@ -15,6 +15,7 @@ fn target(tracking: Option<&str>) -> Target {
         task_definition: TD.into(),
         deployment_id: "D1".into(),
         tracking: tracking.map(str::to_owned),
+        bake_ms: 0,
     }
 }
 
@@ -479,4 +480,171 @@ fn a_late_running_event_of_a_stopped_task_is_never_adopted() {
     let late = task("t1", TaskStatus::Running, TaskStatus::Running, 1);
     // THEN it is ignored: the slot waits for its own launch
     assert!(plan_task(&relaunching, &late, NOW, "C3").is_nothing());
+}
+
+// ---- rolling updates -------------------------------------------------------------------------
+
+const TD2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/agent:2";
+const STOP: &str = crate::domain::task::STOP_REASON_PREFIX;
+
+fn rolling_target(bake_ms: i64) -> Target {
+    Target {
+        task_definition: TD2.into(),
+        deployment_id: "D2".into(),
+        tracking: Some("D2".into()),
+        bake_ms,
+        ..target(None)
+    }
+}
+
+#[test]
+fn an_old_revision_task_is_stopped_first_and_its_stop_starts_the_new_one() {
+    // GIVEN a host running revision 1, and a rolling deployment D2 of revision 2
+    let old = slot_with(running("T1", 4), active(1));
+    let d2 = rolling_target(30_000);
+    assert!(needs_replacement(&d2, &old));
+    // WHEN D2 replaces it
+    let t = plan_replace(&d2, &old);
+    // THEN the old task is stopped, and the slot already points at revision 2 and counts for D2
+    let next = t.next.expect("a write");
+    assert_eq!(
+        t.effect,
+        Effect::Stop {
+            task_arn: "T1".into(),
+            reason: format!("{STOP}replaced by deployment D2")
+        }
+    );
+    assert_eq!(
+        next.task,
+        SlotTask::Stopping {
+            task_arn: "T1".into()
+        }
+    );
+    assert_eq!(next.task_definition.as_deref(), Some(TD2));
+    assert_eq!(next.tracked_by.as_deref(), Some("D2"));
+    assert_eq!(bucket(&next), Some(("D2", Bucket::Pending)));
+    // AND when the old task's STOPPED event comes, the new revision is launched at once
+    let stopped = task("T1", TaskStatus::Stopped, TaskStatus::Stopped, 5);
+    let t = plan_task(&next, &stopped, NOW, "C2");
+    assert_eq!(t.effect, Effect::Start);
+    let launching = t.next.unwrap();
+    assert_eq!(launching.task_definition.as_deref(), Some(TD2));
+    assert_eq!(launching.failures, 0, "a stop we asked for is no failure");
+    // AND a host already on revision 2, or without a task, is no candidate
+    assert!(!needs_replacement(&d2, &launching));
+    assert!(plan_replace(&d2, &slot_with(SlotTask::Vacant, active(1))).is_nothing());
+}
+
+#[test]
+fn a_new_task_counts_as_healthy_only_after_its_bake_time() {
+    // GIVEN the new revision's task, launched with a 30 s bake, reported RUNNING at NOW
+    let d2 = rolling_target(30_000);
+    let mut s = slot_with(
+        SlotTask::Pending {
+            task_arn: "T2".into(),
+            version: 1,
+        },
+        active(1),
+    );
+    s.task_definition = Some(TD2.into());
+    s.tracked_by = Some("D2".into());
+    s.bake_ms = d2.bake_ms;
+    let running = plan_task(
+        &s,
+        &task("T2", TaskStatus::Running, TaskStatus::Running, 2),
+        NOW,
+        "C",
+    )
+    .next
+    .unwrap();
+    // THEN it is RUNNING but not available: the deployment still counts it pending
+    assert!(running.baking && !running.is_available());
+    assert_eq!(bucket(&running), Some(("D2", Bucket::Pending)));
+    // WHEN less than the bake time has passed, nothing changes; after it, it is available
+    assert!(plan_baked(&running, NOW + 29_999).is_nothing());
+    let baked = plan_baked(&running, NOW + 30_000).next.unwrap();
+    assert!(baked.is_available());
+    let deltas = counter_deltas(Some(&running), &baked);
+    assert_eq!(
+        deltas,
+        vec![(
+            "D2".to_owned(),
+            Counts {
+                pending: -1,
+                running: 1,
+                ..Counts::default()
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_task_that_stops_before_it_is_healthy_fails_its_deployment_once_per_host() {
+    // GIVEN a new-revision task still baking for D2
+    let mut s = slot_with(running("T2", 2), active(1));
+    s.task_definition = Some(TD2.into());
+    s.tracked_by = Some("D2".into());
+    s.bake_ms = 30_000;
+    s.baking = true;
+    // WHEN it crashes
+    let t = plan_task(
+        &s,
+        &task("T2", TaskStatus::Stopped, TaskStatus::Stopped, 3),
+        NOW,
+        "C",
+    );
+    let next = t.next.unwrap();
+    // THEN the host counts once among D2's failed hosts (and restarts at once, the first time)
+    assert_eq!(next.failed_in.as_deref(), Some("D2"));
+    assert_eq!(t.effect, Effect::Start);
+    let deltas = counter_deltas(Some(&s), &next);
+    assert_eq!(deltas[0].1.failed_hosts, 1);
+    // AND its second crash counts no further host
+    let mut again = next.clone();
+    again.task = running("T3", 1);
+    again.baking = true;
+    let t2 = plan_task(
+        &again,
+        &task("T3", TaskStatus::Stopped, TaskStatus::Stopped, 2),
+        NOW,
+        "C",
+    );
+    let deltas = counter_deltas(Some(&again), t2.next.as_ref().unwrap());
+    assert!(
+        deltas.iter().all(|(_, c)| c.failed_hosts == 0),
+        "{deltas:?}"
+    );
+    // AND a healthy task that crashes later is no failure of the deployment
+    let mut healthy = s.clone();
+    healthy.baking = false;
+    let later = plan_task(
+        &healthy,
+        &task("T2", TaskStatus::Stopped, TaskStatus::Stopped, 3),
+        NOW,
+        "C",
+    );
+    assert_eq!(later.next.unwrap().failed_in, None);
+}
+
+#[test]
+fn a_new_revision_is_not_held_back_by_the_old_ones_backoff() {
+    // GIVEN a host backing off after crashes of revision 2
+    let mut s = slot_with(SlotTask::Vacant, active(1));
+    s.task_definition = Some(TD2.into());
+    s.failures = 6;
+    s.retry_at_ms = NOW + 600_000;
+    // WHEN revision 2 is wanted, it waits; WHEN revision 1 is wanted (a rollback), it starts now
+    let same = Target {
+        task_definition: TD2.into(),
+        ..target(Some("D2"))
+    };
+    assert_eq!(
+        plan_host(Some(&same), Some(&s), None, NOW, "C").effect,
+        Effect::None
+    );
+    let back = plan_host(Some(&target(Some("D3"))), Some(&s), None, NOW, "C");
+    assert_eq!(back.effect, Effect::Start);
+    let next = back.next.unwrap();
+    assert_eq!((next.failures, next.retry_at_ms), (0, 0));
+    assert_eq!(next.task_definition.as_deref(), Some(TD));
 }

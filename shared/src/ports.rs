@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, Host, Slot, SlotKey, TaskObservation,
+    Deployment, DeploymentStatus, Environment, Host, Revision, Slot, SlotKey, TaskObservation,
 };
 use crate::error::Result;
 
@@ -20,6 +20,9 @@ pub struct Page<T> {
 pub struct SlotWrite {
     pub before: Option<Slot>,
     pub after: Slot,
+    /// A rolling update's budget: the write must leave the deployment it joins with at most this
+    /// many pending hosts, or it is not made (`OverBudget`).
+    pub pending_cap: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +37,15 @@ pub enum WriteOutcome {
     EnvironmentInactive,
     /// Not attempted because another write of its batch failed; try again as it was.
     NotAttempted,
+    /// Not made: it would take its deployment past `pending_cap` (a later step retries it).
+    OverBudget,
 }
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Fails with `Conflict` naming `name` when it exists.
-    async fn create_environment(&self, env: &Environment) -> Result<()>;
+    /// The environment and its first revision, together. Fails with `Conflict` naming `name`
+    /// when it exists.
+    async fn create_environment(&self, env: &Environment, first: &Revision) -> Result<()>;
     async fn get_environment(&self, name: &str) -> Result<Option<Environment>>;
     /// Every environment, or those of one cluster ARN, by name.
     async fn list_environments(
@@ -52,6 +58,22 @@ pub trait Store: Send + Sync {
     async fn environments_of_cluster(&self, cluster_arn: &str) -> Result<Vec<Environment>>;
     /// Conditional on `expected_version`; fails with `ConcurrentUpdate` otherwise.
     async fn update_environment(&self, env: &Environment, expected_version: u64) -> Result<()>;
+    /// A new revision and the environment pointing at it, in one transaction conditional on
+    /// `expected_version` (`ConcurrentUpdate` otherwise).
+    async fn add_revision(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        revision: &Revision,
+    ) -> Result<()>;
+    async fn get_revision(&self, environment: &str, number: u32) -> Result<Option<Revision>>;
+    /// Newest first.
+    async fn list_revisions(
+        &self,
+        environment: &str,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Revision>>;
     /// Records the deployment and the environment's new token/pointers in one transaction.
     async fn create_deployment(
         &self,
@@ -69,6 +91,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Page<Deployment>>;
     /// pending → running, once its hosts are claimed. False when it had already moved on.
     async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool>;
+    /// The circuit breaker: no more hosts are taken (pending/running → running with the reason).
+    /// False when it was already halted or finished.
+    async fn halt_deployment(&self, environment: &str, id: &str, reason: &str) -> Result<bool>;
+    /// pending/running → cancelled and the environment released, in one transaction. False when
+    /// it had already finished.
+    async fn cancel_deployment(&self, deployment: &Deployment) -> Result<bool>;
     /// running → completed/failed and the environment released, in one transaction.
     /// False when another writer closed it first (or its counters moved meanwhile).
     async fn finish_deployment(

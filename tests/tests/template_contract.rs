@@ -99,6 +99,7 @@ async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
     )
     .await;
     w.api("GET", "/v1/environments/contract", None).await;
+    w.api("GET", "/v1/environments/contract/status", None).await;
     assert_allowed("environments-api", &w, &allowed);
 
     // deployments-api
@@ -161,6 +162,41 @@ async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
     assert_eq!(summary.started, 1, "{summary:?}");
     assert_allowed("reconciler", &w, &allowed);
 
+    // environments-api PUT (a revision), then a rolling deployment of it: the deployer replaces,
+    // the reconciler steps it, the operator cancels it
+    let v2 = w.register_task_definition().await;
+    let (status, body) = w
+        .api(
+            "PUT",
+            "/v1/environments/contract",
+            Some(serde_json::json!({"taskDefinition": v2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    w.api("GET", "/v1/environments/contract/revisions", None)
+        .await;
+    w.api("GET", "/v1/environments/contract/revisions/2", None)
+        .await;
+    assert_allowed("environments-api", &w, &allowed);
+    let dep = w.create_deployment("contract").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    assert_allowed("deployments-api", &w, &allowed);
+    w.deliver_deployment("contract", &id).await;
+    assert_allowed("deployer", &w, &allowed);
+    reconciler::reconcile_all(&w.store, &w.cluster, later)
+        .await
+        .unwrap();
+    assert_allowed("reconciler", &w, &allowed);
+    let (status, body) = w
+        .api(
+            "POST",
+            &format!("/v1/environments/contract/deployments/{id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_allowed("deployments-api", &w, &allowed);
+
     // environments-api DELETE, then the deployer's teardown
     w.api("DELETE", "/v1/environments/contract", None).await;
     assert_allowed("environments-api", &w, &allowed);
@@ -193,7 +229,8 @@ async fn every_http_api_route_of_the_template_reaches_its_handler() {
                 .as_str()
                 .unwrap()
                 .replace("{name}", "routes")
-                .replace("{id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+                .replace("{id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+                .replace("{number}", "1");
             let expected = if path.contains("/deployments") {
                 "deployments-api"
             } else {
@@ -208,7 +245,10 @@ async fn every_http_api_route_of_the_template_reaches_its_handler() {
             assert!(!unrouted, "{method} {path}: {status} {body}");
         }
     }
-    assert_eq!(routes, 8, "the eight Blox routes");
+    assert_eq!(
+        routes, 13,
+        "the eight Blox routes, PUT, the two revisions routes, status and cancel"
+    );
 }
 
 fn fixture(path: &str) -> String {
@@ -239,7 +279,7 @@ fn sample_events_parse_into_what_each_function_takes() {
         serde_json::from_str(&fixture("stream/deployment-created.json")).unwrap();
     assert!(matches!(
         deployer::jobs(&created).unwrap()[..],
-        [deployer::Job::Rollout(_)]
+        [deployer::Job::Deployment { .. }]
     ));
     let deleting: StreamEvent =
         serde_json::from_str(&fixture("stream/environment-deleting.json")).unwrap();

@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::Client;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Slot, SlotKey, SlotTask,
+    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Revision, Slot, SlotKey,
+    SlotTask,
 };
 use crate::error::{Error, Result};
 use crate::limits::{BATCH_WRITE_ITEMS, TRANSACT_ITEMS};
@@ -36,6 +37,10 @@ pub fn env_pk(name: &str) -> String {
 const ENV_SK: &str = "ENV";
 fn dep_sk(id: &str) -> String {
     format!("DEP#{id}")
+}
+/// Zero-padded so that revisions sort by number.
+fn rev_sk(number: u32) -> String {
+    format!("REV#{number:010}")
 }
 fn slot_sk(container_instance_arn: &str) -> String {
     format!("HOST#{container_instance_arn}")
@@ -154,6 +159,84 @@ impl DynamoStore {
         )
     }
 
+    fn revision_put(&self, revision: &Revision) -> Result<TransactWriteItem> {
+        let item = to_item(
+            revision,
+            &[
+                ("pk", env_pk(&revision.environment_name)),
+                ("sk", rev_sk(revision.number)),
+            ],
+        )?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build();
+        Ok(TransactWriteItem::builder().put(built(put)?).build())
+    }
+
+    /// The environment no longer has `deployment` in progress (and takes its health, if given).
+    fn release(
+        &self,
+        environment: &str,
+        deployment: &str,
+        health: Option<&str>,
+        now: &str,
+    ) -> Result<TransactWriteItem> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(env_pk(environment), ENV_SK.to_owned())))
+            .condition_expression("activeDeploymentId = :id")
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":id", s(deployment));
+        update = match health {
+            Some(h) => update
+                .update_expression(
+                    "REMOVE activeDeploymentId SET health = :h, updatedAt = :now ADD version :one",
+                )
+                .expression_attribute_values(":h", s(h)),
+            None => update.update_expression(
+                "REMOVE activeDeploymentId SET updatedAt = :now ADD version :one",
+            ),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build())
+    }
+
+    /// One page of a partition's items under `prefix`, newest (highest sort key) first.
+    async fn page_newest_first<T: DeserializeOwned>(
+        &self,
+        environment: &str,
+        prefix: &str,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<T>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", s(env_pk(environment)))
+            .expression_attribute_values(":p", s(prefix))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .set_exclusive_start_key(decode_token(next_token)?)
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok(Page {
+            items: out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(from_item)
+                .collect::<Result<_>>()?,
+            next_token: encode_token(out.last_evaluated_key.as_ref()),
+        })
+    }
+
     fn key(pk: String, sk: String) -> Item {
         HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
     }
@@ -253,14 +336,17 @@ impl DynamoStore {
         deployment: &str,
         c: &Counts,
         newly_failed: &[(String, String)],
+        pending_cap: Option<i64>,
     ) -> Result<TransactWriteItem> {
         let mut expr = String::from(
-            "ADD desiredCount :d, pendingCount :p, runningCount :r, failedCount :f SET updatedAt = :now",
+            "ADD desiredCount :d, pendingCount :p, runningCount :r, failedCount :f, failedHosts :fh \
+             SET updatedAt = :now",
         );
+        let mut condition = String::from("#st IN (:pending, :running)");
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(env_pk(environment), dep_sk(deployment))))
-            .condition_expression("#st IN (:pending, :running)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":running", s("running"))
@@ -268,6 +354,7 @@ impl DynamoStore {
             .expression_attribute_values(":p", n(c.pending))
             .expression_attribute_values(":r", n(c.running))
             .expression_attribute_values(":f", n(c.failed))
+            .expression_attribute_values(":fh", n(c.failed_hosts))
             .expression_attribute_values(":now", s(crate::clock::now_rfc3339()));
         if !newly_failed.is_empty() {
             expr.push_str(
@@ -291,7 +378,15 @@ impl DynamoStore {
                 .expression_attribute_values(":fl", AttributeValue::L(fl))
                 .expression_attribute_values(":fi", AttributeValue::L(fi));
         }
-        let update = update.update_expression(expr).build();
+        if let Some(cap) = pending_cap {
+            // Checked before the ADD: what is pending now plus what this write adds stays in budget.
+            condition.push_str(" AND (attribute_not_exists(pendingCount) OR pendingCount <= :cap)");
+            update = update.expression_attribute_values(":cap", n(cap - c.pending));
+        }
+        let update = update
+            .condition_expression(condition)
+            .update_expression(expr)
+            .build();
         Ok(TransactWriteItem::builder().update(built(update)?).build())
     }
 
@@ -304,6 +399,8 @@ impl DynamoStore {
             EnvCheck,
             Counters(String),
         }
+        // A chunk carries one budget at most (a rolling step writes only budgeted slots).
+        let pending_cap = writes.iter().find_map(|w| w.pending_cap);
         let environment = &writes[0].after.environment;
         let mut items = Vec::new();
         let mut parts = Vec::new();
@@ -326,10 +423,7 @@ impl DynamoStore {
                         per_dep.last_mut().expect("just pushed")
                     }
                 };
-                entry.1.desired += delta.desired;
-                entry.1.pending += delta.pending;
-                entry.1.running += delta.running;
-                entry.1.failed += delta.failed;
+                entry.1.absorb(&delta);
                 if newly_failed(w) {
                     entry.2.push((
                         w.after.host.container_instance_arn.clone(),
@@ -346,7 +440,8 @@ impl DynamoStore {
         }
         for (dep, counts, failed) in &per_dep {
             if !counts.is_zero() || !failed.is_empty() {
-                items.push(self.counter_update(environment, dep, counts, failed)?);
+                let cap = pending_cap.filter(|_| counts.pending > 0);
+                items.push(self.counter_update(environment, dep, counts, failed, cap)?);
                 parts.push(Part::Counters(dep.clone()));
             }
         }
@@ -369,6 +464,7 @@ impl DynamoStore {
         let mut out: Vec<WriteOutcome> = vec![WriteOutcome::NotAttempted; writes.len()];
         let mut env_failed = false;
         let mut closed: Vec<String> = Vec::new();
+        let mut over_budget = false;
         let mut refetch = Vec::new();
         for (part, reason) in parts.iter().zip(reasons.iter()) {
             if reason.code() != Some("ConditionalCheckFailed") {
@@ -380,7 +476,19 @@ impl DynamoStore {
                     None => refetch.push(*i),
                 },
                 Part::EnvCheck => env_failed = true,
-                Part::Counters(dep) => closed.push(dep.clone()),
+                Part::Counters(dep) => {
+                    // Still in progress: the condition that failed was the budget.
+                    let in_progress = reason
+                        .item()
+                        .and_then(|i| i.get("status"))
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|st| st == "pending" || st == "running");
+                    if in_progress && pending_cap.is_some() {
+                        over_budget = true;
+                    } else {
+                        closed.push(dep.clone());
+                    }
+                }
             }
         }
         for i in refetch {
@@ -393,6 +501,8 @@ impl DynamoStore {
             }
             if env_failed && is_claim(w) {
                 out[i] = WriteOutcome::EnvironmentInactive;
+            } else if over_budget && w.pending_cap.is_some() {
+                out[i] = WriteOutcome::OverBudget;
             } else if let Some(dep) = carries[i].iter().find(|d| closed.contains(d)) {
                 out[i] = WriteOutcome::DeploymentClosed(dep.clone());
             }
@@ -418,23 +528,73 @@ fn newly_failed(w: &SlotWrite) -> bool {
 
 #[async_trait]
 impl Store for DynamoStore {
-    async fn create_environment(&self, env: &Environment) -> Result<()> {
-        let res = self
-            .client
-            .put_item()
+    async fn create_environment(&self, env: &Environment, first: &Revision) -> Result<()> {
+        let put_env = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.env_item(env)?))
             .condition_expression("attribute_not_exists(pk)")
+            .build();
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(built(put_env)?).build())
+            .transact_items(self.revision_put(first)?)
             .send()
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Err(Error::conflict(
+            Err(e) if e.code() == Some("TransactionCanceledException") => Err(Error::conflict(
                 Some("name"),
                 format!("environment '{}' already exists", env.name),
             )),
             Err(e) => Err(ddb(e)),
         }
+    }
+
+    async fn add_revision(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        revision: &Revision,
+    ) -> Result<()> {
+        let put_env = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.env_item(env)?))
+            .condition_expression("version = :v AND #st = :active")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":v", n(expected_version))
+            .expression_attribute_values(":active", s("active"))
+            .build();
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(built(put_env)?).build())
+            .transact_items(self.revision_put(revision)?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("TransactionCanceledException") => {
+                Err(Error::ConcurrentUpdate {
+                    what: format!("environment '{}'", env.name),
+                })
+            }
+            Err(e) => Err(ddb(e)),
+        }
+    }
+
+    async fn get_revision(&self, environment: &str, number: u32) -> Result<Option<Revision>> {
+        self.get(env_pk(environment), rev_sk(number)).await
+    }
+
+    async fn list_revisions(
+        &self,
+        environment: &str,
+        limit: usize,
+        next_token: Option<&str>,
+    ) -> Result<Page<Revision>> {
+        self.page_newest_first(environment, "REV#", limit, next_token)
+            .await
     }
 
     async fn get_environment(&self, name: &str) -> Result<Option<Environment>> {
@@ -574,28 +734,63 @@ impl Store for DynamoStore {
         limit: usize,
         next_token: Option<&str>,
     ) -> Result<Page<Deployment>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-            .expression_attribute_values(":pk", s(env_pk(environment)))
-            .expression_attribute_values(":p", s("DEP#"))
-            .scan_index_forward(false)
-            .limit(limit as i32)
-            .set_exclusive_start_key(decode_token(next_token)?)
-            .send()
+        self.page_newest_first(environment, "DEP#", limit, next_token)
             .await
-            .map_err(ddb)?;
-        Ok(Page {
-            items: out
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(from_item)
-                .collect::<Result<_>>()?,
-            next_token: encode_token(out.last_evaluated_key.as_ref()),
-        })
+    }
+
+    async fn halt_deployment(&self, environment: &str, id: &str, reason: &str) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(env_pk(environment), dep_sk(id))))
+            .update_expression("SET #st = :running, haltedReason = :why, updatedAt = :now")
+            .condition_expression(
+                "#st IN (:pending, :running) AND attribute_not_exists(haltedReason)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":now", s(crate::clock::now_rfc3339()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(ddb(e)),
+        }
+    }
+
+    async fn cancel_deployment(&self, deployment: &Deployment) -> Result<bool> {
+        let now = crate::clock::now_rfc3339();
+        let close = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                env_pk(&deployment.environment_name),
+                dep_sk(&deployment.id),
+            )))
+            .update_expression("SET #st = :cancelled, updatedAt = :now, finishedAt = :now")
+            .condition_expression("#st IN (:pending, :running)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":cancelled", s("cancelled"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":now", s(now.clone()))
+            .build();
+        let release = self.release(&deployment.environment_name, &deployment.id, None, &now)?;
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(built(close)?).build())
+            .transact_items(release)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("TransactionCanceledException") => Ok(false),
+            Err(e) => Err(ddb(e)),
+        }
     }
 
     async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool> {
@@ -652,27 +847,18 @@ impl Store for DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", s(now.clone()))
             .build();
-        let release = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(
-                env_pk(&deployment.environment_name),
-                ENV_SK.to_owned(),
-            )))
-            .update_expression(
-                "REMOVE activeDeploymentId SET health = :h, updatedAt = :now ADD version :one",
-            )
-            .condition_expression("activeDeploymentId = :id")
-            .expression_attribute_values(":h", s(health))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":id", s(deployment.id.clone()))
-            .build();
+        let release = self.release(
+            &deployment.environment_name,
+            &deployment.id,
+            Some(&health),
+            &now,
+        )?;
         let close = TransactWriteItem::builder().update(built(close)?).build();
         let res = self
             .client
             .transact_write_items()
             .transact_items(close.clone())
-            .transact_items(TransactWriteItem::builder().update(built(release)?).build())
+            .transact_items(release)
             .send()
             .await;
         let reasons = match res {

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use super::revision::UpdateStrategy;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentStatus {
@@ -9,13 +11,15 @@ pub enum DeploymentStatus {
     Running,
     /// Every host it tracked runs its task.
     Completed,
-    /// Every host settled, and some failed (see `failures`).
+    /// Every host settled, and some failed (see `failures`), or the circuit breaker halted it.
     Failed,
+    /// Cancelled by the operator: hosts keep what they run.
+    Cancelled,
 }
 
 impl DeploymentStatus {
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 }
 
@@ -33,8 +37,19 @@ pub struct Deployment {
     pub id: String,
     pub environment_name: String,
     pub status: DeploymentStatus,
+    /// The revision it deploys, and that revision's task definition ARN and strategy.
+    #[serde(default = "first_revision")]
+    pub revision: u32,
     pub task_definition: String,
+    #[serde(default)]
+    pub update_strategy: UpdateStrategy,
     pub cluster_arn: String,
+    /// What the environment ran before: the revision an automatic rollback returns to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<u32>,
+    /// This deployment rolls back that one (a rollback is never rolled back itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
     #[serde(default)]
     pub desired_count: i64,
     #[serde(default)]
@@ -43,6 +58,12 @@ pub struct Deployment {
     pub running_count: i64,
     #[serde(default)]
     pub failed_count: i64,
+    /// Hosts that failed this deployment's revision at least once (the circuit breaker's count).
+    #[serde(default)]
+    pub failed_hosts: i64,
+    /// Why the deployment stopped replacing hosts (circuit breaker), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted_reason: Option<String>,
     /// Blox v0.3: the container instance ARNs that failed.
     #[serde(default)]
     pub failed_instances: Vec<String>,
@@ -55,10 +76,50 @@ pub struct Deployment {
     pub finished_at: Option<String>,
 }
 
+fn first_revision() -> u32 {
+    1
+}
+
 impl Deployment {
+    /// A new deployment of `revision` for `env`, pending until the deployer has claimed its hosts.
+    pub fn new(
+        env: &super::Environment,
+        revision: &super::Revision,
+        rollback_of: Option<String>,
+        now: &str,
+    ) -> Self {
+        Self {
+            id: ulid::Ulid::new().to_string(),
+            environment_name: env.name.clone(),
+            status: DeploymentStatus::Pending,
+            revision: revision.number,
+            task_definition: revision.task_definition.clone(),
+            update_strategy: revision.update_strategy.clone(),
+            cluster_arn: env.cluster_arn().to_owned(),
+            previous_revision: env.active_revision,
+            rollback_of,
+            desired_count: 0,
+            pending_count: 0,
+            running_count: 0,
+            failed_count: 0,
+            failed_hosts: 0,
+            halted_reason: None,
+            failed_instances: vec![],
+            failures: vec![],
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            finished_at: None,
+        }
+    }
+
+    /// The circuit breaker trips when more hosts than the threshold (of `eligible`) failed.
+    pub fn breaker_tripped(&self, eligible: usize) -> bool {
+        self.failed_hosts > self.update_strategy.failure_threshold.of(eligible) as i64
+    }
+
     /// The deployment has claimed its hosts and none is still on its way: it can be closed.
     pub fn outcome(&self) -> Option<DeploymentStatus> {
-        let outcome = if self.failed_count > 0 {
+        let outcome = if self.failed_count > 0 || self.halted_reason.is_some() {
             DeploymentStatus::Failed
         } else {
             DeploymentStatus::Completed

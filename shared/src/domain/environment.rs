@@ -1,5 +1,11 @@
 use serde::{Deserialize, Serialize};
 
+use super::revision::{Revision, UpdateStrategy};
+
+fn first_revision() -> u32 {
+    1
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
@@ -29,8 +35,14 @@ pub struct InstanceGroup {
 pub struct Environment {
     pub name: String,
     pub instance_group: InstanceGroup,
-    /// Task definition ARN.
+    /// Task definition ARN of the latest revision (what a deployment deploys by default).
     pub task_definition: String,
+    /// Number of the latest revision; `PUT` adds one.
+    #[serde(default = "first_revision")]
+    pub latest_revision: u32,
+    /// Update strategy of the latest revision.
+    #[serde(default)]
+    pub update_strategy: UpdateStrategy,
     /// The token the next deployment must present (optional for the caller); rotated by each one.
     pub deployment_token: String,
     pub health: Health,
@@ -38,6 +50,15 @@ pub struct Environment {
     /// Latest deployment; its id is the `startedBy` of tasks started on hosts that join later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_deployment_id: Option<String>,
+    /// The revision that deployment deploys: what every host should run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_revision: Option<u32>,
+    /// Its task definition ARN (hosts that join get this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_task_definition: Option<String>,
+    /// Its `minHealthySeconds`: how long a new task must run before it counts as healthy.
+    #[serde(default)]
+    pub active_min_healthy_seconds: u32,
     /// Deployment still rolling out; none may start while it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deployment_id: Option<String>,
@@ -49,17 +70,28 @@ pub struct Environment {
 
 impl Environment {
     /// A new environment: healthy, active, not deployed yet, with a fresh deployment token.
-    pub fn new(name: &str, cluster_arn: &str, task_definition_arn: &str, now: &str) -> Self {
+    pub fn new(
+        name: &str,
+        cluster_arn: &str,
+        task_definition_arn: &str,
+        update_strategy: UpdateStrategy,
+        now: &str,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             instance_group: InstanceGroup {
                 cluster: cluster_arn.to_owned(),
             },
             task_definition: task_definition_arn.to_owned(),
+            latest_revision: 1,
+            update_strategy,
             deployment_token: uuid::Uuid::new_v4().to_string(),
             health: Health::Healthy,
             status: EnvironmentStatus::Active,
             current_deployment_id: None,
+            active_revision: None,
+            active_task_definition: None,
+            active_min_healthy_seconds: 0,
             active_deployment_id: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
@@ -79,9 +111,21 @@ impl Environment {
         Some(crate::planner::Target {
             environment: self.name.clone(),
             cluster_arn: self.cluster_arn().to_owned(),
-            task_definition: self.task_definition.clone(),
+            task_definition: self.active_task_definition.clone()?,
             deployment_id: self.current_deployment_id.clone()?,
             tracking: self.active_deployment_id.clone(),
+            bake_ms: i64::from(self.active_min_healthy_seconds) * 1000,
         })
+    }
+
+    /// The latest revision as a record of its own.
+    pub fn latest(&self, now: &str) -> Revision {
+        Revision {
+            environment_name: self.name.clone(),
+            number: self.latest_revision,
+            task_definition: self.task_definition.clone(),
+            update_strategy: self.update_strategy.clone(),
+            created_at: now.to_owned(),
+        }
     }
 }

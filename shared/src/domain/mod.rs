@@ -3,11 +3,13 @@ pub mod deployment;
 pub mod environment;
 pub mod host;
 pub mod names;
+pub mod revision;
 pub mod slot;
 pub mod task;
 
 pub use deployment::{Deployment, DeploymentStatus, HostFailure};
 pub use environment::{Environment, EnvironmentStatus, Health, InstanceGroup};
 pub use host::{Host, HostStatus};
+pub use revision::{Amount, Revision, UpdateStrategy};
 pub use slot::{Slot, SlotKey, SlotTask};
 pub use task::{TaskObservation, TaskStatus};

@@ -41,6 +41,10 @@ impl SlotTask {
     }
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 /// One environment × one host. The unit of exactly-once: every write is a compare-and-swap on `rev`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +61,15 @@ pub struct Slot {
     /// In-progress deployment whose counters include this slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracked_by: Option<String>,
+    /// How long a new task must stay RUNNING before it counts as healthy (its deployment's
+    /// `minHealthySeconds`); while it has not, the task is `baking`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bake_ms: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baking: bool,
+    /// The deployment whose revision failed here (counted once per host by its circuit breaker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_in: Option<String>,
     /// Consecutive stops we did not ask for (restart backoff).
     #[serde(default)]
     pub failures: u32,
@@ -88,6 +101,9 @@ impl Slot {
             deployment_id: None,
             task_definition: None,
             tracked_by: None,
+            bake_ms: 0,
+            baking: false,
+            failed_in: None,
             failures: 0,
             retry_at_ms: 0,
             last_failure: None,
@@ -108,6 +124,11 @@ impl Slot {
         }
         let excess = self.retired.len().saturating_sub(Self::RETIRED_KEPT);
         self.retired.drain(..excess);
+    }
+
+    /// Its task runs and has run long enough to count as healthy.
+    pub fn is_available(&self) -> bool {
+        matches!(self.task, SlotTask::Running { .. }) && !self.baking
     }
 
     pub fn key(&self) -> SlotKey {

@@ -1,5 +1,5 @@
-//! The table's stream → roll out a new deployment, close a finished one, tear down a deleted
-//! environment. Idempotent: the stream redelivers a batch until it succeeds, so a Lambda that dies
+//! The table's stream → carry a deployment forward (`rolling::step`: roll out, replace, close,
+//! roll back), tear down a deleted environment. Idempotent: the stream redelivers a batch until it succeeds, so a Lambda that dies
 //! half-way loses no work, and a repeated run finds its claims already written.
 
 use std::collections::BTreeSet;
@@ -8,34 +8,35 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 
 use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus};
 use crate::error::Result;
-use crate::executor::{Executor, Report};
-use crate::planner::Target;
+use crate::executor::system_now_ms;
 use crate::ports::{Cluster, Store};
-use crate::services::reconciler::converge_work;
+use crate::services::rolling;
 
 /// What one stream record asks of the deployer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
-    Rollout(Deployment),
-    Close(Deployment),
-    Teardown(Environment),
+    /// A deployment was recorded or changed (status, counters): carry it forward.
+    Deployment {
+        environment: String,
+        id: String,
+    },
+    Teardown(Box<Environment>),
 }
 
-/// The jobs of a batch, in order, the latest image of each item only (a batch often carries
-/// several counter updates of one deployment).
+/// The jobs of a batch, once each, in order (a batch often carries many counter updates of one
+/// deployment; each step re-reads the deployment, so one step per batch sees them all).
 pub fn jobs(event: &Event) -> Result<Vec<Job>> {
-    let mut out: Vec<(String, Job)> = Vec::new();
+    let mut out: Vec<Job> = Vec::new();
     for record in &event.records {
-        let Some((key, job)) = job_of(record)? else {
-            continue;
-        };
-        out.retain(|(k, j)| k != &key || matches!(j, Job::Rollout(_)));
-        out.push((key, job));
+        if let Some(job) = job_of(record)? {
+            out.retain(|j| j != &job);
+            out.push(job);
+        }
     }
-    Ok(out.into_iter().map(|(_, j)| j).collect())
+    Ok(out)
 }
 
-fn job_of(record: &EventRecord) -> Result<Option<(String, Job)>> {
+fn job_of(record: &EventRecord) -> Result<Option<Job>> {
     let image = &record.change.new_image;
     let sk = match record.change.keys.get("sk") {
         Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
@@ -44,27 +45,25 @@ fn job_of(record: &EventRecord) -> Result<Option<(String, Job)>> {
     if image.is_empty() {
         return Ok(None); // REMOVE
     }
-    let pk = match record.change.keys.get("pk") {
-        Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
-        _ => return Ok(None),
-    };
-    let key = format!("{pk}/{sk}");
     let parse = |what: &str, e: serde_dynamo::Error| {
         crate::error::Error::Internal(format!("stream record {what}: {e}"))
     };
     if sk.starts_with("DEP#") {
         let dep: Deployment =
             serde_dynamo::from_item(image.clone()).map_err(|e| parse("deployment", e))?;
-        return Ok(Some(match dep.status {
-            DeploymentStatus::Pending => (key, Job::Rollout(dep)),
-            _ => (key, Job::Close(dep)),
+        if dep.status == DeploymentStatus::Completed || dep.status == DeploymentStatus::Cancelled {
+            return Ok(None);
+        }
+        return Ok(Some(Job::Deployment {
+            environment: dep.environment_name,
+            id: dep.id,
         }));
     }
     if sk == "ENV" {
         let env: Environment =
             serde_dynamo::from_item(image.clone()).map_err(|e| parse("environment", e))?;
         if env.status == EnvironmentStatus::Deleting {
-            return Ok(Some((key, Job::Teardown(env))));
+            return Ok(Some(Job::Teardown(Box::new(env))));
         }
     }
     Ok(None)
@@ -77,68 +76,13 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
 ) -> Result<()> {
     for job in jobs(event)? {
         match job {
-            Job::Rollout(dep) => {
-                rollout(store, cluster, &dep).await?;
-            }
-            Job::Close(dep) => {
-                close(store, &dep).await?;
+            Job::Deployment { environment, id } => {
+                rolling::step(store, cluster, &environment, &id, system_now_ms()).await?;
             }
             Job::Teardown(env) => teardown(store, cluster, &env).await?,
         }
     }
     Ok(())
-}
-
-/// Claims every eligible host for the deployment and starts its task (≤ 10 hosts a StartTask),
-/// then marks it running; task events carry it to completed.
-pub async fn rollout<S: Store + ?Sized, C: Cluster + ?Sized>(
-    store: &S,
-    cluster: &C,
-    dep: &Deployment,
-) -> Result<Report> {
-    // A redelivered record may be old news: act only while the deployment is still pending.
-    match store.get_deployment(&dep.environment_name, &dep.id).await? {
-        Some(d) if d.status == DeploymentStatus::Pending => {}
-        _ => return Ok(Report::default()),
-    }
-    let target = Target {
-        environment: dep.environment_name.clone(),
-        cluster_arn: dep.cluster_arn.clone(),
-        task_definition: dep.task_definition.clone(),
-        deployment_id: dep.id.clone(),
-        tracking: Some(dep.id.clone()),
-    };
-    let hosts = cluster.active_hosts(&dep.cluster_arn).await?;
-    let slots = store.slots_of(&dep.environment_name).await?;
-    let report = Executor::new(store, cluster)
-        .run(converge_work(&target, hosts, slots))
-        .await?;
-    store
-        .mark_deployment_running(&dep.environment_name, &dep.id)
-        .await?;
-    tracing::info!(
-        environment = %dep.environment_name,
-        deployment = %dep.id,
-        started = report.started.len(),
-        refused = report.start_failures.len(),
-        "deployment rolled out"
-    );
-    Ok(report)
-}
-
-/// Closes a running deployment once no host is still on its way.
-pub async fn close<S: Store + ?Sized>(
-    store: &S,
-    dep: &Deployment,
-) -> Result<Option<DeploymentStatus>> {
-    let Some(outcome) = dep.outcome() else {
-        return Ok(None);
-    };
-    let closed = store.finish_deployment(dep, outcome).await?;
-    if closed {
-        tracing::info!(environment = %dep.environment_name, deployment = %dep.id, outcome = ?outcome, "deployment finished");
-    }
-    Ok(closed.then_some(outcome))
 }
 
 /// Stops every task of a deleted environment (those its records name, and any its deployments

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::clock::now_rfc3339;
-use crate::domain::{Deployment, DeploymentStatus};
+use crate::domain::{Deployment, Environment, Revision};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::Store;
@@ -11,9 +11,12 @@ use crate::services::environments_api::get_live;
 
 pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<ApiResponse> {
     match (req.method.as_str(), req.seg().as_slice()) {
-        ("POST", ["environments", name, "deployments"]) => ApiResponse::ok(&view(
-            create(store, name, req.param("deploymentToken")).await?,
-        )),
+        ("POST", ["environments", name, "deployments"]) => {
+            let revision = requested_revision(req)?;
+            ApiResponse::ok(&view(
+                create(store, name, req.param("deploymentToken"), revision).await?,
+            ))
+        }
         ("GET", ["environments", name, "deployments"]) => {
             get_live(store, name).await?;
             let page = store
@@ -23,23 +26,56 @@ pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<Api
             ApiResponse::ok(&json!({ "items": items, "nextToken": page.next_token }))
         }
         ("GET", ["environments", name, "deployments", id]) => {
-            get_live(store, name).await?;
-            let dep = store.get_deployment(name, id).await?.ok_or_else(|| {
-                Error::not_found(format!(
-                    "deployment '{id}' of environment '{name}' not found"
-                ))
-            })?;
-            ApiResponse::ok(&view(dep))
+            ApiResponse::ok(&view(get(store, name, id).await?))
+        }
+        ("POST", ["environments", name, "deployments", id, "cancel"]) => {
+            ApiResponse::ok(&view(cancel(store, name, id).await?))
         }
         _ => Err(not_found_route(req)),
     }
 }
 
-/// Records a deployment and rotates the token in one transaction; the deployer carries it out.
+async fn get<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<Deployment> {
+    get_live(store, name).await?;
+    store.get_deployment(name, id).await?.ok_or_else(|| {
+        Error::not_found(format!(
+            "deployment '{id}' of environment '{name}' not found"
+        ))
+    })
+}
+
+/// `?revision=N` or a body `{"revision": N}`; neither means the latest revision.
+fn requested_revision(req: &ApiRequest) -> Result<Option<u32>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        revision: Option<u32>,
+    }
+    let bad = || Error::invalid("revision", "revision must be a revision number (1, 2, …)");
+    if let Some(r) = req.param("revision") {
+        return r.parse().ok().filter(|n| *n > 0).map(Some).ok_or_else(bad);
+    }
+    let has_body = req
+        .body
+        .as_deref()
+        .is_some_and(|b| !b.iter().all(u8::is_ascii_whitespace));
+    if !has_body {
+        return Ok(None);
+    }
+    let body: Body = req.json()?;
+    match body.revision {
+        Some(0) => Err(bad()),
+        r => Ok(r),
+    }
+}
+
+/// Checks the token and that no deployment is in progress, then records a deployment of
+/// `revision` (default: the latest); the deployer carries it out.
 pub async fn create<S: Store + ?Sized>(
     store: &S,
     name: &str,
     token: Option<&str>,
+    revision: Option<u32>,
 ) -> Result<Deployment> {
     let env = get_live(store, name).await?;
     if let Some(token) = token {
@@ -50,33 +86,41 @@ pub async fn create<S: Store + ?Sized>(
             ));
         }
     }
+    let number = revision.unwrap_or(env.latest_revision);
+    let revision = store.get_revision(name, number).await?.ok_or_else(|| {
+        Error::not_found(format!(
+            "revision {number} of environment '{name}' not found"
+        ))
+    })?;
+    begin(store, &env, &revision, None).await
+}
+
+/// Records a deployment of `revision` and points the environment at it (new token, the task
+/// definition joining hosts get) in one transaction. Refused while another one is in progress.
+pub async fn begin<S: Store + ?Sized>(
+    store: &S,
+    env: &Environment,
+    revision: &Revision,
+    rollback_of: Option<String>,
+) -> Result<Deployment> {
     if let Some(active) = &env.active_deployment_id {
         return Err(Error::conflict(
             None,
-            format!("deployment '{active}' of environment '{name}' is in progress"),
+            format!(
+                "deployment '{active}' of environment '{}' is in progress",
+                env.name
+            ),
         ));
     }
     let now = now_rfc3339();
-    let dep = Deployment {
-        id: ulid::Ulid::new().to_string(),
-        environment_name: env.name.clone(),
-        status: DeploymentStatus::Pending,
-        task_definition: env.task_definition.clone(),
-        cluster_arn: env.cluster_arn().to_owned(),
-        desired_count: 0,
-        pending_count: 0,
-        running_count: 0,
-        failed_count: 0,
-        failed_instances: vec![],
-        failures: vec![],
-        created_at: now.clone(),
-        updated_at: now.clone(),
-        finished_at: None,
-    };
+    let dep = Deployment::new(env, revision, rollback_of, &now);
     let mut next = env.clone();
     next.deployment_token = uuid::Uuid::new_v4().to_string();
     next.current_deployment_id = Some(dep.id.clone());
     next.active_deployment_id = Some(dep.id.clone());
+    next.active_revision = Some(revision.number);
+    next.active_task_definition = Some(revision.task_definition.clone());
+    next.active_min_healthy_seconds = revision.update_strategy.min_healthy_seconds;
     next.updated_at = now;
     next.version += 1;
     match store.create_deployment(&next, env.version, &dep).await {
@@ -87,6 +131,25 @@ pub async fn create<S: Store + ?Sized>(
         )),
         Err(e) => Err(e),
     }
+}
+
+/// Stops a deployment where it stands: no host is taken any more, each keeps what it runs.
+async fn cancel<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<Deployment> {
+    let dep = get(store, name, id).await?;
+    if dep.status.is_finished() || !store.cancel_deployment(&dep).await? {
+        let now = store.get_deployment(name, id).await?.unwrap_or(dep);
+        return Err(Error::conflict(
+            None,
+            format!(
+                "deployment '{id}' is {} and can no longer be cancelled",
+                serde_json::to_value(now.status)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("finished")
+            ),
+        ));
+    }
+    get(store, name, id).await
 }
 
 /// A host that failed, retried and failed again is listed once, with its latest reason.

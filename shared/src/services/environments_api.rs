@@ -5,10 +5,11 @@ use serde_json::json;
 
 use crate::clock::now_rfc3339;
 use crate::domain::names::validate_environment_name;
-use crate::domain::{Environment, EnvironmentStatus};
+use crate::domain::{Environment, EnvironmentStatus, UpdateStrategy};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::{Cluster, Page, Store};
+use crate::services::status;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,6 +17,15 @@ struct CreateEnvironment {
     name: Option<String>,
     instance_group: Option<InstanceGroupIn>,
     task_definition: Option<String>,
+    update_strategy: Option<serde_json::Value>,
+}
+
+/// `PUT /v1/environments/{name}`: a new revision with these changes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateEnvironment {
+    task_definition: Option<String>,
+    update_strategy: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,7 +50,43 @@ pub async fn route<S: Store + ?Sized, C: Cluster + ?Sized>(
         ("POST", ["environments"]) => create(store, cluster, req).await,
         ("GET", ["environments"]) => list(store, cluster, req).await,
         ("GET", ["environments", name]) => ApiResponse::ok(&get_live(store, name).await?),
+        ("PUT", ["environments", name]) => update(store, cluster, name, req).await,
         ("DELETE", ["environments", name]) => delete(store, name).await,
+        ("GET", ["environments", name, "revisions"]) => {
+            get_live(store, name).await?;
+            let page = store
+                .list_revisions(name, req.limit()?, req.param("nextToken"))
+                .await?;
+            ApiResponse::ok(&json!({ "items": page.items, "nextToken": page.next_token }))
+        }
+        ("GET", ["environments", name, "revisions", number]) => {
+            get_live(store, name).await?;
+            let n: u32 = number
+                .parse()
+                .map_err(|_| Error::invalid("revision", "revision must be a revision number"))?;
+            let rev = store.get_revision(name, n).await?.ok_or_else(|| {
+                Error::not_found(format!("revision {n} of environment '{name}' not found"))
+            })?;
+            ApiResponse::ok(&rev)
+        }
+        ("GET", ["environments", name, "status"]) => {
+            let env = get_live(store, name).await?;
+            let slots = store.slots_of(name).await?;
+            let dep = match env
+                .active_deployment_id
+                .as_ref()
+                .or(env.current_deployment_id.as_ref())
+            {
+                Some(id) => store.get_deployment(name, id).await?,
+                None => None,
+            };
+            let hosts = match req.param("hosts") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(Error::invalid("hosts", "hosts must be true or false")),
+            };
+            ApiResponse::ok(&status::status(&env, &slots, dep, hosts))
+        }
         _ => Err(not_found_route(req)),
     }
 }
@@ -67,6 +113,10 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
         "instanceGroup.cluster",
     )?;
     let task_definition = required(input.task_definition, "taskDefinition")?;
+    let strategy = match &input.update_strategy {
+        Some(patch) => UpdateStrategy::merged(&UpdateStrategy::default(), patch)?,
+        None => UpdateStrategy::default(),
+    };
 
     let cluster_arn = match cluster.describe_cluster(&cluster_name).await? {
         Some(c) if c.active => c.arn,
@@ -76,17 +126,69 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
             )))
         }
     };
-    let task_definition_arn = match cluster.describe_task_definition(&task_definition).await? {
-        Some(td) if td.active => td.arn,
-        _ => {
-            return Err(Error::not_found(format!(
-                "task definition '{task_definition}' does not exist or is INACTIVE"
-            )))
-        }
-    };
-    let env = Environment::new(&name, &cluster_arn, &task_definition_arn, &now_rfc3339());
-    store.create_environment(&env).await?;
+    let task_definition_arn = active_task_definition(cluster, &task_definition).await?;
+    let now = now_rfc3339();
+    let env = Environment::new(&name, &cluster_arn, &task_definition_arn, strategy, &now);
+    store.create_environment(&env, &env.latest(&now)).await?;
     ApiResponse::ok(&env)
+}
+
+/// The ARN of an ACTIVE task definition, or 404.
+async fn active_task_definition<C: Cluster + ?Sized>(cluster: &C, td: &str) -> Result<String> {
+    match cluster.describe_task_definition(td).await? {
+        Some(found) if found.active => Ok(found.arn),
+        _ => Err(Error::not_found(format!(
+            "task definition '{td}' does not exist or is INACTIVE"
+        ))),
+    }
+}
+
+/// A new revision (task definition, update strategy); running tasks are not touched until a
+/// deployment of it says so.
+async fn update<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    name: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse> {
+    let input: UpdateEnvironment = req.json()?;
+    if input.task_definition.is_none() && input.update_strategy.is_none() {
+        return Err(Error::invalid(
+            "taskDefinition",
+            "give taskDefinition and/or updateStrategy to change",
+        ));
+    }
+    let task_definition = match input.task_definition {
+        Some(td) => {
+            Some(active_task_definition(cluster, &required(Some(td), "taskDefinition")?).await?)
+        }
+        None => None,
+    };
+    for _ in 0..3 {
+        let env = get_live(store, name).await?;
+        let mut next = env.clone();
+        if let Some(td) = &task_definition {
+            next.task_definition = td.clone();
+        }
+        if let Some(patch) = &input.update_strategy {
+            next.update_strategy = UpdateStrategy::merged(&env.update_strategy, patch)?;
+        }
+        let now = now_rfc3339();
+        next.latest_revision += 1;
+        next.updated_at = now.clone();
+        next.version += 1;
+        match store
+            .add_revision(&next, env.version, &next.latest(&now))
+            .await
+        {
+            Ok(()) => return ApiResponse::ok(&next),
+            Err(Error::ConcurrentUpdate { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::ConcurrentUpdate {
+        what: format!("environment '{name}'"),
+    })
 }
 
 async fn list<S: Store + ?Sized, C: Cluster + ?Sized>(

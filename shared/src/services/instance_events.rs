@@ -57,6 +57,7 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
                 },
                 current: None,
                 live: Live::Is(target.tracking.clone()),
+                pending_cap: None,
                 decide: Box::new(move |slot, claim, now| {
                     plan_host(Some(&target), slot, Some(&host), now, claim)
                 }),

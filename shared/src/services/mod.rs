@@ -4,4 +4,6 @@ pub mod deployments_api;
 pub mod environments_api;
 pub mod instance_events;
 pub mod reconciler;
+pub mod rolling;
+pub mod status;
 pub mod task_events;

@@ -7,9 +7,11 @@ use crate::domain::{Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, 
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
 use crate::planner::{
-    claim_expired, plan_expired_claim, plan_host, plan_task, Target, Transition, CLAIM_LEASE_MS,
+    claim_expired, plan_baked, plan_expired_claim, plan_host, plan_task, Target, Transition,
+    CLAIM_LEASE_MS,
 };
 use crate::ports::{Cluster, Store};
+use crate::services::rolling;
 
 /// Work for every ACTIVE host of the cluster (and its slot, if any).
 pub fn converge_work(target: &Target, hosts: Vec<Host>, slots: Vec<Slot>) -> Vec<Work> {
@@ -28,8 +30,14 @@ pub fn converge_work(target: &Target, hosts: Vec<Host>, slots: Vec<Slot>) -> Vec
                 },
                 current: by_host.remove(&host.container_instance_arn),
                 live: Live::Is(target.tracking.clone()),
+                pending_cap: None,
+                // Nothing to change about the host: maybe its new task has now baked long enough.
                 decide: Box::new(move |slot, claim, now| {
-                    plan_host(Some(&target), slot, Some(&host), now, claim)
+                    let t = plan_host(Some(&target), slot, Some(&host), now, claim);
+                    match slot {
+                        Some(s) if t.is_nothing() => plan_baked(s, now),
+                        _ => t,
+                    }
                 }),
             }
         })
@@ -43,6 +51,8 @@ pub struct Summary {
     pub stopped: usize,
     pub expired_claims: usize,
     pub verified: usize,
+    /// Deployments in progress it stepped (a backstop for lost or stalled stream records).
+    pub deployments_stepped: usize,
 }
 
 pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
@@ -55,6 +65,10 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
     loop {
         let page = store.list_environments(None, 100, token.as_deref()).await?;
         for env in &page.items {
+            if let Some(id) = &env.active_deployment_id {
+                rolling::step(store, cluster, &env.name, id, now_ms).await?;
+                summary.deployments_stepped += 1;
+            }
             let Some(target) = env.target() else { continue };
             summary.environments += 1;
             let r = reconcile_environment(store, cluster, &target, now_ms).await?;
@@ -164,6 +178,7 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
                 key: fresh.key(),
                 current: None,
                 live: Live::Unknown,
+                pending_cap: None,
                 decide: Box::new(move |cur, claim, now| {
                     plan_task(cur.unwrap_or(&fresh), &obs, now, claim)
                 }),
@@ -250,6 +265,7 @@ fn decide_each(
         key: slot.key(),
         current: Some(slot.clone()),
         live: Live::Unknown,
+        pending_cap: None,
         decide: Box::new(move |cur, claim, now| match cur {
             Some(s) => decide(s, claim, now),
             None => Transition::nothing(),
@@ -264,4 +280,5 @@ fn merge(into: &mut Report, r: Report) {
     into.stopped.extend(r.stopped);
     into.conflicts += r.conflicts;
     into.gave_up += r.gave_up;
+    into.over_budget += r.over_budget;
 }

@@ -91,6 +91,7 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
         key,
         current: slot,
         live: Live::Unknown,
+        pending_cap: None,
         decide: Box::new(move |slot, claim, now| match slot {
             Some(s) => plan_task(s, &observed, now, claim),
             None => Transition {

@@ -1,0 +1,230 @@
+//! Immutable revisions of an environment and the update strategy a deployment of one follows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A number of hosts, or a percent of the eligible hosts (`3` or `"25%"` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    Hosts(u32),
+    Percent(u32),
+}
+
+impl Amount {
+    /// Hosts out of `eligible`; a percent rounds down (Kubernetes' rounding of maxUnavailable).
+    pub fn of(self, eligible: usize) -> usize {
+        match self {
+            Self::Hosts(n) => n as usize,
+            Self::Percent(p) => eligible * p as usize / 100,
+        }
+    }
+
+    fn parse(field: &str, v: &serde_json::Value) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                field,
+                format!("{field} must be a whole number of hosts or a percent such as \"25%\""),
+            )
+        };
+        match v {
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Self::Hosts)
+                .ok_or_else(bad),
+            serde_json::Value::String(s) => {
+                let s = s.trim();
+                let amount = match s.strip_suffix('%') {
+                    Some(p) => Self::Percent(p.trim().parse().map_err(|_| bad())?),
+                    None => Self::Hosts(s.parse().map_err(|_| bad())?),
+                };
+                match amount {
+                    Self::Percent(p) if p > 100 => Err(bad()),
+                    a => Ok(a),
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Hosts(n) => s.serialize_u32(*n),
+            Self::Percent(p) => s.serialize_str(&format!("{p}%")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Self::parse("amount", &v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a deployment replaces the tasks of an older revision (Kubernetes' RollingUpdate, plus a
+/// circuit breaker as ECS deployments have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    /// Hosts that may be without a healthy daemon at once (at least 1 whatever the percent).
+    pub max_unavailable: Amount,
+    /// A new task counts as healthy once it has stayed RUNNING this long.
+    pub min_healthy_seconds: u32,
+    /// More hosts than this failing the new revision halts the deployment.
+    pub failure_threshold: Amount,
+    /// A halted deployment starts a deployment of the previous revision by itself.
+    pub auto_rollback: bool,
+}
+
+impl Default for UpdateStrategy {
+    fn default() -> Self {
+        Self {
+            max_unavailable: Amount::Percent(25),
+            min_healthy_seconds: 0,
+            failure_threshold: Amount::Percent(20),
+            auto_rollback: true,
+        }
+    }
+}
+
+/// A longest bake a host may be asked for: the wake-up after it is one SQS delay (15 min at most).
+pub const MIN_HEALTHY_SECONDS_MAX: u32 = 900;
+
+impl UpdateStrategy {
+    /// `base` with the fields of a request's `updateStrategy` object applied, each checked.
+    pub fn merged(base: &Self, patch: &serde_json::Value) -> Result<Self> {
+        let field = |name: &str| format!("updateStrategy.{name}");
+        let obj = patch
+            .as_object()
+            .ok_or_else(|| Error::invalid("updateStrategy", "updateStrategy must be an object"))?;
+        let mut out = base.clone();
+        for (k, v) in obj {
+            match k.as_str() {
+                "maxUnavailable" => {
+                    out.max_unavailable = Amount::parse(&field(k), v)?;
+                    if out.max_unavailable == Amount::Hosts(0)
+                        || out.max_unavailable == Amount::Percent(0)
+                    {
+                        return Err(Error::invalid(
+                            &field(k),
+                            "maxUnavailable must allow at least one host",
+                        ));
+                    }
+                }
+                "minHealthySeconds" => {
+                    out.min_healthy_seconds = v
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n <= MIN_HEALTHY_SECONDS_MAX)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                &field(k),
+                                format!(
+                                    "minHealthySeconds must be a whole number from 0 to {MIN_HEALTHY_SECONDS_MAX}"
+                                ),
+                            )
+                        })?
+                }
+                "failureThreshold" => out.failure_threshold = Amount::parse(&field(k), v)?,
+                "autoRollback" => {
+                    out.auto_rollback = v.as_bool().ok_or_else(|| {
+                        Error::invalid(&field(k), "autoRollback must be true or false")
+                    })?
+                }
+                other => {
+                    return Err(Error::invalid(
+                        &field(other),
+                        format!(
+                            "unknown field {other}; expected maxUnavailable, minHealthySeconds, failureThreshold or autoRollback"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hosts that may be unavailable at once among `eligible`.
+    pub fn max_unavailable_of(&self, eligible: usize) -> usize {
+        self.max_unavailable.of(eligible).max(1)
+    }
+}
+
+/// One immutable version of an environment's desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub environment_name: String,
+    /// 1, 2, 3 … in creation order.
+    pub number: u32,
+    /// Task definition ARN.
+    pub task_definition: String,
+    pub update_strategy: UpdateStrategy,
+    pub created_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn amounts_are_counts_or_percents_and_round_down() {
+        let p: Amount = serde_json::from_value(json!("25%")).unwrap();
+        assert_eq!(p, Amount::Percent(25));
+        assert_eq!(p.of(20), 5);
+        assert_eq!(p.of(3), 0);
+        assert_eq!(serde_json::to_value(p).unwrap(), json!("25%"));
+        let n: Amount = serde_json::from_value(json!(3)).unwrap();
+        assert_eq!((n, n.of(100)), (Amount::Hosts(3), 3));
+        for bad in [json!("x%"), json!(-1), json!("101%"), json!(true)] {
+            assert!(
+                serde_json::from_value::<Amount>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_unavailable_is_at_least_one_host() {
+        let s = UpdateStrategy::default();
+        assert_eq!(s.max_unavailable_of(3), 1);
+        assert_eq!(s.max_unavailable_of(20), 5);
+    }
+
+    #[test]
+    fn a_patch_changes_only_its_fields_and_names_the_bad_one() {
+        let base = UpdateStrategy::default();
+        let s = UpdateStrategy::merged(
+            &base,
+            &json!({"maxUnavailable": 2, "minHealthySeconds": 30}),
+        )
+        .unwrap();
+        assert_eq!(s.max_unavailable, Amount::Hosts(2));
+        assert_eq!(s.min_healthy_seconds, 30);
+        assert_eq!(s.failure_threshold, base.failure_threshold);
+        for (patch, field) in [
+            (
+                json!({"maxUnavailable": 0}),
+                "updateStrategy.maxUnavailable",
+            ),
+            (
+                json!({"minHealthySeconds": 901}),
+                "updateStrategy.minHealthySeconds",
+            ),
+            (
+                json!({"autoRollback": "yes"}),
+                "updateStrategy.autoRollback",
+            ),
+            (json!({"surge": 1}), "updateStrategy.surge"),
+            (json!([1]), "updateStrategy"),
+        ] {
+            let e = UpdateStrategy::merged(&base, &patch).unwrap_err();
+            assert_eq!(e.field(), Some(field), "{patch}");
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Carrying one deployment forward: claim the free hosts, replace old-revision tasks host by host
+//! within `maxUnavailable`, trip the circuit breaker, close, and roll back. `step` is idempotent
+//! and re-reads what it decides on, so the stream (every change of the deployment's counters) and
+//! the reconciler (a backstop) can both call it at any time, any number of times.
+
+use crate::domain::{Deployment, DeploymentStatus, Slot};
+use crate::error::Result;
+use crate::executor::{Executor, Live, Report, Work};
+use crate::planner::{needs_replacement, plan_replace, Target, Transition};
+use crate::ports::{Cluster, Store};
+use crate::services::reconciler::converge_work;
+
+/// What a step did, for logs and tests.
+#[derive(Debug, Default)]
+pub struct Stepped {
+    pub report: Report,
+    /// Hosts whose old task this step began to replace.
+    pub replacing: usize,
+    pub halted: bool,
+    pub finished: Option<DeploymentStatus>,
+    /// The automatic rollback this step started.
+    pub rollback: Option<String>,
+}
+
+pub fn target_of(dep: &Deployment) -> Target {
+    Target {
+        environment: dep.environment_name.clone(),
+        cluster_arn: dep.cluster_arn.clone(),
+        task_definition: dep.task_definition.clone(),
+        deployment_id: dep.id.clone(),
+        tracking: Some(dep.id.clone()),
+        bake_ms: i64::from(dep.update_strategy.min_healthy_seconds) * 1000,
+    }
+}
+
+/// Moves deployment `id` of `environment` as far as it can go now.
+pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    environment: &str,
+    id: &str,
+    now_ms: i64,
+) -> Result<Stepped> {
+    let mut out = Stepped::default();
+    let Some(dep) = store.get_deployment(environment, id).await? else {
+        return Ok(out);
+    };
+    match dep.status {
+        DeploymentStatus::Pending => advance(store, cluster, &dep, now_ms, &mut out).await?,
+        DeploymentStatus::Running => {
+            if dep.halted_reason.is_some() {
+                release_failed_hosts(store, cluster, &dep, now_ms).await?;
+            }
+            let dep = store.get_deployment(environment, id).await?.unwrap_or(dep);
+            out.finished = close(store, &dep).await?;
+            if out.finished.is_some() {
+                let closed = store.get_deployment(environment, id).await?.unwrap_or(dep);
+                out.rollback = rollback_if_needed(store, &closed).await?;
+            }
+        }
+        DeploymentStatus::Failed => out.rollback = rollback_if_needed(store, &dep).await?,
+        DeploymentStatus::Completed | DeploymentStatus::Cancelled => {}
+    }
+    Ok(out)
+}
+
+/// A pending deployment: claim every free eligible host and count those already on the revision;
+/// mark bakes that are done; then, unless the breaker trips, replace as many old-revision hosts
+/// as the budget allows. Once no host is left to replace it is `running`, and closes when the
+/// last one is healthy.
+async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    dep: &Deployment,
+    now_ms: i64,
+    out: &mut Stepped,
+) -> Result<()> {
+    let target = target_of(dep);
+    let hosts = cluster.active_hosts(&dep.cluster_arn).await?;
+    let eligible = hosts.iter().filter(|h| h.is_eligible()).count();
+    let slots = store.slots_of(&dep.environment_name).await?;
+    // Old-revision hosts, as ECS has them now; the least available first (replacing them costs
+    // the least), then by host for a stable order.
+    let mut candidates: Vec<Slot> = slots
+        .iter()
+        .filter_map(|s| {
+            let host = hosts
+                .iter()
+                .find(|h| h.container_instance_arn == s.host.container_instance_arn)?;
+            let mut s = s.clone();
+            if host.version > s.host.version {
+                s.host = host.clone();
+            }
+            needs_replacement(&target, &s).then_some(s)
+        })
+        .collect();
+    candidates.sort_by_key(|s| (s.is_available(), s.host.container_instance_arn.clone()));
+
+    out.report = Executor::at(store, cluster, now_ms)
+        .run(converge_work(&target, hosts, slots))
+        .await?;
+
+    if dep.breaker_tripped(eligible) {
+        let reason = format!(
+            "circuit breaker: {} of {eligible} hosts failed revision {} (threshold {})",
+            dep.failed_hosts,
+            dep.revision,
+            dep.update_strategy.failure_threshold.of(eligible)
+        );
+        out.halted = store
+            .halt_deployment(&dep.environment_name, &dep.id, &reason)
+            .await?;
+        tracing::warn!(environment = %dep.environment_name, deployment = %dep.id, %reason, "deployment halted");
+        release_failed_hosts(store, cluster, dep, now_ms).await?;
+        return Ok(());
+    }
+    if candidates.is_empty() {
+        store
+            .mark_deployment_running(&dep.environment_name, &dep.id)
+            .await?;
+        return Ok(());
+    }
+    // The budget, against the counters as the claims above left them.
+    let fresh = store
+        .get_deployment(&dep.environment_name, &dep.id)
+        .await?
+        .unwrap_or_else(|| dep.clone());
+    let max = dep.update_strategy.max_unavailable_of(eligible) as i64;
+    let room = (max - fresh.pending_count).max(0) as usize;
+    let work: Vec<Work> = candidates
+        .into_iter()
+        .take(room)
+        .map(|slot| {
+            let target = target.clone();
+            Work {
+                key: slot.key(),
+                current: Some(slot),
+                live: Live::Is(Some(dep.id.clone())),
+                pending_cap: Some(max),
+                decide: Box::new(move |cur, _, _| match cur {
+                    Some(s) => plan_replace(&target, s),
+                    None => Transition::nothing(),
+                }),
+            }
+        })
+        .collect();
+    out.replacing = work.len();
+    if !work.is_empty() {
+        let r = Executor::at(store, cluster, now_ms).run(work).await?;
+        out.replacing = r.stopped.len();
+        out.report.stopped.extend(r.stopped);
+        out.report.written += r.written;
+        out.report.over_budget += r.over_budget;
+    }
+    tracing::info!(
+        environment = %dep.environment_name,
+        deployment = %dep.id,
+        eligible,
+        max_unavailable = max,
+        pending = fresh.pending_count,
+        replacing = out.replacing,
+        started = out.report.started.len(),
+        "deployment advanced"
+    );
+    Ok(())
+}
+
+/// A halted deployment waits only for the hosts still on their way: the hosts that failed its
+/// revision stop counting as pending (their failure is already in `failedHosts`).
+async fn release_failed_hosts<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    dep: &Deployment,
+    now_ms: i64,
+) -> Result<()> {
+    let id = dep.id.clone();
+    let work: Vec<Work> = store
+        .slots_of(&dep.environment_name)
+        .await?
+        .into_iter()
+        .filter(|s| s.tracked_by.as_deref() == Some(id.as_str()) && s.failed_in == s.tracked_by)
+        .map(|slot| {
+            let id = id.clone();
+            Work {
+                key: slot.key(),
+                current: Some(slot),
+                live: Live::Is(Some(id.clone())),
+                pending_cap: None,
+                decide: Box::new(move |cur, _, _| match cur {
+                    Some(s) if s.tracked_by.as_deref() == Some(id.as_str()) => {
+                        let mut next = s.clone();
+                        next.tracked_by = None;
+                        Transition {
+                            next: Some(next),
+                            effect: crate::planner::Effect::None,
+                        }
+                    }
+                    _ => Transition::nothing(),
+                }),
+            }
+        })
+        .collect();
+    if !work.is_empty() {
+        Executor::at(store, cluster, now_ms).run(work).await?;
+    }
+    Ok(())
+}
+
+/// Closes a running deployment once no host is still on its way.
+pub async fn close<S: Store + ?Sized>(
+    store: &S,
+    dep: &Deployment,
+) -> Result<Option<DeploymentStatus>> {
+    let Some(outcome) = dep.outcome() else {
+        return Ok(None);
+    };
+    let closed = store.finish_deployment(dep, outcome).await?;
+    if closed {
+        tracing::info!(environment = %dep.environment_name, deployment = %dep.id, outcome = ?outcome, "deployment finished");
+    }
+    Ok(closed.then_some(outcome))
+}
+
+/// After the breaker failed a deployment: deploy the revision the environment ran before, unless
+/// the operator said not to, it is a rollback itself, or something was deployed since.
+pub async fn rollback_if_needed<S: Store + ?Sized>(
+    store: &S,
+    dep: &Deployment,
+) -> Result<Option<String>> {
+    let wanted = dep.status == DeploymentStatus::Failed
+        && dep.halted_reason.is_some()
+        && dep.update_strategy.auto_rollback
+        && dep.rollback_of.is_none();
+    let (true, Some(previous)) = (wanted, dep.previous_revision) else {
+        return Ok(None);
+    };
+    let Some(env) = store.get_environment(&dep.environment_name).await? else {
+        return Ok(None);
+    };
+    if env.active_deployment_id.is_some()
+        || env.current_deployment_id.as_deref() != Some(dep.id.as_str())
+    {
+        return Ok(None); // already rolled back, or the operator deployed something else
+    }
+    let Some(revision) = store.get_revision(&env.name, previous).await? else {
+        return Ok(None);
+    };
+    match crate::services::deployments_api::begin(store, &env, &revision, Some(dep.id.clone()))
+        .await
+    {
+        Ok(rollback) => {
+            tracing::warn!(environment = %env.name, failed = %dep.id, rollback = %rollback.id, revision = previous, "automatic rollback started");
+            Ok(Some(rollback.id))
+        }
+        // Someone else changed the environment first; whoever did decides what runs.
+        Err(crate::error::Error::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
