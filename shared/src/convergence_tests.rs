@@ -127,6 +127,7 @@ impl Sim {
             agent_connected: agent
                 .unwrap_or_else(|| current.as_ref().is_none_or(|h| h.agent_connected)),
             version: self.versions[i],
+            other_tasks: None,
         };
         self.cluster.set_host(host.clone());
         self.queue
@@ -136,6 +137,8 @@ impl Sim {
                 status: format!("{:?}", host.status).to_uppercase(),
                 agent_connected: host.agent_connected,
                 version: host.version,
+                running_tasks_count: 0,
+                pending_tasks_count: 0,
             }));
     }
 

@@ -583,6 +583,11 @@ impl Cluster for FakeCluster {
         Ok(())
     }
 
+    async fn other_tasks_on(&self, _cluster_arn: &str, _container_instance: &str) -> Result<usize> {
+        tokio::task::yield_now().await;
+        Ok(0) // the fake cluster runs only our tasks
+    }
+
     async fn tasks_started_by(
         &self,
         _cluster_arn: &str,

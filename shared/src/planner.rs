@@ -129,8 +129,11 @@ pub fn plan_host(
     } else {
         // Not eligible: nothing new, and an in-progress deployment no longer waits for this host.
         next.tracked_by = None;
+        // Drain-last: the daemon stays while the host's other tasks drain (unless nobody counted).
+        let draining_others = next.host.status == HostStatus::Draining
+            && next.host.other_tasks.is_some_and(|n| n > 0);
         let leaving = next.host.status == HostStatus::Draining || next.host.status.is_gone();
-        if leaving {
+        if leaving && !draining_others {
             if let SlotTask::Pending { task_arn, .. } | SlotTask::Running { task_arn, .. } =
                 &next.task
             {

@@ -25,6 +25,7 @@ fn host(status: HostStatus, agent: bool, version: i64) -> Host {
         status,
         agent_connected: agent,
         version,
+        other_tasks: None,
     }
 }
 
@@ -647,4 +648,32 @@ fn a_new_revision_is_not_held_back_by_the_old_ones_backoff() {
     let next = back.next.unwrap();
     assert_eq!((next.failures, next.retry_at_ms), (0, 0));
     assert_eq!(next.task_definition.as_deref(), Some(TD));
+}
+
+#[test]
+fn a_draining_host_keeps_its_daemon_until_its_other_tasks_are_gone() {
+    // GIVEN a host running our daemon
+    let s = slot_with(running("T1", 2), active(1));
+    let mut draining = host(HostStatus::Draining, true, 2);
+    // WHEN it drains with 3 other tasks still on it: the daemon stays, nothing new starts
+    draining.other_tasks = Some(3);
+    let t = plan_host(Some(&target(None)), Some(&s), Some(&draining), NOW, "C");
+    assert_eq!(t.effect, Effect::None);
+    let kept = t.next.expect("the host's new state is recorded");
+    assert_eq!(kept.task, running("T1", 2));
+    // WHEN the other tasks are gone: the daemon is stopped, last
+    let mut empty = host(HostStatus::Draining, true, 3);
+    empty.other_tasks = Some(0);
+    let t = plan_host(Some(&target(None)), Some(&kept), Some(&empty), NOW, "C");
+    assert!(matches!(t.effect, Effect::Stop { .. }), "{t:?}");
+    // AND an older event that still counted tasks changes nothing any more
+    let stopping = t.next.unwrap();
+    assert!(plan_host(
+        Some(&target(None)),
+        Some(&stopping),
+        Some(&draining),
+        NOW,
+        "C"
+    )
+    .is_nothing());
 }

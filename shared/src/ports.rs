@@ -158,6 +158,8 @@ pub trait Cluster: Send + Sync {
     async fn describe_hosts(&self, cluster_arn: &str, arns: &[String]) -> Result<Vec<Host>>;
     async fn start_tasks(&self, request: StartRequest<'_>) -> Result<StartOutcome>;
     async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()>;
+    /// Live tasks on a host that are not ours (any group but `daemon-scheduler:*`).
+    async fn other_tasks_on(&self, cluster_arn: &str, container_instance: &str) -> Result<usize>;
     /// Live tasks of ours (group `daemon-scheduler:*`) started by `started_by`, optionally on one host.
     async fn tasks_started_by(
         &self,

@@ -310,3 +310,77 @@ async fn revisions_are_listed_deployed_by_number_and_a_rolling_deployment_can_be
     let done = get(&w, &format!("/v1/environments/revs/deployments/{back_id}")).await;
     assert_eq!(done["status"], "completed", "{done}");
 }
+
+async fn tasks_on(w: &World, host: &str) -> usize {
+    w.tasks_by_host().await.get(host).map_or(0, Vec::len)
+}
+
+/// Starts a task that is not ours (another group) on `host`.
+async fn start_other_task(w: &World, host: &str) -> String {
+    w.ecs
+        .start_task()
+        .cluster(&w.cluster_name)
+        .task_definition(&w.family)
+        .group("service:web")
+        .container_instances(host)
+        .send()
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0)
+        .task_arn
+        .unwrap()
+}
+
+fn draining_event(
+    w: &World,
+    host: &str,
+    version: i64,
+    tasks_left: i64,
+) -> integration_tests::shared::services::instance_events::InstanceDetail {
+    let mut e = w.instance_event(host, "DRAINING", true, version);
+    e.running_tasks_count = tasks_left;
+    e
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_host_keeps_its_daemon_until_its_other_tasks_are_gone() {
+    use integration_tests::shared::services::instance_events;
+    let w = World::new().await;
+    let hosts = w.add_hosts(3).await;
+    w.create_environment("drain").await;
+    assert_eq!(w.deploy("drain").await["status"], "completed");
+    let web0 = start_other_task(&w, &hosts[0]).await;
+    let web1 = start_other_task(&w, &hosts[1]).await;
+    w.drain(&hosts[0]).await;
+    w.drain(&hosts[1]).await;
+
+    // GIVEN a draining host still running a web task: the daemon stays (its logs still ship)
+    w.calls.reset();
+    instance_events::handle(&w.store, &w.cluster, &draining_event(&w, &hosts[0], 5, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        tasks_on(&w, &hosts[0]).await,
+        2,
+        "web task and daemon both run"
+    );
+    assert_eq!(w.calls.get("ECS.StopTask"), 0);
+    assert_eq!(w.calls.get("ECS.ListTasks"), 1, "{:?}", w.calls.snapshot());
+    // WHEN the web task is gone, the next event stops the daemon
+    w.stop_task_by_hand(&web0).await;
+    instance_events::handle(&w.store, &w.cluster, &draining_event(&w, &hosts[0], 6, 1))
+        .await
+        .unwrap();
+    assert_eq!(tasks_on(&w, &hosts[0]).await, 0, "the daemon left last");
+
+    // AND a host whose web task stopped before the drain event says so at once
+    w.stop_task_by_hand(&web1).await;
+    instance_events::handle(&w.store, &w.cluster, &draining_event(&w, &hosts[1], 5, 1))
+        .await
+        .unwrap();
+    assert_eq!(tasks_on(&w, &hosts[1]).await, 0);
+    // The ACTIVE host was never touched.
+    assert_eq!(tasks_on(&w, &hosts[2]).await, 1);
+}

@@ -546,6 +546,9 @@ impl integration_tests::shared::ports::Cluster for Refusing<'_> {
     {
         self.inner.tasks_started_by(c, s, h).await
     }
+    async fn other_tasks_on(&self, c: &str, h: &str) -> integration_tests::shared::Result<usize> {
+        self.inner.other_tasks_on(c, h).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use aws_sdk_ecs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::adapters::dynamo::sdk_error;
-use crate::domain::task::environment_of_group;
+use crate::domain::task::{environment_of_group, GROUP_PREFIX};
 use crate::domain::{Host, HostStatus, TaskObservation, TaskStatus};
 use crate::error::{Error, Result};
 use crate::limits::{DESCRIBE_BATCH, LIST_PAGE, STARTED_BY_MAX, START_TASK_INSTANCES};
@@ -52,6 +52,7 @@ fn gone_host(arn: &str) -> Host {
         status: HostStatus::Inactive,
         agent_connected: false,
         version: i64::MAX,
+        other_tasks: None,
     }
 }
 
@@ -161,6 +162,7 @@ impl Cluster for EcsCluster {
                     status,
                     agent_connected: ci.agent_connected(),
                     version: ci.version(),
+                    other_tasks: None,
                 });
             }
             for f in out.failures() {
@@ -262,6 +264,33 @@ impl Cluster for EcsCluster {
         started_by: &str,
         container_instance: Option<&str>,
     ) -> Result<Vec<TaskObservation>> {
+        let arns = self
+            .live_task_arns(cluster_arn, Some(started_by), container_instance)
+            .await?;
+        let tasks = self.describe_tasks(cluster_arn, &arns).await?;
+        Ok(tasks.iter().filter_map(observe_task).collect())
+    }
+
+    async fn other_tasks_on(&self, cluster_arn: &str, container_instance: &str) -> Result<usize> {
+        let arns = self
+            .live_task_arns(cluster_arn, None, Some(container_instance))
+            .await?;
+        let tasks = self.describe_tasks(cluster_arn, &arns).await?;
+        Ok(tasks
+            .iter()
+            .filter(|t| !t.group().is_some_and(|g| g.starts_with(GROUP_PREFIX)))
+            .count())
+    }
+}
+
+impl EcsCluster {
+    /// Tasks whose desired status is RUNNING (pages of 100), by `startedBy` and/or host.
+    async fn live_task_arns(
+        &self,
+        cluster_arn: &str,
+        started_by: Option<&str>,
+        container_instance: Option<&str>,
+    ) -> Result<Vec<String>> {
         let mut arns = Vec::new();
         let mut token = None;
         loop {
@@ -269,7 +298,7 @@ impl Cluster for EcsCluster {
                 .client
                 .list_tasks()
                 .cluster(cluster_arn)
-                .started_by(started_by)
+                .set_started_by(started_by.map(str::to_owned))
                 .set_container_instance(container_instance.map(str::to_owned))
                 .desired_status(DesiredStatus::Running)
                 .max_results(LIST_PAGE)
@@ -280,9 +309,13 @@ impl Cluster for EcsCluster {
             arns.extend(out.task_arns().iter().cloned());
             token = out.next_token;
             if token.is_none() {
-                break;
+                return Ok(arns);
             }
         }
+    }
+
+    /// DescribeTasks, 100 ARNs a call.
+    async fn describe_tasks(&self, cluster_arn: &str, arns: &[String]) -> Result<Vec<Task>> {
         let mut tasks = Vec::new();
         for chunk in arns.chunks(DESCRIBE_BATCH) {
             let out = self
@@ -293,7 +326,7 @@ impl Cluster for EcsCluster {
                 .send()
                 .await
                 .map_err(ecs)?;
-            tasks.extend(out.tasks().iter().filter_map(observe_task));
+            tasks.extend(out.tasks().iter().cloned());
         }
         Ok(tasks)
     }

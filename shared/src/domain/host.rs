@@ -35,6 +35,10 @@ pub struct Host {
     pub agent_connected: bool,
     /// ECS `version` of the container instance; grows with every change.
     pub version: i64,
+    /// Live tasks on the host that are not daemons of ours, when the caller counted them (a
+    /// DRAINING host keeps its daemons until this reaches 0: their logs and metrics still ship).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_tasks: Option<usize>,
 }
 
 impl Host {

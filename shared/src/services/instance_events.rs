@@ -19,6 +19,10 @@ pub struct InstanceDetail {
     pub agent_connected: bool,
     #[serde(default)]
     pub version: i64,
+    #[serde(default)]
+    pub running_tasks_count: i64,
+    #[serde(default)]
+    pub pending_tasks_count: i64,
 }
 
 impl InstanceDetail {
@@ -31,6 +35,7 @@ impl InstanceDetail {
             status,
             agent_connected: self.agent_connected,
             version: self.version,
+            other_tasks: None,
         })
     }
 }
@@ -43,8 +48,20 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     cluster: &C,
     detail: &InstanceDetail,
 ) -> Result<Report> {
-    let host = detail.host()?;
+    let mut host = detail.host()?;
     let envs = store.environments_of_cluster(&detail.cluster_arn).await?;
+    // A draining host keeps its daemons until its other tasks are gone: count them (only then,
+    // and only when the event says any task is left; ListTasks + DescribeTasks).
+    let tasks_left = detail.running_tasks_count + detail.pending_tasks_count;
+    if host.status == HostStatus::Draining && !envs.is_empty() {
+        host.other_tasks = Some(if tasks_left > 0 {
+            cluster
+                .other_tasks_on(&detail.cluster_arn, &detail.container_instance_arn)
+                .await?
+        } else {
+            0
+        });
+    }
     let work: Vec<Work> = envs
         .iter()
         .filter_map(|env| env.target())

@@ -167,6 +167,7 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
             status: HostStatus::Active,
             agent_connected: true,
             version: i64::MIN,
+            other_tasks: None,
         };
         let mut fresh = Slot::new(&target.environment, &target.cluster_arn, unknown);
         fresh.deployment_id = Some(target.deployment_id.clone());
@@ -209,7 +210,17 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
         .filter(|h| !active.contains(h.as_str()))
         .collect();
     if !left.is_empty() {
-        hosts.extend(cluster.describe_hosts(&target.cluster_arn, &left).await?);
+        for mut h in cluster.describe_hosts(&target.cluster_arn, &left).await? {
+            // Drain-last, as instance events do it: the daemon waits for the other tasks.
+            if h.status == HostStatus::Draining {
+                h.other_tasks = Some(
+                    cluster
+                        .other_tasks_on(&target.cluster_arn, &h.container_instance_arn)
+                        .await?,
+                );
+            }
+            hosts.push(h);
+        }
     }
     let r = Executor::at(store, cluster, now_ms)
         .run(converge_work(target, hosts, slots))
