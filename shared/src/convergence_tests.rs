@@ -26,6 +26,8 @@ enum Op {
     Deregister(usize),
     Kill(usize),
     Deploy,
+    /// A new revision (another task definition, a random maxUnavailable): the next Deploy rolls it.
+    Update(u32),
     /// Deliver the queued event at `pick` (mod queue length): out of order. `keep`: deliver it
     /// again later too (a duplicate).
     Deliver {
@@ -48,6 +50,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6usize).prop_map(Op::Deregister),
         2 => (0..8usize).prop_map(Op::Kill),
         2 => Just(Op::Deploy),
+        1 => (1..4u32).prop_map(Op::Update),
         6 => (0..16usize, any::<bool>()).prop_map(|(pick, keep)| Op::Deliver { pick, keep }),
         2 => (2..6usize).prop_map(Op::DeliverConcurrently),
         1 => Just(Op::Reconcile),
@@ -67,6 +70,8 @@ struct Sim {
     cluster: FakeCluster,
     queue: Vec<Ev>,
     versions: Vec<i64>,
+    /// Revisions added by `Update`.
+    revisions: u32,
     /// The deployment as the stream last showed it: every change emits a record, as DynamoDB's does.
     streamed: Option<crate::domain::Deployment>,
 }
@@ -106,6 +111,7 @@ impl Sim {
             cluster: FakeCluster::default(),
             queue: Vec::new(),
             versions: vec![0; 6],
+            revisions: 0,
             streamed: None,
         }
     }
@@ -170,12 +176,9 @@ impl Sim {
     }
 
     async fn reconcile(&mut self, at_ms: i64) {
-        let env = self.store.get_environment(ENV).await.unwrap().unwrap();
-        if let Some(target) = env.target() {
-            reconciler::reconcile_environment(&self.store, &self.cluster, &target, at_ms)
-                .await
-                .unwrap();
-        }
+        reconciler::reconcile_all(&self.store, &self.cluster, at_ms)
+            .await
+            .unwrap();
         self.stream_deployment().await;
     }
 
@@ -190,6 +193,24 @@ impl Sim {
                 let live = self.cluster.live_tasks();
                 if !live.is_empty() {
                     self.cluster.kill(&live[i % live.len()].arn);
+                }
+            }
+            Op::Update(max_unavailable) => {
+                let body = serde_json::json!({
+                    "taskDefinition": format!("agent:{}", self.revisions + 2),
+                    "updateStrategy": {"maxUnavailable": max_unavailable},
+                });
+                let req = crate::http::ApiRequest {
+                    method: "PUT".into(),
+                    segments: vec!["environments".into(), ENV.into()],
+                    body: Some(body.to_string().into_bytes()),
+                    ..Default::default()
+                };
+                if crate::services::environments_api::route(&self.store, &self.cluster, &req)
+                    .await
+                    .is_ok()
+                {
+                    self.revisions += 1;
                 }
             }
             Op::Deploy => {
@@ -337,8 +358,19 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(n, 0, "host {h:?} keeps a daemon: {live:?}");
             }
         }
-        // Every deployment ends once its hosts settled.
+        // Every deployment ends once its hosts settled, and every eligible host runs the revision
+        // it deployed (rolling updates under the same chaos).
         let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
+        for slot in sim.store.slots() {
+            let h = sim.cluster.host(&slot.host.container_instance_arn);
+            if h.is_some_and(|h| h.is_eligible()) && deployed {
+                assert_eq!(
+                    slot.task_definition, env.active_task_definition,
+                    "{slot:?} / {env:?}"
+                );
+                assert!(slot.is_available(), "{slot:?}");
+            }
+        }
         assert_eq!(
             env.active_deployment_id, None,
             "a deployment never finished"

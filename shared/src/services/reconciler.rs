@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::domain::{Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus};
+use crate::domain::{
+    Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus, UpdateStrategy,
+};
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
 use crate::planner::{
-    claim_expired, plan_baked, plan_expired_claim, plan_host, plan_task, Target, Transition,
-    CLAIM_LEASE_MS,
+    claim_expired, needs_replacement, plan_baked, plan_expired_claim, plan_host, plan_replace,
+    plan_task, Target, Transition, CLAIM_LEASE_MS,
 };
 use crate::ports::{Cluster, Store};
 use crate::services::rolling;
@@ -71,7 +73,7 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
             }
             let Some(target) = env.target() else { continue };
             summary.environments += 1;
-            let r = reconcile_environment(store, cluster, &target, now_ms).await?;
+            let r = reconcile_with(store, cluster, &target, &env.update_strategy, now_ms).await?;
             summary.started += r.report.started.len();
             summary.stopped += r.report.stopped.len();
             summary.expired_claims += r.expired_claims;
@@ -91,12 +93,25 @@ pub struct Reconciled {
     pub expired_claims: usize,
     /// Slots whose task record disagreed with ECS (a lost event, a task started by hand).
     pub verified: usize,
+    /// Wrong-revision tasks it began to replace.
+    pub wrong_revision: usize,
 }
 
 pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     target: &Target,
+    now_ms: i64,
+) -> Result<Reconciled> {
+    reconcile_with(store, cluster, target, &UpdateStrategy::default(), now_ms).await
+}
+
+/// Reconciles one environment; `strategy` bounds the wrong-revision tasks it replaces at once.
+pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    target: &Target,
+    strategy: &UpdateStrategy,
     now_ms: i64,
 ) -> Result<Reconciled> {
     let mut out = Reconciled::default();
@@ -222,11 +237,58 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
             hosts.push(h);
         }
     }
+    let wrong = wrong_revision_work(target, strategy, &hosts, &slots);
     let r = Executor::at(store, cluster, now_ms)
         .run(converge_work(target, hosts, slots))
         .await?;
     merge(&mut out.report, r);
+
+    // 4. Outside a deployment, tasks of another revision (a host that was away during the
+    //    rollout, a task started by hand) are replaced like a rolling update would, a few per run.
+    out.wrong_revision = wrong.len();
+    if !wrong.is_empty() {
+        let r = Executor::at(store, cluster, now_ms).run(wrong).await?;
+        merge(&mut out.report, r);
+    }
     Ok(out)
+}
+
+/// Replacements of wrong-revision tasks, at most `maxUnavailable` minus the hosts already without
+/// a healthy daemon (the reconciler runs one at a time, so this budget needs no counter).
+fn wrong_revision_work(
+    target: &Target,
+    strategy: &UpdateStrategy,
+    hosts: &[Host],
+    slots: &[Slot],
+) -> Vec<Work> {
+    if target.tracking.is_some() {
+        return Vec::new(); // the deployment in progress does this, within its own budget
+    }
+    let eligible: BTreeSet<&str> = hosts
+        .iter()
+        .filter(|h| h.is_eligible())
+        .map(|h| h.container_instance_arn.as_str())
+        .collect();
+    let on_eligible = |s: &&Slot| eligible.contains(s.host.container_instance_arn.as_str());
+    let unavailable = eligible.len()
+        - slots
+            .iter()
+            .filter(on_eligible)
+            .filter(|s| s.is_available())
+            .count();
+    let room = strategy
+        .max_unavailable_of(eligible.len())
+        .saturating_sub(unavailable);
+    slots
+        .iter()
+        .filter(on_eligible)
+        .filter(|s| s.is_available() && needs_replacement(target, s))
+        .take(room)
+        .map(|slot| {
+            let target = target.clone();
+            decide_each(slot, move |cur, _, _| plan_replace(&target, cur))
+        })
+        .collect()
 }
 
 /// A slot whose recorded task ECS no longer runs, long enough after we recorded it that ECS's
