@@ -22,6 +22,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{json, Value};
 use shared::adapters::{DynamoStore, EcsCluster};
 use shared::http::ApiRequest;
+use shared::ports::Store;
 use shared::services::{deployer, deployments_api, environments_api, instance_events, task_events};
 
 pub use shared;
@@ -83,6 +84,156 @@ impl Intercept for CallCounter {
         }
         Ok(())
     }
+}
+
+/// Fault injection at the SDK's edge, for the product's clients only: each call, with the
+/// probability set (per mille), is either throttled before it reaches moto (answered with 400
+/// ThrottlingException by a loopback server that does nothing: the call did not happen) or has its
+/// answer lost after moto executed it (500 InternalFailure: the call happened, the caller cannot
+/// know) — on every attempt of that call, so the failure reaches the product whatever its SDK
+/// retries. The draws are a deterministic sequence.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    per_mille: Arc<AtomicU64>,
+    seq: Arc<AtomicU64>,
+    throttle_endpoint: Arc<Mutex<String>>,
+    injected: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+/// What a fault did to one call, decided once per attempt before it is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Throttle,
+    LoseAnswer,
+}
+
+impl aws_smithy_types::config_bag::Storable for Fault {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl Faults {
+    pub fn set_per_mille(&self, n: u64) {
+        self.per_mille.store(n, Ordering::SeqCst);
+    }
+    /// Faults injected so far, by kind ("throttled", "answer lost").
+    pub fn injected(&self) -> BTreeMap<String, usize> {
+        self.injected.lock().unwrap().clone()
+    }
+    fn draw(&self) -> Option<Fault> {
+        let rate = self.per_mille.load(Ordering::SeqCst);
+        if rate == 0 {
+            return None;
+        }
+        // splitmix64 of the call's sequence number
+        let mut z = self
+            .seq
+            .fetch_add(1, Ordering::SeqCst)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let roll = z % 1000;
+        let kind = if roll.is_multiple_of(2) {
+            Fault::Throttle
+        } else {
+            Fault::LoseAnswer
+        };
+        (roll < rate).then_some(kind)
+    }
+    fn count(&self, what: &str) {
+        *self
+            .injected
+            .lock()
+            .unwrap()
+            .entry(what.into())
+            .or_default() += 1;
+    }
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "Faults"
+    }
+    // Drawn once per call: a faulted call fails on every attempt the SDK makes, so the product
+    // sees the failure (its retries do not hide it).
+    fn read_before_execution(
+        &self,
+        _ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match self.draw() {
+            Some(f) => {
+                self.count(match f {
+                    Fault::Throttle => "throttled",
+                    Fault::LoseAnswer => "answer lost",
+                });
+                cfg.interceptor_state().store_put(f);
+            }
+            None => {
+                cfg.interceptor_state().unset::<Fault>();
+            }
+        }
+        Ok(())
+    }
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Fault>() == Some(&Fault::Throttle) {
+            let endpoint = self.throttle_endpoint.lock().unwrap().clone();
+            ctx.request_mut().set_uri(endpoint.as_str())?;
+        }
+        Ok(())
+    }
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Fault>() == Some(&Fault::LoseAnswer) {
+            let mut lost = aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(500u16)?,
+                aws_smithy_types::body::SdkBody::from(
+                    r#"{"__type":"InternalFailure","message":"injected: answer lost"}"#,
+                ),
+            );
+            lost.headers_mut()
+                .insert("content-type", "application/x-amz-json-1.1");
+            lost.headers_mut()
+                .insert("x-amzn-errortype", "InternalFailure");
+            *ctx.response_mut() = lost;
+        }
+        Ok(())
+    }
+}
+
+/// A loopback HTTP server that answers every request with a throttling error and does nothing.
+async fn throttle_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await; // the request; never executed
+                let body =
+                    r#"{"__type":"ThrottlingException","message":"injected: rate exceeded"}"#;
+                let resp = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     x-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}/")
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -179,7 +330,11 @@ pub struct World {
     pub ec2_ami: String,
     pub store: DynamoStore,
     pub cluster: EcsCluster,
+    /// The same table through the harness's client: reads that are neither counted nor faulted.
+    pub view: DynamoStore,
     pub calls: CallCounter,
+    /// Off (0) unless a test turns it on.
+    pub faults: Faults,
     pub table: String,
     pub cluster_name: String,
     pub cluster_arn: String,
@@ -192,11 +347,19 @@ impl World {
     pub async fn new() -> Self {
         let config = sdk_config().await;
         let calls = CallCounter::default();
+        let faults = Faults::default();
+        *faults.throttle_endpoint.lock().unwrap() = throttle_server().await;
+        // The product's retry settings (shared::runtime::App::from_env).
+        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
         let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&config)
             .interceptor(calls.clone())
+            .interceptor(faults.clone())
+            .retry_config(retry.clone())
             .build();
         let ecs_conf = aws_sdk_ecs::config::Builder::from(&config)
             .interceptor(calls.clone())
+            .interceptor(faults.clone())
+            .retry_config(retry)
             .build();
         // The adapters' clients count their calls; the harness inspects moto with its own.
         let counted_ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
@@ -240,11 +403,13 @@ impl World {
         let ec2_ami = "ami-12c6146b".to_owned();
         let world = Self {
             store: DynamoStore::new(counted_ddb, &table),
+            view: DynamoStore::new(ddb.clone(), &table),
             cluster: EcsCluster::new(counted_ecs),
             ddb,
             ecs,
             ec2_ami,
             calls,
+            faults,
             table,
             cluster_name,
             cluster_arn,
@@ -593,6 +758,108 @@ impl World {
             .await
             .unwrap();
     }
+}
+
+/// Plays ECS and the table's stream until nothing moves: every task state change not reported
+/// yet goes to task-events, one event at a time, then the environment's deployment in progress
+/// to the deployer. Tasks of `crashing` (a task definition ARN) stop as soon as they start, before
+/// they ever report RUNNING. A failed delivery is retried as its trigger would (an event up to 3
+/// times, then it is lost; a stream record until it succeeds, here up to 10 times).
+#[derive(Default)]
+pub struct Pump {
+    reported: HashMap<String, String>,
+    /// The most hosts seen without a RUNNING daemon after any event.
+    pub max_down: usize,
+    /// The most live tasks seen on one host after any event.
+    pub max_per_host: usize,
+    pub events: usize,
+    /// Deliveries that failed (and were retried or lost).
+    pub failed: usize,
+}
+
+impl Pump {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rounds until nothing moves (at most 80).
+    pub async fn run(&mut self, w: &World, env: &str, hosts: &[String], crashing: Option<&str>) {
+        for _ in 0..80 {
+            if !self.round(w, env, hosts, crashing).await {
+                return;
+            }
+        }
+        panic!("the lifecycle did not settle in 80 rounds");
+    }
+
+    /// One round; false when nothing moved and no deployment is in progress.
+    pub async fn round(
+        &mut self,
+        w: &World,
+        env: &str,
+        hosts: &[String],
+        crashing: Option<&str>,
+    ) -> bool {
+        let mut moved = false;
+        for mut t in w.all_tasks().await {
+            if crashing == Some(t.task_definition.as_str()) && t.status != "STOPPED" {
+                w.stop_task_by_hand(&t.arn).await;
+                t.status = "STOPPED".into();
+            }
+            if self.reported.get(&t.arn) == Some(&t.status) {
+                continue;
+            }
+            self.reported.insert(t.arn.clone(), t.status.clone());
+            moved = true;
+            self.events += 1;
+            let event = w.task_event(&t.arn).await;
+            for _ in 0..3 {
+                match task_events::handle(&w.store, &w.cluster, &event).await {
+                    Ok(_) => break,
+                    Err(_) => self.failed += 1,
+                }
+            }
+            let tasks = w.all_tasks().await;
+            self.max_down = self.max_down.max(down(&tasks, hosts));
+            self.max_per_host = self.max_per_host.max(most_per_host(&tasks));
+        }
+        let e = w.view.get_environment(env).await.unwrap();
+        match e.and_then(|e| e.active_deployment_id) {
+            Some(id) => {
+                let record = w
+                    .stream_record(&format!("ENV#{env}"), &format!("DEP#{id}"), "MODIFY")
+                    .await;
+                let batch = stream_event(vec![record]);
+                for _ in 0..10 {
+                    match deployer::handle(&w.store, &w.cluster, &batch).await {
+                        Ok(()) => break,
+                        Err(_) => self.failed += 1,
+                    }
+                }
+                true
+            }
+            None => moved,
+        }
+    }
+}
+
+/// Hosts without a RUNNING task.
+pub fn down(tasks: &[TaskInfo], hosts: &[String]) -> usize {
+    let up: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .filter(|t| t.status == "RUNNING")
+        .map(|t| t.host.as_str())
+        .collect();
+    hosts.iter().filter(|h| !up.contains(h.as_str())).count()
+}
+
+/// The most live tasks on any one host.
+pub fn most_per_host(tasks: &[TaskInfo]) -> usize {
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for t in tasks.iter().filter(|t| t.status != "STOPPED") {
+        *per.entry(t.host.as_str()).or_default() += 1;
+    }
+    per.into_values().max().unwrap_or(0)
 }
 
 /// One task of the cluster as the harness sees it in moto.

@@ -48,6 +48,8 @@ pub struct Report {
     pub gave_up: usize,
     /// Writes left for later: they would have exceeded a rolling update's budget.
     pub over_budget: usize,
+    /// Launches ECS throttled (freed for a later try, not counted as failures).
+    pub throttled: usize,
 }
 
 pub struct Executor<'a, S: ?Sized, C: ?Sized> {
@@ -177,6 +179,24 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                             Effect::None => {}
                         }
                     }
+                    // Our own write, already made: a retry of a call whose answer was lost.
+                    WriteOutcome::Conflict(Some(current))
+                        if t.next
+                            .as_ref()
+                            .is_some_and(|after| is_same_record(after, &current)) =>
+                    {
+                        report.written += 1;
+                        match t.effect {
+                            Effect::Start => launches.push(Launch {
+                                slot: current,
+                                claim_id,
+                            }),
+                            Effect::Stop { task_arn, reason } => {
+                                stops.push((current.cluster_arn.clone(), task_arn, reason))
+                            }
+                            Effect::None => {}
+                        }
+                    }
                     WriteOutcome::Conflict(current) => {
                         report.conflicts += 1;
                         w.current = current;
@@ -264,6 +284,18 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 None => Transition::nothing(),
                             }),
                         });
+                    } else if outcome.throttled.contains(host) {
+                        report.throttled += 1;
+                        follow_up.push(Work {
+                            key: l.slot.key(),
+                            current: Some(l.slot.clone()),
+                            live: Live::Unknown,
+                            pending_cap: None,
+                            decide: Box::new(move |cur, _, now| match cur {
+                                Some(s) => planner::plan_start_throttled(s, &claim, now),
+                                None => Transition::nothing(),
+                            }),
+                        });
                     } else {
                         // Unknown outcome: the claim stays until its lease expires and ECS is checked.
                         tracing::warn!(host = %host, "StartTask outcome unknown; claim kept for the lease check");
@@ -296,6 +328,15 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
             }
         }
     }
+}
+
+/// The stored slot is the one we meant to write (the SDK retried a call that had succeeded).
+/// Claims carry a fresh id, so a claim is never mistaken for another writer's.
+fn is_same_record(after: &Slot, stored: &Slot) -> bool {
+    let mut a = after.clone();
+    a.rev = stored.rev;
+    a.updated_at_ms = stored.updated_at_ms;
+    &a == stored
 }
 
 /// A task we started whose slot is gone (environment deleted meanwhile): stop it.

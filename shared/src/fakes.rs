@@ -603,4 +603,18 @@ impl Cluster for FakeCluster {
             .filter_map(FakeTask::observation)
             .collect())
     }
+
+    async fn describe_tasks(
+        &self,
+        _cluster_arn: &str,
+        arns: &[String],
+    ) -> Result<Vec<TaskObservation>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(arns
+            .iter()
+            .filter_map(|a| s.tasks.get(a))
+            .filter_map(FakeTask::observation)
+            .collect())
+    }
 }

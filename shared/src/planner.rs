@@ -301,6 +301,20 @@ pub fn plan_start_failed(slot: &Slot, claim_id: &str, reason: &str, now_ms: i64)
     }
 }
 
+/// StartTask was throttled: nothing started and nothing failed; free the claim so the next event
+/// or reconcile launches again (not before a second has passed).
+pub fn plan_start_throttled(slot: &Slot, claim_id: &str, now_ms: i64) -> Transition {
+    match &slot.task {
+        SlotTask::Launching { claim_id: c, .. } if c == claim_id => {
+            let mut next = slot.clone();
+            next.task = SlotTask::Vacant;
+            next.retry_at_ms = next.retry_at_ms.max(now_ms + 1_000);
+            Transition::write_if_changed(Some(slot), next, Effect::None)
+        }
+        _ => Transition::nothing(),
+    }
+}
+
 /// A claim whose writer went quiet past the lease. The caller has looked the host's tasks up in
 /// ECS: `found` is a live task of ours there (adopt it), or none (free the slot to launch again).
 pub fn plan_expired_claim(slot: &Slot, found: Option<&TaskObservation>, now_ms: i64) -> Transition {

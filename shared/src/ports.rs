@@ -132,6 +132,9 @@ pub struct StartOutcome {
     /// The call failed in a way that may or may not have started tasks (timeout, 5xx): the claims
     /// stay, and the lease-expiry path looks in ECS before launching again.
     pub unknown: Vec<(String, String)>,
+    /// ECS throttled the call (even after retries): nothing started, and it is no failure of the
+    /// daemon; the claims are freed for the next event or reconcile.
+    pub throttled: Vec<String>,
 }
 
 pub struct StartRequest<'a> {
@@ -160,6 +163,12 @@ pub trait Cluster: Send + Sync {
     async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()>;
     /// Live tasks on a host that are not ours (any group but `daemon-scheduler:*`).
     async fn other_tasks_on(&self, cluster_arn: &str, container_instance: &str) -> Result<usize>;
+    /// These tasks of ours as ECS has them now (100 a call); ECS may have forgotten stopped ones.
+    async fn describe_tasks(
+        &self,
+        cluster_arn: &str,
+        arns: &[String],
+    ) -> Result<Vec<TaskObservation>>;
     /// Live tasks of ours (group `daemon-scheduler:*`) started by `started_by`, optionally on one host.
     async fn tasks_started_by(
         &self,

@@ -1,71 +1,10 @@
 //! The daemon lifecycle against moto: revisions, rolling updates within `maxUnavailable`, the
 //! circuit breaker with its automatic rollback, cancel, and the status counts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
-use integration_tests::shared::ports::Store;
-use integration_tests::shared::services::task_events;
-use integration_tests::{TaskInfo, World};
+use integration_tests::{down, Pump, TaskInfo, World};
 use serde_json::{json, Value};
-
-/// Plays ECS and the table's stream until nothing moves: every task state change not reported
-/// yet goes to task-events, one event at a time, then the environment's deployment to the
-/// deployer. Tasks of `crashing` (a task definition ARN) stop as soon as they start, before
-/// they ever report RUNNING. Returns the most hosts seen without a RUNNING daemon after any event.
-struct Pump {
-    reported: HashMap<String, String>,
-    max_down: usize,
-    events: usize,
-}
-
-impl Pump {
-    fn new() -> Self {
-        Self {
-            reported: HashMap::new(),
-            max_down: 0,
-            events: 0,
-        }
-    }
-
-    async fn run(&mut self, w: &World, env: &str, hosts: &[String], crashing: Option<&str>) {
-        for _round in 0..80 {
-            let mut moved = false;
-            for mut t in w.all_tasks().await {
-                if crashing == Some(t.task_definition.as_str()) && t.status != "STOPPED" {
-                    w.stop_task_by_hand(&t.arn).await;
-                    t.status = "STOPPED".into();
-                }
-                if self.reported.get(&t.arn) == Some(&t.status) {
-                    continue;
-                }
-                self.reported.insert(t.arn.clone(), t.status.clone());
-                moved = true;
-                self.events += 1;
-                task_events::handle(&w.store, &w.cluster, &w.task_event(&t.arn).await)
-                    .await
-                    .expect("task event");
-                self.max_down = self.max_down.max(down(&w.all_tasks().await, hosts));
-            }
-            let e = w.store.get_environment(env).await.unwrap().unwrap();
-            match e.active_deployment_id {
-                Some(id) => w.deliver_deployment(env, &id).await,
-                None if !moved => return,
-                None => {}
-            }
-        }
-        panic!("the lifecycle did not settle in 80 rounds");
-    }
-}
-
-/// Hosts without a RUNNING task.
-fn down(tasks: &[TaskInfo], hosts: &[String]) -> usize {
-    let up: BTreeSet<&str> = tasks
-        .iter()
-        .filter(|t| t.status == "RUNNING")
-        .map(|t| t.host.as_str())
-        .collect();
-    hosts.iter().filter(|h| !up.contains(h.as_str())).count()
-}
 
 /// Live tasks by host: (task ARN, task definition ARN).
 fn live_by_host(tasks: &[TaskInfo]) -> BTreeMap<String, Vec<(String, String)>> {

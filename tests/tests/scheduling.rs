@@ -546,6 +546,14 @@ impl integration_tests::shared::ports::Cluster for Refusing<'_> {
     {
         self.inner.tasks_started_by(c, s, h).await
     }
+    async fn describe_tasks(
+        &self,
+        c: &str,
+        arns: &[String],
+    ) -> integration_tests::shared::Result<Vec<integration_tests::shared::domain::TaskObservation>>
+    {
+        self.inner.describe_tasks(c, arns).await
+    }
     async fn other_tasks_on(&self, c: &str, h: &str) -> integration_tests::shared::Result<usize> {
         self.inner.other_tasks_on(c, h).await
     }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::operation::start_task::{StartTaskError, StartTaskOutput};
 use aws_sdk_ecs::types::{ContainerInstanceStatus, DesiredStatus, Task};
 use aws_sdk_ecs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -37,6 +38,14 @@ where
 
 /// The call certainly did nothing: ECS rejected it (4xx: validation, access, throttling).
 /// Timeouts and 5xx may have started tasks, so they are not "rejected".
+/// Throttled StartTask calls retried before the hosts are left for the next event or run.
+const START_TASK_THROTTLE_RETRIES: u32 = 4;
+
+fn is_throttling<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.code()
+        .is_some_and(|c| c.contains("Throttl") || c == "RequestLimitExceeded")
+}
+
 fn certainly_rejected<E>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::ConstructionFailure(_) => true,
@@ -181,18 +190,15 @@ impl Cluster for EcsCluster {
                 "StartTask takes at most {START_TASK_INSTANCES} hosts and a startedBy of {STARTED_BY_MAX} chars"
             )));
         }
-        let res = self
-            .client
-            .start_task()
-            .cluster(r.cluster_arn)
-            .task_definition(r.task_definition)
-            .set_container_instances(Some(r.container_instances.to_vec()))
-            .started_by(r.started_by)
-            .group(r.group)
-            .send()
-            .await;
-        let out = match res {
+        let out = match self.start_task_once(&r).await {
             Ok(out) => out,
+            Err(e) if is_throttling(&e) => {
+                // Not started, certainly; no failure of the daemon either: try again soon.
+                return Ok(StartOutcome {
+                    throttled: r.container_instances.to_vec(),
+                    ..Default::default()
+                });
+            }
             Err(e) => {
                 let reason = format!("StartTask failed: {}", ecs_message(&e));
                 let all: Vec<(String, String)> = r
@@ -267,7 +273,16 @@ impl Cluster for EcsCluster {
         let arns = self
             .live_task_arns(cluster_arn, Some(started_by), container_instance)
             .await?;
-        let tasks = self.describe_tasks(cluster_arn, &arns).await?;
+        let tasks = self.describe_task_records(cluster_arn, &arns).await?;
+        Ok(tasks.iter().filter_map(observe_task).collect())
+    }
+
+    async fn describe_tasks(
+        &self,
+        cluster_arn: &str,
+        arns: &[String],
+    ) -> Result<Vec<TaskObservation>> {
+        let tasks = self.describe_task_records(cluster_arn, arns).await?;
         Ok(tasks.iter().filter_map(observe_task).collect())
     }
 
@@ -275,7 +290,7 @@ impl Cluster for EcsCluster {
         let arns = self
             .live_task_arns(cluster_arn, None, Some(container_instance))
             .await?;
-        let tasks = self.describe_tasks(cluster_arn, &arns).await?;
+        let tasks = self.describe_task_records(cluster_arn, &arns).await?;
         Ok(tasks
             .iter()
             .filter(|t| !t.group().is_some_and(|g| g.starts_with(GROUP_PREFIX)))
@@ -284,6 +299,42 @@ impl Cluster for EcsCluster {
 }
 
 impl EcsCluster {
+    /// StartTask is not idempotent: the SDK must never send it twice (a retry after an answer
+    /// lost to a timeout or a 5xx would start a second task on every host of the call). Only
+    /// throttling, which certainly started nothing, is retried, here, with backoff and jitter.
+    async fn start_task_once(
+        &self,
+        r: &StartRequest<'_>,
+    ) -> std::result::Result<StartTaskOutput, SdkError<StartTaskError, HttpResponse>> {
+        let mut attempt = 0u32;
+        loop {
+            let res = self
+                .client
+                .start_task()
+                .cluster(r.cluster_arn)
+                .task_definition(r.task_definition)
+                .set_container_instances(Some(r.container_instances.to_vec()))
+                .started_by(r.started_by)
+                .group(r.group)
+                .customize()
+                .config_override(
+                    aws_sdk_ecs::config::Builder::default()
+                        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match res {
+                Err(e) if is_throttling(&e) && attempt < START_TASK_THROTTLE_RETRIES => {
+                    attempt += 1;
+                    let jitter = u64::from(ulid::Ulid::new().random() as u8);
+                    let wait = (50u64 << attempt) + jitter;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Tasks whose desired status is RUNNING (pages of 100), by `startedBy` and/or host.
     async fn live_task_arns(
         &self,
@@ -315,7 +366,7 @@ impl EcsCluster {
     }
 
     /// DescribeTasks, 100 ARNs a call.
-    async fn describe_tasks(&self, cluster_arn: &str, arns: &[String]) -> Result<Vec<Task>> {
+    async fn describe_task_records(&self, cluster_arn: &str, arns: &[String]) -> Result<Vec<Task>> {
         let mut tasks = Vec::new();
         for chunk in arns.chunks(DESCRIBE_BATCH) {
             let out = self

@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::domain::task::STOP_REASON_PREFIX;
 use crate::domain::{
     Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus, UpdateStrategy,
 };
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
+use crate::planner::Effect;
 use crate::planner::{
     claim_expired, needs_replacement, plan_baked, plan_expired_claim, plan_host, plan_replace,
     plan_task, Target, Transition, CLAIM_LEASE_MS,
@@ -138,6 +140,32 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         }
     }
 
+    // Slot tasks those lists did not show (started by an older deployment, or gone): asked for by
+    // ARN, so that only a task ECS says has stopped (or forgot) counts as stopped.
+    let listed: BTreeSet<&str> = live
+        .values()
+        .flatten()
+        .map(|t| t.task_arn.as_str())
+        .collect();
+    let unlisted: Vec<String> = slots
+        .iter()
+        .filter_map(|s| s.task.task_arn())
+        .filter(|a| !listed.contains(a))
+        .map(str::to_owned)
+        .collect();
+    if !unlisted.is_empty() {
+        for t in cluster
+            .describe_tasks(&target.cluster_arn, &unlisted)
+            .await?
+        {
+            if !t.last_status.is_stopped() && !t.desired_status.is_stopped() {
+                live.entry(t.container_instance_arn.clone())
+                    .or_default()
+                    .push(t);
+            }
+        }
+    }
+
     // 2. Where records and ECS disagree, feed the planner what the lost events would have said.
     let mut work = Vec::new();
     let mut seen_hosts = BTreeSet::new();
@@ -145,6 +173,10 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         let host = slot.host.container_instance_arn.clone();
         seen_hosts.insert(host.clone());
         let tasks = live.remove(&host).unwrap_or_default();
+        let own_task_runs = slot
+            .task
+            .task_arn()
+            .is_some_and(|arn| tasks.iter().any(|t| t.task_arn == arn));
         let mut observations = lost_stop(slot, &tasks, now_ms)
             .into_iter()
             .chain(lost_running(slot, &tasks))
@@ -154,6 +186,21 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                 .into_iter()
                 .filter(|t| slot.task.task_arn() != Some(t.task_arn.as_str())),
         );
+        // We asked ECS to stop it a while ago and it still runs (the StopTask was lost): again.
+        if let SlotTask::Stopping { task_arn } = &slot.task {
+            if now_ms - slot.updated_at_ms >= CLAIM_LEASE_MS && own_task_runs {
+                out.verified += 1;
+                let stop = Effect::Stop {
+                    task_arn: task_arn.clone(),
+                    reason: format!("{STOP_REASON_PREFIX}stop requested again"),
+                };
+                work.push(decide_each(slot, move |_, _, _| Transition {
+                    next: None,
+                    effect: stop.clone(),
+                }));
+                continue;
+            }
+        }
         if claim_expired(slot, now_ms) {
             out.expired_claims += 1;
             let found = observations
@@ -354,4 +401,5 @@ fn merge(into: &mut Report, r: Report) {
     into.conflicts += r.conflicts;
     into.gave_up += r.gave_up;
     into.over_budget += r.over_budget;
+    into.throttled += r.throttled;
 }
