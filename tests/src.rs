@@ -349,8 +349,12 @@ impl World {
         let calls = CallCounter::default();
         let faults = Faults::default();
         *faults.throttle_endpoint.lock().unwrap() = throttle_server().await;
-        // The product's retry settings (shared::runtime::App::from_env).
-        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
+        // The product's retry settings (shared::runtime::App::from_env), with short waits: faulted
+        // calls fail every attempt, and real backoff (seconds) would only slow the tests down.
+        let retry = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(5)
+            .with_initial_backoff(std::time::Duration::from_millis(5))
+            .with_max_backoff(std::time::Duration::from_millis(50));
         let ddb_conf = aws_sdk_dynamodb::config::Builder::from(&config)
             .interceptor(calls.clone())
             .interceptor(faults.clone())

@@ -7,8 +7,10 @@ local event bus), and with --check an end-to-end test.
     .venv/bin/python scripts/local/demo.py --chaos    # events duplicated, shuffled and delayed
 
 Story: a cluster `demo` with 3 hosts; environment `log-shipper` is created and deployed (one task
-per host); 2 hosts join (each gets its task); a task is stopped by hand (it is replaced); the
-environments are listed. Optional --drain: a host drains (its task is stopped, none replaces it).
+per host); 2 hosts join (each gets its task); a task is stopped by hand (it is replaced); revision 2
+is rolled out one host at a time (the status counts move); a bad revision 3 crashes at once, trips
+the circuit breaker and rolls itself back to 2; the environments are listed. Optional --drain: a
+host drains (its task is stopped, none replaces it).
 
 Expectations (--check): exactly one RUNNING task of the environment on every ACTIVE host after
 each step; the deployment reaches `completed`; at no poll of the event bus two live tasks of the
@@ -58,6 +60,31 @@ def say(msg: str = "") -> None:
 
 class Abort(Exception):
     pass
+
+
+class Crasher(threading.Thread):
+    """Plays a daemon that crashes at once: stops every live task of one task definition."""
+
+    def __init__(self, ecs: Any, td: str, note: Callable[[str], None]):
+        super().__init__(daemon=True)
+        self.ecs, self.td, self.note = ecs, td, note
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.2):
+            try:
+                arns = self.ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+                tasks = self.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+                for t in tasks:
+                    if t["taskDefinitionArn"] == self.td:
+                        self.ecs.stop_task(cluster=CLUSTER, task=t["taskArn"], reason="Essential container in task exited")
+                        self.note(YELLOW(f"💥 task {eventbus.short_id(t['taskArn'])} of revision 3 crashed"))
+            except Exception as e:  # the demo goes on; the next poll tries again
+                self.note(DIM(f"crasher: {e}"))
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(2)
 
 
 class Demo:
@@ -358,12 +385,107 @@ class Demo:
             left = [t for t in self.ground_truth()["per_host"].get(drained, [])]
             self.expect(not left, "the draining host runs no task of the environment")
 
+        # g. a new revision, rolled out host by host
+        expected = len(self.ground_truth()["active"])
+        self.step("g", "Ship revision 2 (PUT the environment), then roll it out one host at a time")
+        td2 = fleet.register_task_definition(ecs, ENV)
+        self.note(f"task definition {td2}")
+        status, env = self.api("PUT", f"/v1/environments/{ENV}",
+                               {"taskDefinition": f"{ENV}:2", "updateStrategy": {"maxUnavailable": 1}})
+        self.expect(status == 200 and isinstance(env, dict) and env.get("latestRevision") == 2,
+                    "PUT creates revision 2; nothing running is touched yet")
+        status, dep2 = self.api("POST", f"/v1/environments/{ENV}/deployments")
+        dep2_id = dep2.get("id") if isinstance(dep2, dict) else None
+        self.expect(status == 200 and isinstance(dep2, dict) and dep2.get("revision") == 2,
+                    "POST .../deployments deploys the latest revision (2)")
+        down_max = self.follow_rollout(dep2_id, td2, expected)
+        self.print_table()
+        self.check_one_per_host("after the rolling update")
+        self.expect(self.all_on(td2), "every host runs revision 2")
+        self.expect(down_max <= 1, f"never more than maxUnavailable=1 host without a RUNNING daemon (saw {down_max})")
+
+        # h. a bad revision: its tasks crash at once; the breaker trips and it rolls itself back
+        self.step("h", "Ship a bad revision 3 (its tasks crash at once): the breaker trips, it rolls back")
+        td3 = fleet.register_task_definition(ecs, ENV)
+        status, env = self.api("PUT", f"/v1/environments/{ENV}",
+                               {"taskDefinition": f"{ENV}:3", "updateStrategy": {"failureThreshold": 1}})
+        self.expect(status == 200, "PUT creates revision 3 (failureThreshold 1: a second failing host trips it)")
+        crasher = Crasher(ecs, td3, self.note)
+        crasher.start()
+        try:
+            status, dep3 = self.api("POST", f"/v1/environments/{ENV}/deployments")
+            dep3_id = dep3.get("id") if isinstance(dep3, dict) else None
+            final: dict[str, Any] = {}
+
+            def rolled_back() -> tuple[bool, str]:
+                s3, d3 = self.api("GET", f"/v1/environments/{ENV}/deployments", show=False)
+                items = d3.get("items", []) if isinstance(d3, dict) else []
+                bad = next((i for i in items if i.get("id") == dep3_id), {})
+                back = next((i for i in items if i.get("rollbackOf") == dep3_id), {})
+                final.update(bad=bad, back=back)
+                done = bad.get("status") == "failed" and back.get("status") == "completed" and self.all_on(td2)
+                return done, (f"deployment of revision 3 {bad.get('status')}, rollback {back.get('status', 'not started')}")
+
+            self.wait_until(rolled_back, "the breaker to trip and the rollback to finish", self.a.timeout * 3)
+        finally:
+            crasher.stop()
+        bad, back = final.get("bad", {}), final.get("back", {})
+        self.show_call("GET", f"/v1/environments/{ENV}/deployments/{dep3_id}", 200, bad)
+        self.expect(bad.get("status") == "failed" and str(bad.get("haltedReason", "")).startswith("circuit breaker"),
+                    "the deployment of revision 3 is failed by the circuit breaker")
+        self.expect(back.get("status") == "completed" and back.get("revision") == 2,
+                    "the automatic rollback to revision 2 completes")
+        self.print_table()
+        self.check_one_per_host("after the rollback")
+        self.expect(self.all_on(td2), "every host runs revision 2 again")
+        status, st = self.api("GET", f"/v1/environments/{ENV}/status")
+
         # f. list
         self.step("f", "List the environments (GET /v1/environments)")
         status, body = self.api("GET", "/v1/environments")
         items = body.get("items") if isinstance(body, dict) else None
         self.expect(status == 200 and isinstance(items, list) and any(i.get("name") == ENV for i in items),
                     f"GET /v1/environments lists {ENV}")
+
+    def tds_by_host(self) -> dict[str, list[str]]:
+        """From moto: the task definitions of the environment's live tasks, per ACTIVE host."""
+        assert self.stack
+        ecs = self.stack.client("ecs")
+        arns = ecs.list_tasks(cluster=CLUSTER, desiredStatus="RUNNING")["taskArns"]
+        tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+        out: dict[str, list[str]] = {}
+        for t in tasks:
+            if t.get("group") == GROUP and t.get("lastStatus") == "RUNNING":
+                out.setdefault(t["containerInstanceArn"], []).append(t["taskDefinitionArn"])
+        return out
+
+    def all_on(self, td: str) -> bool:
+        gt = self.ground_truth()
+        tds = self.tds_by_host()
+        return all(tds.get(h) == [td] for h in gt["active"])
+
+    def follow_rollout(self, dep_id: str | None, td: str, hosts: int) -> int:
+        """Prints the status counts as they move until the deployment completes; returns the most
+        hosts seen without a RUNNING daemon."""
+        down_max, last = 0, None
+        start = time.time()
+        while time.time() - start < self.a.timeout * 3:
+            _, st = self.api("GET", f"/v1/environments/{ENV}/status", show=False)
+            gt = self.ground_truth()
+            down_max = max(down_max, sum(1 for h in gt["active"] if not gt["per_host"].get(h)))
+            c = st.get("counts", {}) if isinstance(st, dict) else {}
+            line = (f"desired {c.get('desired')}  ready {c.get('ready')}  updated {c.get('updated')}  "
+                    f"available {c.get('available')}  unavailable {c.get('unavailable')}")
+            if line != last:
+                self.note(f"status: {line}")
+                last = line
+            dep = (st.get("deployment") or {}) if isinstance(st, dict) else {}
+            if dep.get("id") == dep_id and dep.get("status") == "completed" and self.all_on(td):
+                self.note(f"deployment {dep_id} completed ({time.time() - start:.1f}s)")
+                return down_max
+            time.sleep(0.3)
+        self.note(RED("timed out waiting for the rolling update"))
+        return down_max
 
     def finish(self) -> int:
         a = self.a
