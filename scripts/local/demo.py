@@ -440,8 +440,8 @@ class Demo:
         self.expect(self.all_on(td2), "every host runs revision 2 again")
         status, st = self.api("GET", f"/v1/environments/{ENV}/status")
 
-        # f. list
-        self.step("f", "List the environments (GET /v1/environments)")
+        # i. list
+        self.step("i", "List the environments (GET /v1/environments)")
         status, body = self.api("GET", "/v1/environments")
         items = body.get("items") if isinstance(body, dict) else None
         self.expect(status == 200 and isinstance(items, list) and any(i.get("name") == ENV for i in items),
