@@ -575,37 +575,12 @@ impl World {
         out
     }
 
-    /// Live tasks (desired RUNNING) of the cluster, by host.
+    /// Live tasks (not stopped, nor asked to stop) of the cluster, by host.
     pub async fn tasks_by_host(&self) -> BTreeMap<String, Vec<String>> {
-        let arns = self
-            .ecs
-            .list_tasks()
-            .cluster(&self.cluster_name)
-            .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
-            .send()
-            .await
-            .unwrap()
-            .task_arns
-            .unwrap_or_default();
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for chunk in arns.chunks(100) {
-            let tasks = self
-                .ecs
-                .describe_tasks()
-                .cluster(&self.cluster_name)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .unwrap()
-                .tasks
-                .unwrap_or_default();
-            for t in tasks {
-                if t.last_status() == Some("STOPPED") || t.desired_status() == Some("STOPPED") {
-                    continue;
-                }
-                out.entry(t.container_instance_arn().unwrap().to_owned())
-                    .or_default()
-                    .push(t.task_arn().unwrap().to_owned());
+        for t in self.all_tasks().await {
+            if t.status != "STOPPED" {
+                out.entry(t.host).or_default().push(t.arn);
             }
         }
         out

@@ -300,6 +300,10 @@ async fn sample_api_requests_route_as_api_gateway_sends_them() {
         ("get-environment", 404),
         ("list-deployments", 404),
         ("get-deployment", 404),
+        ("update-environment", 404),
+        ("list-revisions", 404),
+        ("get-status", 404),
+        ("cancel-deployment", 404),
         ("delete-environment", 200),
     ];
     for (name, status) in expect {
@@ -312,6 +316,9 @@ async fn sample_api_requests_route_as_api_gateway_sends_them() {
         } else {
             environments_api::route(&w.store, &w.cluster, &req).await
         };
+        if let Err(e) = &result {
+            assert!(!e.to_string().starts_with("no route"), "{name}: {e}");
+        }
         let got = result
             .map(|r| r.status)
             .unwrap_or_else(|e| e.status_and_code().0);
