@@ -294,7 +294,11 @@ pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client, name: &s
         .set_key_schema(Some(keys(&props["KeySchema"])))
         .stream_specification(
             StreamSpecification::builder()
-                .stream_enabled(true)
+                // WORLD_TABLE_STREAM=off (make bench): no stream. The harness builds stream
+                // records from the items itself, and moto keeps every stream record in memory and
+                // deep-copies it with the tables on every transaction: at 1,000 hosts that grew past
+                // 20 GB here.
+                .stream_enabled(std::env::var("WORLD_TABLE_STREAM").as_deref() != Ok("off"))
                 .stream_view_type(StreamViewType::from(
                     props["StreamSpecification"]["StreamViewType"]
                         .as_str()
@@ -335,6 +339,10 @@ pub struct World {
     pub calls: CallCounter,
     /// Off (0) unless a test turns it on.
     pub faults: Faults,
+    /// The wake-up queue (in moto) and the product's adapter on it (counted, faulted).
+    pub wakeup: shared::adapters::SqsWakeup,
+    pub queue_url: String,
+    sqs: aws_sdk_sqs::Client,
     pub table: String,
     pub cluster_name: String,
     pub cluster_arn: String,
@@ -366,6 +374,23 @@ impl World {
             .retry_config(retry)
             .build();
         // The adapters' clients count their calls; the harness inspects moto with its own.
+        let sqs_conf = aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .interceptor(faults.clone())
+            .build();
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("wakeups"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let wakeup = shared::adapters::SqsWakeup::new(
+            aws_sdk_sqs::Client::from_conf(sqs_conf),
+            queue_url.clone(),
+        );
         let counted_ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
         let counted_ecs = aws_sdk_ecs::Client::from_conf(ecs_conf);
         let ddb = aws_sdk_dynamodb::Client::new(&config);
@@ -414,6 +439,9 @@ impl World {
             ec2_ami,
             calls,
             faults,
+            wakeup,
+            queue_url,
+            sqs,
             table,
             cluster_name,
             cluster_arn,
@@ -502,6 +530,49 @@ impl World {
             "version": version,
         }))
         .unwrap()
+    }
+
+    /// Delivers the wake-ups that are due to the deployer, as Lambda's SQS poller would (a
+    /// batch of up to 10; deleted once the deployer succeeded). Returns how many it delivered.
+    pub async fn deliver_wakeups(&self) -> usize {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(2)
+            .send()
+            .await
+            .unwrap();
+        let msgs = out.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return 0;
+        }
+        let records: Vec<Value> = msgs
+            .iter()
+            .map(|m| {
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                       "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                       "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:wakeups", "awsRegion": "us-east-1"})
+            })
+            .collect();
+        let trigger: deployer::Trigger =
+            serde_json::from_value(json!({ "Records": records })).unwrap();
+        if deployer::handle_trigger(&self.store, &self.cluster, &trigger)
+            .await
+            .is_ok()
+        {
+            for m in &msgs {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        msgs.len()
     }
 
     /// Registers another revision of the world's task definition family; returns its ARN.
@@ -754,6 +825,10 @@ pub struct Pump {
     pub events: usize,
     /// Deliveries that failed (and were retried or lost).
     pub failed: usize,
+    /// Wake-ups delivered to the deployer.
+    pub wakeups: usize,
+    /// The last image of each deployment delivered as a stream record.
+    streamed: HashMap<String, Value>,
 }
 
 impl Pump {
@@ -761,17 +836,30 @@ impl Pump {
         Self::default()
     }
 
-    /// Rounds until nothing moves (at most 80).
+    /// Rounds until nothing moves and no deployment is in progress (at most 300; a round in which
+    /// nothing happened waits 100 ms, for a delayed wake-up to come due).
     pub async fn run(&mut self, w: &World, env: &str, hosts: &[String], crashing: Option<&str>) {
-        for _ in 0..80 {
-            if !self.round(w, env, hosts, crashing).await {
+        for _ in 0..300 {
+            if self.round(w, env, hosts, crashing).await {
+                continue;
+            }
+            let e = w.view.get_environment(env).await.unwrap();
+            if e.is_none_or(|e| e.active_deployment_id.is_none()) {
                 return;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("the lifecycle did not settle in 80 rounds");
+        let e = w.view.get_environment(env).await.unwrap();
+        let d = match e.as_ref().and_then(|e| e.active_deployment_id.clone()) {
+            Some(id) => w.view.get_deployment(env, &id).await.unwrap(),
+            None => None,
+        };
+        panic!("the lifecycle did not settle in 300 rounds: {e:?} {d:?}");
     }
 
-    /// One round; false when nothing moved and no deployment is in progress.
+    /// One round: the task events, the due wake-ups, and the deployment's stream record when its
+    /// item changed since the last one delivered (as DynamoDB Streams only emits changes). True
+    /// when anything was delivered.
     pub async fn round(
         &mut self,
         w: &World,
@@ -792,8 +880,9 @@ impl Pump {
             moved = true;
             self.events += 1;
             let event = w.task_event(&t.arn).await;
+            let wakeup = &w.wakeup as &dyn shared::ports::Wakeup;
             for _ in 0..3 {
-                match task_events::handle(&w.store, &w.cluster, &event).await {
+                match task_events::handle_with(&w.store, &w.cluster, Some(wakeup), &event).await {
                     Ok(_) => break,
                     Err(_) => self.failed += 1,
                 }
@@ -802,23 +891,36 @@ impl Pump {
             self.max_down = self.max_down.max(down(&tasks, hosts));
             self.max_per_host = self.max_per_host.max(most_per_host(&tasks));
         }
+        let woken = w.deliver_wakeups().await;
+        self.wakeups += woken;
+        moved |= woken > 0;
         let e = w.view.get_environment(env).await.unwrap();
-        match e.and_then(|e| e.active_deployment_id) {
-            Some(id) => {
-                let record = w
-                    .stream_record(&format!("ENV#{env}"), &format!("DEP#{id}"), "MODIFY")
-                    .await;
-                let batch = stream_event(vec![record]);
-                for _ in 0..10 {
-                    match deployer::handle(&w.store, &w.cluster, &batch).await {
-                        Ok(()) => break,
-                        Err(_) => self.failed += 1,
-                    }
-                }
-                true
+        // The deployments that may have changed: the one in progress, and the one just finished
+        // (its last change, to failed, is what starts a rollback).
+        let ids: Vec<String> = e
+            .into_iter()
+            .flat_map(|e| [e.active_deployment_id, e.current_deployment_id])
+            .flatten()
+            .collect();
+        for id in ids {
+            let record = w
+                .stream_record(&format!("ENV#{env}"), &format!("DEP#{id}"), "MODIFY")
+                .await;
+            let image = serde_json::to_value(&record.change.new_image).unwrap();
+            if self.streamed.get(&id) == Some(&image) {
+                continue;
             }
-            None => moved,
+            self.streamed.insert(id.clone(), image);
+            moved = true;
+            let batch = stream_event(vec![record]);
+            for _ in 0..10 {
+                match deployer::handle(&w.store, &w.cluster, &batch).await {
+                    Ok(()) => break,
+                    Err(_) => self.failed += 1,
+                }
+            }
         }
+        moved
     }
 }
 

@@ -297,6 +297,49 @@ def stream_sources(template: dict[str, Any]) -> list[StreamSource]:
     return out
 
 
+@dataclass
+class SqsSource:
+    function: str
+    queue: str  # logical id of the AWS::SQS::Queue
+    batch_size: int = 10
+
+
+def queues(template: dict[str, Any]) -> list[str]:
+    """Logical ids of the template's SQS queues."""
+    return [lid for lid, r in _resources(template).items() if r.get("Type") == "AWS::SQS::Queue"]
+
+
+def sqs_sources(template: dict[str, Any]) -> list[SqsSource]:
+    """Every SQS event source (SAM `SQS` events whose Queue is a !GetAtt <queue>.Arn)."""
+    fns = _lambda_functions(template)
+    out: list[SqsSource] = []
+    for lid, r in _resources(template).items():
+        if lid in fns and r.get("Type") == "AWS::Serverless::Function":
+            for ev in ((r.get("Properties") or {}).get("Events") or {}).values():
+                if ev.get("Type") == "SQS":
+                    p = ev.get("Properties") or {}
+                    queue = _ref_target(p.get("Queue"))
+                    if queue:
+                        out.append(SqsSource(fns[lid], queue, int(p.get("BatchSize", 10))))
+    return out
+
+
+def queue_variables(template: dict[str, Any]) -> dict[str, str]:
+    """Environment variables of the functions that name a queue (`!Ref <queue>`, its URL):
+    variable -> queue logical id."""
+    qs = set(queues(template))
+    out: dict[str, str] = {}
+    for r in _resources(template).values():
+        if r.get("Type") != "AWS::Serverless::Function":
+            continue
+        env = (((r.get("Properties") or {}).get("Environment") or {}).get("Variables")) or {}
+        for name, value in env.items():
+            target = _ref_target(value)
+            if target in qs:
+                out[name] = target
+    return out
+
+
 def scheduled_functions(template: dict[str, Any]) -> list[tuple[str, str]]:
     """(function, rule logical name) of every scheduled trigger."""
     fns = _lambda_functions(template)

@@ -266,7 +266,7 @@ class Demo:
             self.stack.moto_url, self.stack.watch_url, self.stack.table_name, template=self.stack.template_path,
             poll_interval=0.4, pending_seconds=a.pending, duplicate=a.chaos or a.duplicate,
             shuffle=a.chaos or a.shuffle, max_delay=a.max_delay if a.max_delay is not None else (0.8 if a.chaos else 0.0),
-            reconcile_every=a.reconcile_every or None, log=self.bus_log)
+            reconcile_every=a.reconcile_every or None, log=self.bus_log, queue_urls=self.stack.queue_urls)
         self.bus.on_poll.append(self.on_poll)
         self.bus.start()
         try:
@@ -391,9 +391,9 @@ class Demo:
         td2 = fleet.register_task_definition(ecs, ENV)
         self.note(f"task definition {td2}")
         status, env = self.api("PUT", f"/v1/environments/{ENV}",
-                               {"taskDefinition": f"{ENV}:2", "updateStrategy": {"maxUnavailable": 1}})
+                               {"taskDefinition": f"{ENV}:2", "updateStrategy": {"maxUnavailable": 1, "minHealthySeconds": 2}})
         self.expect(status == 200 and isinstance(env, dict) and env.get("latestRevision") == 2,
-                    "PUT creates revision 2; nothing running is touched yet")
+                    "PUT creates revision 2 (maxUnavailable 1, minHealthySeconds 2); nothing running is touched yet")
         status, dep2 = self.api("POST", f"/v1/environments/{ENV}/deployments")
         dep2_id = dep2.get("id") if isinstance(dep2, dict) else None
         self.expect(status == 200 and isinstance(dep2, dict) and dep2.get("revision") == 2,
@@ -408,7 +408,7 @@ class Demo:
         self.step("h", "Ship a bad revision 3 (its tasks crash at once): the breaker trips, it rolls back")
         td3 = fleet.register_task_definition(ecs, ENV)
         status, env = self.api("PUT", f"/v1/environments/{ENV}",
-                               {"taskDefinition": f"{ENV}:3", "updateStrategy": {"failureThreshold": 1}})
+                               {"taskDefinition": f"{ENV}:3", "updateStrategy": {"failureThreshold": 1, "minHealthySeconds": 0}})
         self.expect(status == 200, "PUT creates revision 3 (failureThreshold 1: a second failing host trips it)")
         crasher = Crasher(ecs, td3, self.note)
         crasher.start()

@@ -127,6 +127,8 @@ def summarize(fn: str, event: Any) -> str:
                 f"on host {short_id(d.get('containerInstanceArn'))} [{env}] v{d.get('version')}")
     if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
         return "Scheduled Event"
+    if isinstance(event, dict) and event.get("Records") and event["Records"][0].get("eventSource") == "aws:sqs":
+        return "wake-up: " + ", ".join(r.get("body", "")[:80] for r in event["Records"][:3])
     if isinstance(event, dict) and "Records" in event:
         recs = event["Records"]
         parts = []
@@ -202,11 +204,13 @@ class EventBus:
                  pin_tasks: bool = True, workers: int = 8, emit_initial: bool = True,
                  async_retries: int = 2, async_retry_delay: float = 1.0, stream_retry_delay: float = 0.5,
                  verbose: bool = False, print_events: bool = False, log: Callable[[str], None] | None = None,
-                 invoke_timeout: float = 900.0):
+                 invoke_timeout: float = 900.0, queue_urls: dict[str, str] | None = None):
         self.moto_url, self.watch_url, self.table_name = moto_url, watch_url, table_name
         tpl = cfn.load_template(template)
         self.rules = cfn.eventbridge_rules(tpl)
         self.stream_sources = cfn.stream_sources(tpl)
+        self.sqs_sources = cfn.sqs_sources(tpl)
+        self.queue_urls = queue_urls or {}
         scheduled = cfn.scheduled_functions(tpl)
         self.scheduled = scheduled[0] if scheduled else ("reconciler", "ReconcilerSchedule")
         self.poll_interval, self.pending_seconds = poll_interval, pending_seconds
@@ -248,11 +252,13 @@ class EventBus:
                           json.dumps({"model_name": "ecs::task", "transition": stackmod.PINNED_TASKS}).encode())
         rules = ", ".join(f"{r.function}" for r in self.rules) or "none"
         streams = ", ".join(f"{s.function} ({len(s.filters)} filters)" for s in self.stream_sources) or "none"
+        queues = ", ".join(f"{q.queue} -> {q.function}" for q in self.sqs_sources if q.queue in self.queue_urls)
         mode = "DRY RUN (printing, not delivering)" if self.dry_run else f"delivering to {self.watch_url}"
         chaos = [x for x, on in (("duplicates", self.duplicate), ("shuffle", self.shuffle),
                                  (f"delay<= {self.max_delay}s", self.max_delay > 0)) if on]
         self._log(f"eventbus: {mode}; EventBridge rules -> {rules}; stream -> {streams}"
                   + (f"; schedule -> {self.scheduled[0]} every {self.reconcile_every:g}s" if self.reconcile_every else "")
+                  + (f"; SQS {queues}" if queues else "")
                   + (f"; chaos: {', '.join(chaos)}" if chaos else ""))
         for i in range(self.n_workers):
             self._spawn(self._worker, f"eventbus-worker-{i}")
@@ -261,6 +267,9 @@ class EventBus:
             self._spawn(self._stream_loop, "eventbus-stream")
         if self.reconcile_every:
             self._spawn(self._schedule_loop, "eventbus-schedule")
+        for src in self.sqs_sources:
+            if src.queue in self.queue_urls:
+                self._spawn(lambda src=src: self._sqs_loop(src), f"eventbus-sqs-{src.queue}")
         return self
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -690,6 +699,32 @@ class EventBus:
                 self._deliver_stream(src, batch[mid:], retries_left)
                 return left
         return retries_left
+
+    # ---------------------------------------------------------------- SQS event sources
+    def _sqs_loop(self, src: "cfn.SqsSource") -> None:
+        """Lambda's SQS poller: a batch of visible messages to the function; deleted when it
+        succeeds, visible again a few seconds later when it fails (moto honours DelaySeconds)."""
+        sqs = stackmod.boto_client("sqs", self.moto_url)
+        url = self.queue_urls[src.queue]
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{url.rsplit('/', 1)[-1]}"
+        while not self._stop.wait(self.poll_interval):
+            try:
+                msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(src.batch_size, 10),
+                                           VisibilityTimeout=5, AttributeNames=["All"]).get("Messages", [])
+                if not msgs:
+                    continue
+                event = {"Records": [{
+                    "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                    "attributes": m.get("Attributes", {}), "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
+                    "eventSourceARN": arn, "awsRegion": REGION,
+                } for m in msgs]}
+                _, failed = self._invoke(src.function, event)
+                if not failed and not self.dry_run:
+                    sqs.delete_message_batch(QueueUrl=url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
+            except Exception as e:  # noqa: BLE001
+                self._error(f"sqs {src.queue}: {e!r}")
 
     # ---------------------------------------------------------------- schedule
     def _schedule_loop(self) -> None:

@@ -292,6 +292,7 @@ class Stack:
         self.moto: Child | None = None
         self.watch: Child | None = None
         self.stream_arn: str | None = None
+        self.queue_urls: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._warm: set[str] = set()
 
@@ -315,6 +316,8 @@ class Stack:
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_EC2_METADATA_DISABLED": "true",
             "RUST_LOG": self.rust_log,
+            # e.g. WAKEUP_QUEUE_URL (the template gives it to task-events; here every function has it)
+            **{var: self.queue_urls[q] for var, q in cfn.queue_variables(self.template).items() if q in self.queue_urls},
         }
 
     def client(self, service: str) -> Any:
@@ -334,6 +337,7 @@ class Stack:
         try:
             self.start_moto()
             self.create_table()
+            self.create_queues()
             if self.with_watch:
                 self.start_watch()
             self.write_state()
@@ -396,6 +400,7 @@ class Stack:
         http("POST", f"{self.moto_url}/moto-api/reset")
         self.set_task_progression("pinned")
         self.create_table()
+        self.create_queues()
 
     def create_table(self) -> None:
         ddb = self.client("dynamodb")
@@ -413,6 +418,16 @@ class Stack:
         self.log(f"stack: table {self.table_name} created from {_rel(self.template_path)} "
                  f"(GSIs {gsis or '-'}; stream {kwargs.get('StreamSpecification', {}).get('StreamViewType', 'off')}; "
                  f"TTL {ttl['AttributeName'] if ttl else 'off'})")
+
+    def create_queues(self) -> None:
+        """The template's SQS queues, in moto; their URLs go to the functions' variables."""
+        sqs = self.client("sqs")
+        self.queue_urls = {}
+        for lid in cfn.queues(self.template):
+            name = f"{self.table_name}-{lid}"
+            self.queue_urls[lid] = sqs.create_queue(QueueName=name)["QueueUrl"]
+        if self.queue_urls:
+            self.log(f"stack: queues {', '.join(self.queue_urls)} created from {_rel(self.template_path)}")
 
     # ---- cargo lambda watch
     def start_watch(self, timeout: float = 60.0) -> None:
@@ -628,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
 
             bus = eventbus.EventBus(stack.moto_url, stack.watch_url if stack.watch else None, stack.table_name,
                                     template=stack.template_path, dry_run=stack.watch is None,
-                                    reconcile_every=a.reconcile_every or None)
+                                    reconcile_every=a.reconcile_every or None, queue_urls=stack.queue_urls)
             bus.start()
         print()
         print("stack is up. For the functions' view, or to run tests against it:")

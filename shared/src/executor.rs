@@ -50,6 +50,8 @@ pub struct Report {
     pub over_budget: usize,
     /// Launches ECS throttled (freed for a later try, not counted as failures).
     pub throttled: usize,
+    /// Tracked tasks that just reached RUNNING and now bake: (environment, deployment, bake ms).
+    pub bakes: Vec<(String, String, i64)>,
 }
 
 pub struct Executor<'a, S: ?Sized, C: ?Sized> {
@@ -171,6 +173,16 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                 match outcome {
                     WriteOutcome::Written(slot) => {
                         report.written += 1;
+                        let was_baking = w.current.as_ref().is_some_and(|c| c.baking);
+                        if let (true, false, Some(dep)) =
+                            (slot.baking, was_baking, &slot.tracked_by)
+                        {
+                            report.bakes.push((
+                                slot.environment.clone(),
+                                dep.clone(),
+                                slot.bake_ms,
+                            ));
+                        }
                         match t.effect {
                             Effect::Start => launches.push(Launch { slot, claim_id }),
                             Effect::Stop { task_arn, reason } => {

@@ -234,6 +234,7 @@ pub fn plan_task(slot: &Slot, task: &TaskObservation, now_ms: i64, claim_id: &st
         // an earlier attempt). Adopt it; the launcher stops its own if it gets another.
         SlotTask::Launching { .. } if task.started_by == slot.deployment_id => {
             next.task = adopted(task, now_ms);
+            next.baking = next.bake_ms > 0 && matches!(next.task, SlotTask::Running { .. });
             Transition::write_if_changed(Some(slot), next, Effect::None)
         }
         // A task of ours we lost track of (lost record, started by hand in our group): keep it.

@@ -116,6 +116,21 @@ pub trait Store: Send + Sync {
     async fn delete_environment_records(&self, environment: &str) -> Result<()>;
 }
 
+/// "Step this deployment": what a wake-up carries to the deployer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WakeupMessage {
+    pub environment: String,
+    pub deployment_id: String,
+}
+
+/// A delayed call back into a deployment's step: the end of a new task's bake
+/// (`minHealthySeconds`) comes with no ECS event of its own.
+#[async_trait]
+pub trait Wakeup: Send + Sync {
+    async fn step_later(&self, environment: &str, deployment: &str, delay_secs: u32) -> Result<()>;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceStatus {
     pub arn: String,

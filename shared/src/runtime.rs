@@ -8,7 +8,7 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::adapters::{DynamoStore, EcsCluster};
+use crate::adapters::{DynamoStore, EcsCluster, SqsWakeup};
 use crate::error::Result;
 use crate::http::{to_lambda, ApiRequest, ApiResponse};
 
@@ -18,10 +18,19 @@ pub type BoxError = lambda_runtime::Error;
 pub struct App {
     pub store: DynamoStore,
     pub cluster: EcsCluster,
+    /// Where the ends of bakes are scheduled (`WAKEUP_QUEUE_URL`; task-events has it).
+    pub wakeup: Option<SqsWakeup>,
 }
 
 impl App {
-    /// Reads `TABLE_NAME` (the only setting the template gives) and the standard AWS variables.
+    pub fn wakeup(&self) -> Option<&dyn crate::ports::Wakeup> {
+        self.wakeup.as_ref().map(|w| w as &dyn crate::ports::Wakeup)
+    }
+}
+
+impl App {
+    /// Reads `TABLE_NAME`, `WAKEUP_QUEUE_URL` (when the template gives it) and the standard AWS
+    /// variables.
     pub async fn from_env() -> Result<Self, BoxError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
         let config = aws_config::defaults(BehaviorVersion::latest())
@@ -32,6 +41,10 @@ impl App {
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
             cluster: EcsCluster::new(aws_sdk_ecs::Client::new(&config)),
+            wakeup: std::env::var("WAKEUP_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|url| SqsWakeup::new(aws_sdk_sqs::Client::new(&config), url)),
         })
     }
 }

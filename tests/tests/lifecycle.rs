@@ -323,3 +323,48 @@ async fn a_draining_host_keeps_its_daemon_until_its_other_tasks_are_gone() {
     // The ACTIVE host was never touched.
     assert_eq!(tasks_on(&w, &hosts[2]).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bake_holds_the_next_host_until_its_wakeup_steps_the_deployment() {
+    let (w, hosts, _v1, v2) = deployed_with_new_revision(
+        3,
+        "bake",
+        json!({"maxUnavailable": 1, "minHealthySeconds": 3}),
+    )
+    .await;
+    let dep = w.create_deployment("bake").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    w.deliver_deployment("bake", &id).await;
+    // The first host's old task stopped; its STOPPED event starts revision 2, whose RUNNING event
+    // starts the bake and schedules a wake-up 4 s later (the bake, plus a second).
+    let mut pump = Pump::new();
+    pump.round(&w, "bake", &hosts, None).await;
+    pump.round(&w, "bake", &hosts, None).await;
+    w.calls.reset();
+    pump.round(&w, "bake", &hosts, None).await;
+    let on_v2 = |tasks: &[TaskInfo]| {
+        tasks
+            .iter()
+            .filter(|t| t.status == "RUNNING" && t.task_definition == v2)
+            .count()
+    };
+    assert_eq!(on_v2(&w.all_tasks().await), 1, "one host replaced so far");
+    let status = get(&w, "/v1/environments/bake/status").await;
+    assert_eq!(status["counts"]["ready"], 3, "{status}");
+    assert_eq!(
+        status["counts"]["available"], 2,
+        "the new task bakes: {status}"
+    );
+    // Steps before the bake is over replace nothing more: the baking host holds the budget.
+    w.deliver_deployment("bake", &id).await;
+    assert_eq!(down(&w.all_tasks().await, &hosts), 0);
+    assert_eq!(w.calls.get("ECS.StopTask"), 0, "{:?}", w.calls.snapshot());
+
+    // The wake-ups alone carry the rollout to its end: no reconciler runs here.
+    pump.run(&w, "bake", &hosts, None).await;
+    assert_eq!(pump.wakeups, 3, "one wake-up per replaced host");
+    assert_every_host_runs_one(&w.all_tasks().await, &hosts, &v2);
+    let done = get(&w, &format!("/v1/environments/bake/deployments/{id}")).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(pump.max_down <= 1, "{}", pump.max_down);
+}

@@ -197,6 +197,14 @@ async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
     assert_eq!(status, 200, "{body}");
     assert_allowed("deployments-api", &w, &allowed);
 
+    // task-events schedules the end of a bake (only it calls the wake-up port), the deployer takes
+    // the wake-up from its queue
+    use integration_tests::shared::ports::Wakeup;
+    w.wakeup.step_later("contract", &id, 0).await.unwrap();
+    assert_allowed("task-events", &w, &allowed);
+    assert_eq!(w.deliver_wakeups().await, 1);
+    assert_allowed("deployer", &w, &allowed);
+
     // environments-api DELETE, then the deployer's teardown
     w.api("DELETE", "/v1/environments/contract", None).await;
     assert_allowed("environments-api", &w, &allowed);
@@ -288,6 +296,11 @@ fn sample_events_parse_into_what_each_function_takes() {
         [deployer::Job::Teardown(_)]
     ));
     let _: serde_json::Value = serde_json::from_str(&fixture("schedule/reconcile.json")).unwrap();
+    let wakeup: deployer::Trigger = serde_json::from_str(&fixture("sqs/wakeup.json")).unwrap();
+    assert!(matches!(wakeup, deployer::Trigger::Wakeups(ref e) if e.records.len() == 1));
+    let stream: deployer::Trigger =
+        serde_json::from_str(&fixture("stream/deployment-created.json")).unwrap();
+    assert!(matches!(stream, deployer::Trigger::Stream(_)));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,11 +1,10 @@
-//! The table's stream → roll out deployments, close them, tear down deleted environments.
-use aws_lambda_events::event::dynamodb::Event;
+//! The table's stream and the wake-up queue → step deployments, tear down deleted environments.
 use shared::{runtime, services::deployer};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), runtime::BoxError> {
-    runtime::serve_events(|app, event: Event| async move {
-        deployer::handle(&app.store, &app.cluster, &event).await
+    runtime::serve_events(|app, trigger: deployer::Trigger| async move {
+        deployer::handle_trigger(&app.store, &app.cluster, &trigger).await
     })
     .await
 }

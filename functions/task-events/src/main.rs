@@ -6,7 +6,7 @@ use shared::{runtime, services::task_events};
 async fn main() -> Result<(), runtime::BoxError> {
     runtime::serve_events(
         |app, event: EventBridgeEvent<task_events::TaskDetail>| async move {
-            task_events::handle(&app.store, &app.cluster, &event.detail).await
+            task_events::handle_with(&app.store, &app.cluster, app.wakeup(), &event.detail).await
         },
     )
     .await

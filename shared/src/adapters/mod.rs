@@ -1,6 +1,8 @@
 //! Adapters at the edge: the ports implemented on AWS.
 pub mod dynamo;
 pub mod ecs;
+pub mod sqs;
 
 pub use dynamo::DynamoStore;
 pub use ecs::EcsCluster;
+pub use sqs::SqsWakeup;

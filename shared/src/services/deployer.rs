@@ -5,11 +5,12 @@
 use std::collections::BTreeSet;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::sqs::SqsEvent;
 
 use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus};
 use crate::error::Result;
 use crate::executor::system_now_ms;
-use crate::ports::{Cluster, Store};
+use crate::ports::{Cluster, Store, WakeupMessage};
 use crate::services::rolling;
 
 /// What one stream record asks of the deployer.
@@ -67,6 +68,70 @@ fn job_of(record: &EventRecord) -> Result<Option<Job>> {
         }
     }
     Ok(None)
+}
+
+/// What invokes the deployer: its table's stream, or the wake-up queue.
+#[derive(Debug)]
+pub enum Trigger {
+    Stream(Event),
+    Wakeups(SqsEvent),
+}
+
+impl<'de> serde::Deserialize<'de> for Trigger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        let source = v["Records"][0]["eventSource"].as_str().unwrap_or_default();
+        if source == "aws:sqs" {
+            serde_json::from_value(v)
+                .map(Trigger::Wakeups)
+                .map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(v)
+                .map(Trigger::Stream)
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    trigger: &Trigger,
+) -> Result<()> {
+    match trigger {
+        Trigger::Stream(event) => handle(store, cluster, event).await,
+        Trigger::Wakeups(event) => handle_wakeups(store, cluster, event).await,
+    }
+}
+
+/// Bakes that ended: step each deployment named (once, however many wake-ups name it).
+pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    event: &SqsEvent,
+) -> Result<()> {
+    let mut due: Vec<WakeupMessage> = Vec::new();
+    for record in &event.records {
+        let body = record.body.as_deref().unwrap_or_default();
+        match serde_json::from_str::<WakeupMessage>(body) {
+            Ok(m) if !due.contains(&m) => due.push(m),
+            Ok(_) => {}
+            // A malformed message can never succeed: drop it rather than block the queue.
+            Err(e) => tracing::error!(body, error = %e, "not a wake-up message"),
+        }
+    }
+    for m in due {
+        rolling::step(
+            store,
+            cluster,
+            &m.environment,
+            &m.deployment_id,
+            system_now_ms(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(

@@ -6,7 +6,7 @@
 use crate::domain::{Deployment, DeploymentStatus, Slot};
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
-use crate::planner::{needs_replacement, plan_replace, Target, Transition};
+use crate::planner::{needs_replacement, plan_baked, plan_replace, Target, Transition};
 use crate::ports::{Cluster, Store};
 use crate::services::reconciler::converge_work;
 
@@ -50,6 +50,8 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
         DeploymentStatus::Running => {
             if dep.halted_reason.is_some() {
                 release_failed_hosts(store, cluster, &dep, now_ms).await?;
+            } else if dep.update_strategy.min_healthy_seconds > 0 {
+                end_bakes(store, cluster, &dep, now_ms).await?;
             }
             let dep = store.get_deployment(environment, id).await?.unwrap_or(dep);
             out.finished = close(store, &dep).await?;
@@ -162,6 +164,36 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         started = out.report.started.len(),
         "deployment advanced"
     );
+    Ok(())
+}
+
+/// Every host is on the new revision: what still holds the deployment open may be bakes that are
+/// over (a wake-up, or the reconciler, brought us here).
+async fn end_bakes<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    dep: &Deployment,
+    now_ms: i64,
+) -> Result<()> {
+    let work: Vec<Work> = store
+        .slots_of(&dep.environment_name)
+        .await?
+        .into_iter()
+        .filter(|s| s.baking && s.tracked_by.as_deref() == Some(dep.id.as_str()))
+        .map(|slot| Work {
+            key: slot.key(),
+            current: Some(slot),
+            live: Live::Is(Some(dep.id.clone())),
+            pending_cap: None,
+            decide: Box::new(|cur, _, now| match cur {
+                Some(s) => plan_baked(s, now),
+                None => Transition::nothing(),
+            }),
+        })
+        .collect();
+    if !work.is_empty() {
+        Executor::at(store, cluster, now_ms).run(work).await?;
+    }
     Ok(())
 }
 

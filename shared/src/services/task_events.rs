@@ -7,7 +7,7 @@ use crate::domain::{EnvironmentStatus, SlotKey, TaskObservation, TaskStatus};
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
 use crate::planner::{plan_task, Effect, Transition};
-use crate::ports::{Cluster, Store};
+use crate::ports::{Cluster, Store, Wakeup};
 
 /// The part of the event's `detail` (a Task) we use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +58,17 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     cluster: &C,
     detail: &TaskDetail,
 ) -> Result<Report> {
+    handle_with(store, cluster, None, detail).await
+}
+
+/// As `handle`; a task that starts baking asks `wakeup` to step its deployment when the bake is
+/// over (without one, the reconciler does it on its next run).
+pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    wakeup: Option<&dyn Wakeup>,
+    detail: &TaskDetail,
+) -> Result<Report> {
     let Some(task) = detail.observation() else {
         tracing::debug!(task = %detail.task_arn, "not a task of ours");
         return Ok(Report::default());
@@ -101,6 +112,16 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
         }),
     }];
     let report = Executor::new(store, cluster).run(work).await?;
+    if let Some(wakeup) = wakeup {
+        for (environment, deployment, bake_ms) in &report.bakes {
+            // A second more than the bake: the step must find it over, whatever the clocks say.
+            let delay = u32::try_from((bake_ms + 999) / 1000 + 1).unwrap_or(u32::MAX);
+            if let Err(e) = wakeup.step_later(environment, deployment, delay).await {
+                // Not fatal: the reconciler steps every deployment in progress.
+                tracing::warn!(%environment, %deployment, error = %e, "wake-up not scheduled");
+            }
+        }
+    }
     tracing::info!(
         environment = %task.environment,
         task = %task.task_arn,
