@@ -604,6 +604,21 @@ impl Cluster for FakeCluster {
             .collect())
     }
 
+    async fn tasks_of_family(
+        &self,
+        _cluster_arn: &str,
+        _family: &str,
+    ) -> Result<Vec<TaskObservation>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        // Every task of the fake cluster is of the one family it runs.
+        Ok(s.tasks
+            .values()
+            .filter(|t| t.alive)
+            .filter_map(FakeTask::observation)
+            .collect())
+    }
+
     async fn describe_tasks(
         &self,
         _cluster_arn: &str,

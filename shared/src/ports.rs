@@ -178,6 +178,13 @@ pub trait Cluster: Send + Sync {
     async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()>;
     /// Live tasks on a host that are not ours (any group but `daemon-scheduler:*`).
     async fn other_tasks_on(&self, cluster_arn: &str, container_instance: &str) -> Result<usize>;
+    /// Live tasks of ours (group `daemon-scheduler:*`) of a task definition family, whoever
+    /// started them (ListTasks by family, pages of 100; DescribeTasks by 100).
+    async fn tasks_of_family(
+        &self,
+        cluster_arn: &str,
+        family: &str,
+    ) -> Result<Vec<TaskObservation>>;
     /// These tasks of ours as ECS has them now (100 a call); ECS may have forgotten stopped ones.
     async fn describe_tasks(
         &self,

@@ -135,6 +135,15 @@ async fn a_crashing_revision_trips_the_breaker_and_the_rollback_restores_the_old
     // 20 % of 20 hosts is 4: the fifth failing host trips it, and nothing beyond the first
     // wave (5 hosts) was touched.
     assert_eq!(failed["failedHosts"], 5, "{failed}");
+    let reasons = failed["failures"].as_array().unwrap();
+    assert_eq!(reasons.len(), 5, "each failed host, once: {failed}");
+    assert!(
+        reasons
+            .iter()
+            .all(|f| f["reason"] == "stopped by an operator"),
+        "{failed}"
+    );
+    assert_eq!(failed["failedInstances"].as_array().unwrap().len(), 5);
     let after = live_by_host(&w.all_tasks().await);
     let untouched = hosts
         .iter()
@@ -367,4 +376,54 @@ async fn a_bake_holds_the_next_host_until_its_wakeup_steps_the_deployment() {
     let done = get(&w, &format!("/v1/environments/bake/deployments/{id}")).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert!(pump.max_down <= 1, "{}", pump.max_down);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_reconcile_repairs_a_lost_stop_a_duplicate_started_by_hand_and_a_lost_join() {
+    use integration_tests::shared::services::reconciler;
+    let w = World::new().await;
+    let mut hosts = w.add_hosts(3).await;
+    let created = w.create_environment("drift").await;
+    let td = created["taskDefinition"].as_str().unwrap().to_owned();
+    assert_eq!(w.deploy("drift").await["status"], "completed");
+    let before = w.tasks_by_host().await;
+    // No event reaches us for any of this:
+    w.stop_task_by_hand(&before[&hosts[0]][0]).await;
+    let duplicate = w
+        .ecs
+        .start_task()
+        .cluster(&w.cluster_name)
+        .task_definition(&td)
+        .container_instances(&hosts[1])
+        .group("daemon-scheduler:drift")
+        .started_by("an-operator")
+        .send()
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0)
+        .task_arn
+        .unwrap();
+    hosts.extend(w.add_hosts(1).await);
+
+    let later = integration_tests::shared::executor::system_now_ms() + 600_000;
+    let summary = reconciler::reconcile_all(&w.store, &w.cluster, later)
+        .await
+        .unwrap();
+    assert_eq!((summary.started, summary.stopped), (2, 1), "{summary:?}");
+    let tasks = w.all_tasks().await;
+    assert_every_host_runs_one(&tasks, &hosts, &td);
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.arn == duplicate && t.status == "STOPPED"),
+        "the duplicate was stopped"
+    );
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.arn == before[&hosts[1]][0] && t.status != "STOPPED"),
+        "the original daemon on that host kept running"
+    );
 }

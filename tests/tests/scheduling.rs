@@ -554,6 +554,14 @@ impl integration_tests::shared::ports::Cluster for Refusing<'_> {
     {
         self.inner.describe_tasks(c, arns).await
     }
+    async fn tasks_of_family(
+        &self,
+        c: &str,
+        f: &str,
+    ) -> integration_tests::shared::Result<Vec<integration_tests::shared::domain::TaskObservation>>
+    {
+        self.inner.tasks_of_family(c, f).await
+    }
     async fn other_tasks_on(&self, c: &str, h: &str) -> integration_tests::shared::Result<usize> {
         self.inner.other_tasks_on(c, h).await
     }

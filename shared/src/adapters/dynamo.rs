@@ -424,7 +424,10 @@ impl DynamoStore {
                     }
                 };
                 entry.1.absorb(&delta);
-                if newly_failed(w) {
+                let its_own = [&w.after.failed_in, &w.after.tracked_by]
+                    .iter()
+                    .any(|d| d.as_deref() == Some(dep.as_str()));
+                if its_own && newly_failed(w) {
                     entry.2.push((
                         w.after.host.container_instance_arn.clone(),
                         w.after.last_failure.clone().unwrap_or_default(),
@@ -520,10 +523,14 @@ fn is_claim(w: &SlotWrite) -> bool {
             .is_some_and(|b| matches!(b.task, SlotTask::Launching { .. }))
 }
 
+/// The write records a failure to list on the deployment: the slot turns failed, or the host
+/// fails the deployment's revision for the first time (even when it restarts at once).
 fn newly_failed(w: &SlotWrite) -> bool {
     let was = w.before.as_ref().and_then(bucket).map(|(_, b)| b);
     let is = bucket(&w.after).map(|(_, b)| b);
-    is == Some(Bucket::Failed) && was != Some(Bucket::Failed)
+    let first_failure = w.after.failed_in.is_some()
+        && w.after.failed_in != w.before.as_ref().and_then(|b| b.failed_in.clone());
+    (is == Some(Bucket::Failed) && was != Some(Bucket::Failed)) || first_failure
 }
 
 #[async_trait]

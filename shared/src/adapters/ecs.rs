@@ -271,7 +271,19 @@ impl Cluster for EcsCluster {
         container_instance: Option<&str>,
     ) -> Result<Vec<TaskObservation>> {
         let arns = self
-            .live_task_arns(cluster_arn, Some(started_by), container_instance)
+            .live_task_arns(cluster_arn, Some(started_by), None, container_instance)
+            .await?;
+        let tasks = self.describe_task_records(cluster_arn, &arns).await?;
+        Ok(tasks.iter().filter_map(observe_task).collect())
+    }
+
+    async fn tasks_of_family(
+        &self,
+        cluster_arn: &str,
+        family: &str,
+    ) -> Result<Vec<TaskObservation>> {
+        let arns = self
+            .live_task_arns(cluster_arn, None, Some(family), None)
             .await?;
         let tasks = self.describe_task_records(cluster_arn, &arns).await?;
         Ok(tasks.iter().filter_map(observe_task).collect())
@@ -288,7 +300,7 @@ impl Cluster for EcsCluster {
 
     async fn other_tasks_on(&self, cluster_arn: &str, container_instance: &str) -> Result<usize> {
         let arns = self
-            .live_task_arns(cluster_arn, None, Some(container_instance))
+            .live_task_arns(cluster_arn, None, None, Some(container_instance))
             .await?;
         let tasks = self.describe_task_records(cluster_arn, &arns).await?;
         Ok(tasks
@@ -335,11 +347,12 @@ impl EcsCluster {
         }
     }
 
-    /// Tasks whose desired status is RUNNING (pages of 100), by `startedBy` and/or host.
+    /// Tasks whose desired status is RUNNING (pages of 100), by `startedBy`, family and/or host.
     async fn live_task_arns(
         &self,
         cluster_arn: &str,
         started_by: Option<&str>,
+        family: Option<&str>,
         container_instance: Option<&str>,
     ) -> Result<Vec<String>> {
         let mut arns = Vec::new();
@@ -350,6 +363,7 @@ impl EcsCluster {
                 .list_tasks()
                 .cluster(cluster_arn)
                 .set_started_by(started_by.map(str::to_owned))
+                .set_family(family.map(str::to_owned))
                 .set_container_instance(container_instance.map(str::to_owned))
                 .desired_status(DesiredStatus::Running)
                 .max_results(LIST_PAGE)

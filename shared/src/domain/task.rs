@@ -9,6 +9,14 @@ pub fn task_group(environment: &str) -> String {
     format!("{GROUP_PREFIX}{environment}")
 }
 
+/// The family of a task definition ARN or `family:revision` ("arn:…:task-definition/agent:3" → "agent").
+pub fn family_of(task_definition: &str) -> &str {
+    let name = task_definition
+        .rsplit_once(":task-definition/")
+        .map_or(task_definition, |(_, n)| n);
+    name.split_once(':').map_or(name, |(f, _)| f)
+}
+
 /// The environment a task belongs to, from its `group`.
 pub fn environment_of_group(group: &str) -> Option<&str> {
     group.strip_prefix(GROUP_PREFIX).filter(|s| !s.is_empty())
@@ -69,5 +77,22 @@ impl TaskObservation {
         self.stopped_reason
             .as_deref()
             .is_some_and(|r| r.starts_with(STOP_REASON_PREFIX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn family_of_an_arn_or_a_family_revision() {
+        for (td, family) in [
+            (
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/log-shipper:3",
+                "log-shipper",
+            ),
+            ("log-shipper:3", "log-shipper"),
+            ("log-shipper", "log-shipper"),
+        ] {
+            assert_eq!(super::family_of(td), family, "{td}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::domain::task::STOP_REASON_PREFIX;
+use crate::domain::task::{family_of, STOP_REASON_PREFIX};
 use crate::domain::{
     Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus, UpdateStrategy,
 };
@@ -119,19 +119,18 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
     let mut out = Reconciled::default();
     let mut slots = store.slots_of(&target.environment).await?;
 
-    // 1. What ECS runs for us: the live tasks of the deployments our slots name (ListTasks
-    //    pages of 100 by startedBy, DescribeTasks by 100).
-    let deployments: BTreeSet<&str> = slots
+    // 1. What ECS runs for us: the live tasks of the task definition families our slots and
+    //    the target name, whoever started them (ListTasks pages of 100 by family, DescribeTasks
+    //    by 100; tasks of other groups are not ours and are left out).
+    let families: BTreeSet<&str> = slots
         .iter()
-        .filter_map(|s| s.deployment_id.as_deref())
-        .chain([target.deployment_id.as_str()])
+        .filter_map(|s| s.task_definition.as_deref())
+        .chain([target.task_definition.as_str()])
+        .map(family_of)
         .collect();
     let mut live: HashMap<String, Vec<TaskObservation>> = HashMap::new();
-    for dep in deployments {
-        for t in cluster
-            .tasks_started_by(&target.cluster_arn, dep, None)
-            .await?
-        {
+    for family in families {
+        for t in cluster.tasks_of_family(&target.cluster_arn, family).await? {
             if t.environment == target.environment {
                 live.entry(t.container_instance_arn.clone())
                     .or_default()
