@@ -120,8 +120,23 @@ fn lambda(name: &str, bin: &Path, event: &Path, runs: usize) {
     let body =
         std::fs::read(event).unwrap_or_else(|e| fail(&format!("read {}: {e}", event.display())));
     let env = lambda_env(name, "bench", Some(&integration_tests::moto_endpoint()));
-    let run = runtime_api::run(bin, name, &env, Some(&body), &log)
-        .unwrap_or_else(|e| fail(&format!("{name}: invocation: {e} (log: {})", log.display())));
+    let run = match runtime_api::run(bin, name, &env, Some(&body), &log) {
+        Ok(run) => run,
+        // One function's failed invocation is a finding to report, not the end of the bench.
+        Err(e) => {
+            println!(
+                "| {name} | {} | {} | {} – {} | – | – | – | `{}` | **invocation failed**: {} | {} |",
+                ms(median),
+                ms(p90),
+                ms(starts[0]),
+                ms(starts[runs - 1]),
+                event.display().to_string().trim_start_matches("events/"),
+                e.replace('|', "\\|"),
+                log_problems(&log),
+            );
+            return;
+        }
+    };
     let inv = run.invocation.unwrap();
     let verdict = |ok: bool| if ok { "✓" } else { "✗" };
     println!(
