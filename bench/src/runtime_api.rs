@@ -192,8 +192,10 @@ fn serve_connection(conn: TcpStream, tx: Sender<Msg>) {
         } else if method == "POST" && (path.ends_with("/response") || path.ends_with("/error")) {
             let kind = path.rsplit('/').next().unwrap();
             let body = String::from_utf8_lossy(&body);
-            let _ = respond(&mut conn, "202 Accepted", &[], br#"{"status":"OK"}"#);
+            // Queued before the 202: once answered, the function's next /next may come on
+            // another connection, whose thread must not overtake this result.
             let _ = tx.send(Msg::Result(format!("{kind}: {body}")));
+            let _ = respond(&mut conn, "202 Accepted", &[], br#"{"status":"OK"}"#);
         } else {
             let _ = respond(&mut conn, "404 Not Found", &[], b"{}");
         }
