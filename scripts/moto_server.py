@@ -24,6 +24,43 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 
+def snapshot_each_table_once() -> None:
+    """moto's TransactWriteItems deep-copies the whole table once per item of the transaction (its
+    rollback copy; the last one wins). One copy per table per transaction is the same rollback,
+    without 100 copies of a 1,000-host table per call (which took moto's memory past 20 GB here).
+    Safe because this server runs one request at a time; what it drops is only the dashboard's
+    list of DynamoDB model instances."""
+    import copy
+
+    from moto.core.model_instances import model_data
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+    deepcopy = copy.deepcopy
+
+    def transact_write_items(self, transact_items):  # type: ignore[no-untyped-def]
+        snapshots: dict[int, object] = {}
+
+        def once(obj, memo=None):  # type: ignore[no-untyped-def]
+            if isinstance(obj, models.Table):
+                if id(obj) not in snapshots:
+                    snapshots[id(obj)] = deepcopy(obj)
+                return snapshots[id(obj)]
+            return deepcopy(obj, memo)
+
+        copy.deepcopy = once
+        try:
+            return original(self, transact_items)
+        finally:
+            copy.deepcopy = deepcopy
+            # Every model instance moto creates, copies included, is kept in a list for its
+            # dashboard (moto.core.model_instances): the rollback copies would never be freed.
+            for model in model_data["dynamodb"].values():
+                model.instances_tracked = []  # type: ignore[attr-defined]
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-H", "--host", default="127.0.0.1")
@@ -31,6 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    snapshot_each_table_once()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, app, threaded=False, request_handler=MotoRequestHandler)
 
