@@ -271,43 +271,22 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                     if let Some((_, task_arn)) = outcome.started.iter().find(|(h, _)| h == host) {
                         report.started.push((host.clone(), task_arn.clone()));
                         let task_arn = task_arn.clone();
-                        follow_up.push(Work {
-                            key: l.slot.key(),
-                            current: Some(l.slot.clone()),
-                            live: Live::Unknown,
-                            pending_cap: None,
-                            decide: Box::new(move |cur, _, now| match cur {
-                                Some(s) => planner::plan_started(s, &claim, &task_arn, now),
-                                None => stop_orphan(&task_arn),
-                            }),
-                        });
+                        follow_up.push(record(&l.slot, stop_orphan(&task_arn), move |s, now| {
+                            planner::plan_started(s, &claim, &task_arn, now)
+                        }));
                     } else if let Some((_, reason)) =
                         outcome.refused.iter().find(|(h, _)| h == host)
                     {
                         report.start_failures.push((host.clone(), reason.clone()));
                         let reason = reason.clone();
-                        follow_up.push(Work {
-                            key: l.slot.key(),
-                            current: Some(l.slot.clone()),
-                            live: Live::Unknown,
-                            pending_cap: None,
-                            decide: Box::new(move |cur, _, now| match cur {
-                                Some(s) => planner::plan_start_failed(s, &claim, &reason, now),
-                                None => Transition::nothing(),
-                            }),
-                        });
+                        follow_up.push(record(&l.slot, Transition::nothing(), move |s, now| {
+                            planner::plan_start_failed(s, &claim, &reason, now)
+                        }));
                     } else if outcome.throttled.contains(host) {
                         report.throttled += 1;
-                        follow_up.push(Work {
-                            key: l.slot.key(),
-                            current: Some(l.slot.clone()),
-                            live: Live::Unknown,
-                            pending_cap: None,
-                            decide: Box::new(move |cur, _, now| match cur {
-                                Some(s) => planner::plan_start_throttled(s, &claim, now),
-                                None => Transition::nothing(),
-                            }),
-                        });
+                        follow_up.push(record(&l.slot, Transition::nothing(), move |s, now| {
+                            planner::plan_start_throttled(s, &claim, now)
+                        }));
                     } else {
                         // Unknown outcome: the claim stays until its lease expires and ECS is checked.
                         tracing::warn!(host = %host, "StartTask outcome unknown; claim kept for the lease check");
@@ -349,6 +328,25 @@ fn is_same_record(after: &Slot, stored: &Slot) -> bool {
     a.rev = stored.rev;
     a.updated_at_ms = stored.updated_at_ms;
     &a == stored
+}
+
+/// Recording what ECS did with a launch: `decide` on the slot as it then is, `if_gone` when the
+/// slot has disappeared meanwhile.
+fn record(
+    slot: &Slot,
+    if_gone: Transition,
+    decide: impl Fn(&Slot, i64) -> Transition + Send + Sync + 'static,
+) -> Work {
+    Work {
+        key: slot.key(),
+        current: Some(slot.clone()),
+        live: Live::Unknown,
+        pending_cap: None,
+        decide: Box::new(move |cur, _, now| match cur {
+            Some(s) => decide(s, now),
+            None => if_gone.clone(),
+        }),
+    }
 }
 
 /// A task we started whose slot is gone (environment deleted meanwhile): stop it.
