@@ -4,7 +4,8 @@
 - every function's EventBridge rule patterns (SAM `EventBridgeRule` events, or plain
   `AWS::Events::Rule` resources targeting a function);
 - the deployer's DynamoDB event source (FilterCriteria, BatchSize, MaximumRetryAttempts, ...);
-- the scheduled function (SAM `Schedule` / `ScheduleV2` events).
+- the scheduled function (SAM `Schedule` / `ScheduleV2` events);
+- the HTTP API's routes (SAM `HttpApi` events), for the local gateway and the OpenAPI check.
 
 The YAML loader tolerates CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...): each becomes the
 long form as a plain dict ({"Ref": ...}, {"Fn::GetAtt": [...]}, ...). Nothing here evaluates them.
@@ -340,6 +341,41 @@ def queue_variables(template: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+@dataclass
+class HttpRoute:
+    """One route of an HTTP API (API Gateway v2): `METHOD /path/{var}` -> function."""
+
+    function: str
+    method: str  # GET, POST, ... or ANY
+    path: str  # /v1/environments/{name}; "$default" for the catch-all route
+    name: str  # <function resource><event name>, e.g. EnvironmentsApiFunctionPing
+    api: str | None = None  # logical id of the AWS::Serverless::HttpApi (None: SAM's implicit API)
+
+    @property
+    def route_key(self) -> str:
+        """API Gateway's routeKey: `GET /v1/ping`, or `$default`."""
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+def http_api_routes(template: dict[str, Any]) -> list[HttpRoute]:
+    """Every SAM `HttpApi` event of the template's functions, in template order. SAM's defaults
+    apply: no Method is ANY, no Path (with no Method) is the `$default` route."""
+    fns = _lambda_functions(template)
+    out: list[HttpRoute] = []
+    for lid, r in _resources(template).items():
+        if lid not in fns or r.get("Type") != "AWS::Serverless::Function":
+            continue
+        for ename, ev in ((r.get("Properties") or {}).get("Events") or {}).items():
+            if ev.get("Type") != "HttpApi":
+                continue
+            p = ev.get("Properties") or {}
+            method = _literal(p.get("Method", "ANY"), f"{lid}.{ename}.Method")
+            path = _literal(p.get("Path", "$default"), f"{lid}.{ename}.Path")
+            method = "ANY" if str(method).lower() in ("any", "x-amazon-apigateway-any-method") else str(method).upper()
+            out.append(HttpRoute(fns[lid], method, str(path), f"{lid}{ename}", _ref_target(p.get("ApiId"))))
+    return out
+
+
 def scheduled_functions(template: dict[str, Any]) -> list[tuple[str, str]]:
     """(function, rule logical name) of every scheduled trigger."""
     fns = _lambda_functions(template)
@@ -377,3 +413,6 @@ if __name__ == "__main__":  # a quick look at what the local stack reads from th
         for f in s.filters:
             print(f"  {'':18} filter {json.dumps(f)}")
     print("scheduled:", scheduled_functions(t))
+    print("HTTP API routes:")
+    for route in http_api_routes(t):
+        print(f"  {route.route_key:55} -> {route.function}")

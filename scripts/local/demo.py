@@ -276,7 +276,7 @@ class Demo:
         if a.keep:
             say()
             say(BOLD("The stack stays up (Ctrl-C ends it):"))
-            say(f"   curl {self.stack.watch_url}/lambda-url/environments-api/v1/environments")
+            say(f"   curl {self.stack.api_url}/v1/environments")
             say(f"   moto: {self.stack.moto_url}   table: {self.stack.table_name}")
             try:
                 while True:

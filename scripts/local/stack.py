@@ -4,26 +4,33 @@ serving the six functions of the workspace.
 
 As a module:
 
-    with Stack() as s:            # moto up, table created from infra/template.yaml, watch up
+    with Stack() as s:            # moto up, table created from infra/template.yaml, watch up,
+                                  # the local API gateway in front of it (s.api_url)
         s.warm()                  # compile + start every function (minutes on a cold build)
-        status, body = s.api("POST", "/v1/environments", {...})
+        status, body = s.api("POST", "/v1/environments", {...})   # through the gateway
         s.invoke("reconciler", {...})
 
 As a CLI (python scripts/local/stack.py --help):
 
     up      bring the stack up and keep it until Ctrl-C (--eventbus adds the event bus);
-            writes .local/stack.json so `api`, `invoke`, `reset` and eventbus.py can attach
+            writes .local/stack.json ({"moto", "watch", "api", ...}) so `api`, `invoke`, `reset`,
+            eventbus.py and other clients can attach; `api` is the gateway's base URL:
+            GET {api}/v1/ping
     api     METHOD PATH [JSON]      one HTTP API call against the running stack
     invoke  FUNCTION EVENT.json     one Invoke API call against the running stack
     reset   POST /moto-api/reset, then re-create the table and re-pin the task lifecycle
 
 How requests reach the functions (checked with cargo-lambda 1.9.2):
+  - The API: {api_url}/v1/... is the local API gateway (gateway.py): routes of the template's
+    HttpApi events, API Gateway's 404 {"message":"Not Found"} for anything else, and a payload
+    format 2.0 event with AWS's routeKey and pathParameters, sent through the Invoke API below.
   - Invoke API: POST {watch}/2015-03-31/functions/<fn>/invocations, body = the event. A function
     error comes back as HTTP 500 with the {"errorType", "errorMessage"} body (no
     X-Amz-Function-Error header, unlike AWS); both forms are treated as function errors here.
-  - HTTP: {watch}/lambda-url/<fn>/<path>: watch strips `/lambda-url/<fn>`, so
+  - HTTP straight to a function: {watch}/lambda-url/<fn>/<path>: watch strips `/lambda-url/<fn>`, so
     `/lambda-url/environments-api/v1/ping?x=1` reaches the function as an API Gateway v2 payload
-    with rawPath `/v1/ping`, requestContext.http.path `/v1/ping`, rawQueryString `x=1`.
+    with rawPath `/v1/ping`, requestContext.http.path `/v1/ping`, rawQueryString `x=1` (but
+    routeKey `$default` and no pathParameters whatever the route: hence the gateway).
   - A function is compiled and started on its first invocation (`cargo run --bin <fn>`); until
     then the request waits. `warm()` does that one function at a time, with progress.
   - Environment: --env-file .local/watch.env (TABLE_NAME, AWS_ENDPOINT_URL, ...) reaches every
@@ -51,6 +58,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cfn  # noqa: E402
+import gateway as gatewaymod  # noqa: E402
 
 REPO = cfn.REPO
 VENV_BIN = REPO / ".venv" / "bin"
@@ -109,19 +117,29 @@ def _json_or_text(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def function_for_path(path: str) -> str:
-    """The function API Gateway routes a path to (infra/template.yaml's HttpApi events)."""
-    parts = [p for p in path.split("?")[0].split("/") if p]
-    if len(parts) >= 4 and parts[:2] == ["v1", "environments"] and parts[3] == "deployments":
-        return "deployments-api"
-    return "environments-api"
+_ROUTER: gatewaymod.Router | None = None
+
+
+def function_for_path(path: str, method: str = "GET") -> str:
+    """The function API Gateway routes a request to (infra/template.yaml's HttpApi events);
+    environments-api for a request no route matches (it answers its own 404)."""
+    global _ROUTER
+    if _ROUTER is None:
+        _ROUTER = gatewaymod.Router.from_template()
+    match = _ROUTER.match(method, path.split("?")[0])
+    return match.route.function if match else "environments-api"
 
 
 def http_api(watch_url: str, method: str, path: str, body: Any = None,
-             query: dict[str, Any] | None = None, timeout: float = 900.0) -> tuple[int, Any]:
-    """Call the REST API as API Gateway would route it: (status, parsed JSON or text)."""
-    fn = function_for_path(path)
-    url = f"{watch_url}/lambda-url/{fn}{path}"
+             query: dict[str, Any] | None = None, timeout: float = 900.0,
+             api_url: str | None = None) -> tuple[int, Any]:
+    """Call the REST API: through the local gateway at `api_url` when there is one, else
+    straight to the function the template routes it to ({watch}/lambda-url/<fn>/...).
+    (status, parsed JSON or text)."""
+    if api_url:
+        url = f"{api_url}{path}"
+    else:
+        url = f"{watch_url}/lambda-url/{function_for_path(path, method)}{path}"
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
     data = None
@@ -277,7 +295,7 @@ class Stack:
     def __init__(self, template: str | Path | None = None, table_name: str | None = None,
                  moto_port: int | None = None, watch_port: int | None = None, watch: bool = True,
                  only_lambda_apis: bool = False, reload: bool = True, concurrency: int = 1,
-                 rust_log: str = "info", log: Any = print):
+                 rust_log: str = "info", log: Any = print, gateway: bool = True, api_port: int | None = None):
         self.template_path = Path(template) if template else cfn.DEFAULT_TEMPLATE
         self.template = cfn.load_template(self.template_path)
         self.table_name = table_name or cfn.template_table_name(self.template) or DEFAULT_TABLE
@@ -289,8 +307,11 @@ class Stack:
         self.concurrency = concurrency
         self.rust_log = rust_log
         self.log = log
+        self.with_gateway = gateway
+        self.api_port = api_port or 0
         self.moto: Child | None = None
         self.watch: Child | None = None
+        self.gateway: gatewaymod.Gateway | None = None
         self.stream_arn: str | None = None
         self.queue_urls: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
@@ -304,6 +325,11 @@ class Stack:
     @property
     def watch_url(self) -> str:
         return f"http://127.0.0.1:{self.watch_port}"
+
+    @property
+    def api_url(self) -> str | None:
+        """Base URL of the local API gateway: `GET {api_url}/v1/ping`."""
+        return self.gateway.url if self.gateway else None
 
     def function_env(self) -> dict[str, str]:
         """What every function sees (besides what cargo lambda watch sets itself)."""
@@ -340,6 +366,8 @@ class Stack:
             self.create_queues()
             if self.with_watch:
                 self.start_watch()
+                if self.with_gateway:
+                    self.start_gateway()
             self.write_state()
         except BaseException:
             self.stop()
@@ -347,6 +375,9 @@ class Stack:
         return self
 
     def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
         for child in (self.watch, self.moto):
             if child is not None:
                 self.log(f"stack: stopping {child.name} (pid {child.pid})")
@@ -363,6 +394,7 @@ class Stack:
         STATE_FILE.write_text(json.dumps({
             "pid": os.getpid(), "moto": self.moto_url,
             "watch": self.watch_url if self.watch else None,
+            "api": self.api_url,
             "table": self.table_name, "template": str(self.template_path),
         }, indent=2) + "\n")
 
@@ -462,6 +494,13 @@ class Stack:
                 time.sleep(0.2)
         raise StackError(f"cargo lambda watch did not listen on {self.watch_url} within {timeout:.0f}s")
 
+    def start_gateway(self) -> None:
+        """The template's HTTP API routes in front of watch (gateway.py)."""
+        self.gateway = gatewaymod.Gateway(self.watch_url, self.template, port=self.api_port,
+                                          log_path=LOG_DIR / "gateway.log").start()
+        self.log(f"stack: API gateway on {self.gateway.url} ({len(self.gateway.router.routes)} routes of "
+                 f"{_rel(self.template_path)}; log {LOG_DIR / 'gateway.log'})")
+
     def watch_log_tail(self, lines: int = 40, since: int = 0) -> str:
         try:
             with open(LOG_DIR / "watch.log", "rb") as f:
@@ -545,7 +584,7 @@ class Stack:
     # ---- calling functions
     def api(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
             timeout: float = 900.0) -> tuple[int, Any]:
-        return http_api(self.watch_url, method, path, body, query, timeout)
+        return http_api(self.watch_url, method, path, body, query, timeout, api_url=self.api_url)
 
     def invoke(self, fn: str, event: Any, timeout: float = 900.0) -> tuple[int, bool, Any]:
         return invoke_function(self.watch_url, fn, event, timeout)
@@ -591,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--table", default=None, help=f"table name (default: the template's TableName or {DEFAULT_TABLE})")
     up.add_argument("--moto-port", type=int, default=None)
     up.add_argument("--watch-port", type=int, default=None)
+    up.add_argument("--api-port", type=int, default=None, help="port of the local API gateway (default: any free one)")
     up.add_argument("--no-watch", action="store_true", help="moto and the table only")
     up.add_argument("--only-lambda-apis", action="store_true", help="watch serves the Lambda APIs but starts no function")
     up.add_argument("--no-reload", action="store_true", help="do not rebuild functions when the code changes")
@@ -612,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "api":
         st = read_state()
         query = dict(q.split("=", 1) for q in a.query)
-        status, body = http_api(st["watch"], a.method.upper(), a.path, json.loads(a.body) if a.body else None, query or None)
+        status, body = http_api(st["watch"], a.method.upper(), a.path, json.loads(a.body) if a.body else None, query or None,
+                                api_url=st.get("api"))
         print(status)
         print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
         return 0 if status < 400 else 1
@@ -632,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     stack = Stack(template=a.template, table_name=a.table, moto_port=a.moto_port, watch_port=a.watch_port,
                   watch=not a.no_watch, only_lambda_apis=a.only_lambda_apis, reload=not a.no_reload,
-                  concurrency=a.concurrency)
+                  concurrency=a.concurrency, api_port=a.api_port)
     bus = None
     try:
         stack.start()
@@ -649,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
         print("stack is up. For the functions' view, or to run tests against it:")
         for k, v in stack.function_env().items():
             print(f"  export {k}={v}")
+        if stack.api_url:
+            print(f"  api:    {stack.api_url}   e.g. curl {stack.api_url}/v1/ping   (the template's HttpApi routes)")
         if stack.watch:
             print(f"  watch:  {stack.watch_url}   e.g. curl {stack.watch_url}/lambda-url/environments-api/v1/ping")
             print(f"  invoke: curl -d @events/schedule/reconcile.json {stack.watch_url}/2015-03-31/functions/reconciler/invocations")

@@ -72,7 +72,9 @@ def http_echo(event: Any) -> dict[str, Any]:
     """An API Gateway v2 handler answering with what it saw of the request."""
     ctx = event.get("requestContext", {}).get("http", {})
     body = {"rawPath": event.get("rawPath"), "method": ctx.get("method"), "path": ctx.get("path"),
-            "rawQueryString": event.get("rawQueryString"), "body": event.get("body")}
+            "rawQueryString": event.get("rawQueryString"), "body": event.get("body"),
+            "routeKey": event.get("routeKey"), "pathParameters": event.get("pathParameters"),
+            "queryStringParameters": event.get("queryStringParameters")}
     return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(body),
             "isBase64Encoded": False, "multiValueHeaders": {}, "cookies": []}
 

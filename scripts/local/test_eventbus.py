@@ -83,6 +83,22 @@ class EventBusIntegrationTest(unittest.TestCase):
         status, body = self.stack.api("POST", "/v1/environments", {"name": "x"})
         self.assertEqual(body["body"], '{"name": "x"}')
 
+    def test_the_gateway_routes_as_api_gateway_does(self):
+        self.assertTrue(self.stack.api_url)
+        status, body = self.stack.api("GET", "/v1/environments/web/deployments/01ABC", query={"x": "1"})
+        self.assertEqual(status, 200)
+        self.assertEqual(body["routeKey"], "GET /v1/environments/{name}/deployments/{id}")
+        self.assertEqual(body["pathParameters"], {"name": "web", "id": "01ABC"})
+        self.assertEqual(body["queryStringParameters"], {"x": "1"})
+        self.assertEqual(len(self.stub.received["deployments-api"]), 1)
+        # No route: API Gateway's own 404, the functions never see it.
+        for method, path in [("GET", "/v1/nope"), ("PATCH", "/v1/environments/web"), ("GET", "/v1/ping/")]:
+            self.assertEqual(self.stack.api(method, path), (404, {"message": "Not Found"}), (method, path))
+        self.assertEqual(len(self.stub.received["environments-api"]), 0)
+        # Straight to a function through watch's lambda-url: routeKey $default, no pathParameters.
+        status, body = stackmod.http_api(self.stack.watch_url, "GET", "/v1/environments/web")
+        self.assertEqual((status, body["routeKey"], body["pathParameters"]), (200, "$default", None))
+
     def test_ecs_events_are_routed_versioned_and_in_the_real_shape(self):
         self.start_bus(pending_seconds=0.5)
         ecs, ec2 = self.stack.client("ecs"), self.stack.client("ec2")
