@@ -35,6 +35,20 @@ else
   say "installed; stamp ${STAMP#"$ROOT"/}"
 fi
 
+# 2b. checkov in a virtualenv of its own (its pins conflict with aws-sam-cli's), same stamp scheme
+CHECKOV_VENV="$ROOT/.venv-checkov"
+CHECKOV_REQ="$ROOT/scripts/requirements-checkov.txt"
+CHECKOV_STAMP="$CHECKOV_VENV/.installed-$(sha256sum "$CHECKOV_REQ" | cut -c1-16)"
+if [[ -f "$CHECKOV_STAMP" ]]; then
+  say "checkov already installed (stamp ${CHECKOV_STAMP#"$ROOT"/})"
+else
+  say "installing scripts/requirements-checkov.txt into .venv-checkov (pip)"
+  [[ -x "$CHECKOV_VENV/bin/python" ]] || "$PYTHON" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r "$CHECKOV_REQ"
+  rm -f "$CHECKOV_VENV"/.installed-*
+  touch "$CHECKOV_STAMP"
+fi
+
 # 3. the zig wrapper (rewritten only when its content differs)
 ZIG="$VENV/bin/zig"
 WRAPPER='#!/bin/sh

@@ -2,7 +2,7 @@
 # Every test of the project, from a fresh clone: installs what it needs (scripts/bootstrap.sh),
 # starts and stops moto itself, and fails on the first failing step.
 #   1. formatting and clippy (-D warnings)
-#   2. the template: sam validate --lint, cfn-lint
+#   2. the template: sam validate --lint, cfn-lint, checkov
 #   3. the local tooling's own tests (event patterns, event bus against moto)
 #   4. cargo test: planner unit + property tests, integration tests against moto (DynamoDB + ECS)
 #   5. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
@@ -21,10 +21,12 @@ step "cargo fmt --check; cargo clippy --all-targets -D warnings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "infra: sam validate --lint, cfn-lint"
+step "infra: sam validate --lint, cfn-lint, checkov"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 sam validate --lint -t infra/template.yaml
 cfn-lint infra/template.yaml
+# No failed check; every skip is justified inline (Metadata.checkov.skip[].comment).
+.venv-checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/template.yaml
 
 step "local tooling tests (scripts/local)"
 python -m unittest discover -s scripts/local -p 'test_*.py'
