@@ -1,0 +1,502 @@
+//! daemonctl: the daemon-scheduler API from a terminal, SigV4-signed with the caller's AWS
+//! credentials, and the replay of dead-letter queues.
+
+pub mod cli;
+pub mod client;
+pub mod endpoint;
+pub mod output;
+pub mod replay;
+pub mod signing;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use serde_json::{json, Value};
+
+use crate::cli::{
+    Cli, Command, DeployArgs, DeploymentsCommand, DlqCommand, EnvCommand, Global, Output, PageArgs,
+    ReplayArgs, StrategyArgs,
+};
+use crate::client::{Answer, ApiClient, ApiError};
+
+#[derive(Debug)]
+pub enum Error {
+    /// The API answered with an error status.
+    Api(ApiError),
+    /// The command line asks for something that cannot be sent.
+    Usage(String),
+    /// Network, credentials, configuration.
+    Other(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Api(e) => e.fmt(f),
+            Self::Usage(m) | Self::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::Api(_) | Self::Other(_) => 1,
+        }
+    }
+}
+
+/// How a command that ran to its end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A deployment waited for failed or was cancelled; a replay left messages in the queue.
+    Unsuccessful,
+}
+
+pub async fn run(cli: Cli) -> Result<Outcome, Error> {
+    let config = load_aws_config(&cli.global).await;
+    match cli.command {
+        Command::Dlq(DlqCommand::Replay(args)) => replay(&config, &cli.global, args).await,
+        command => {
+            let api = api_client(&config, &cli.global).await?;
+            api_command(&api, cli.global.output, command).await
+        }
+    }
+}
+
+async fn load_aws_config(global: &Global) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(p) = &global.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = &global.region {
+        loader = loader.region(Region::new(r.clone()));
+    } else {
+        loader = loader.region(RegionProviderChain::default_provider());
+    }
+    loader.load().await
+}
+
+async fn api_client(config: &SdkConfig, global: &Global) -> Result<ApiClient, Error> {
+    let env = |k: &str| std::env::var(k).ok();
+    let source = endpoint::choose(
+        global.endpoint.as_deref(),
+        global.stack.as_deref(),
+        env(endpoint::ENV_ENDPOINT).as_deref(),
+        env(endpoint::ENV_STACK).as_deref(),
+    )
+    .map_err(Error::Usage)?;
+    let url = match source {
+        endpoint::Source::Url(u) => u,
+        endpoint::Source::Stack(s) => stack_api_url(config, &s).await?,
+    };
+    let base = endpoint::normalize_base(&url).map_err(Error::Usage)?;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .or_else(|| endpoint::region_of_host(&base))
+        .ok_or_else(|| {
+            Error::Usage(
+                "no AWS region: pass --region or set AWS_REGION (or a profile's region)".into(),
+            )
+        })?;
+    let credentials = config.credentials_provider().ok_or_else(|| {
+        Error::Other("no AWS credentials provider (set AWS_PROFILE or AWS_ACCESS_KEY_ID)".into())
+    })?;
+    ApiClient::new(
+        base,
+        region,
+        credentials,
+        Duration::from_secs(global.timeout),
+    )
+}
+
+/// The `ApiUrl` output of a CloudFormation stack (infra/template.yaml's Outputs).
+async fn stack_api_url(config: &SdkConfig, stack: &str) -> Result<String, Error> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::Other(format!(
+                "DescribeStacks {stack}: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?;
+    out.stacks()
+        .iter()
+        .flat_map(|s| s.outputs())
+        .find(|o| o.output_key() == Some("ApiUrl"))
+        .and_then(|o| o.output_value())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Other(format!("stack {stack} has no ApiUrl output")))
+}
+
+/// The `updateStrategy` object of the flags given, or nothing when none was given. Counts go as
+/// numbers, percents as strings; the API checks the values.
+pub fn strategy_json(s: &StrategyArgs) -> Option<Value> {
+    let amount = |v: &str| match v.trim().parse::<u64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(v.trim()),
+    };
+    let mut m = serde_json::Map::new();
+    if let Some(v) = &s.max_unavailable {
+        m.insert("maxUnavailable".into(), amount(v));
+    }
+    if let Some(v) = s.min_healthy_seconds {
+        m.insert("minHealthySeconds".into(), json!(v));
+    }
+    if let Some(v) = &s.failure_threshold {
+        m.insert("failureThreshold".into(), amount(v));
+    }
+    if let Some(v) = s.auto_rollback {
+        m.insert("autoRollback".into(), json!(v));
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+fn emit(output: Output, answer: &Answer, render: fn(&Value) -> String) {
+    match output {
+        Output::Json => println!("{}", answer.raw.trim_end()),
+        Output::Table => print!("{}", render(&answer.json)),
+    }
+}
+
+fn page_query(
+    page: &PageArgs,
+    mut query: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    if let Some(l) = page.limit {
+        query.push(("limit", l.to_string()));
+    }
+    if let Some(t) = &page.next_token {
+        query.push(("nextToken", t.clone()));
+    }
+    query
+}
+
+/// One page, or with `--all` every page merged into one `{"items", "nextToken": null}`.
+async fn paged(
+    api: &ApiClient,
+    segments: &[&str],
+    page: &PageArgs,
+    query: Vec<(&'static str, String)>,
+) -> Result<Answer, Error> {
+    let query = page_query(page, query);
+    if !page.all {
+        return api.get(segments, &query).await;
+    }
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut q = query.clone();
+        if let Some(t) = &token {
+            q.push(("nextToken", t.clone()));
+        }
+        let answer = api.get(segments, &q).await?;
+        if let Some(list) = answer.json["items"].as_array() {
+            items.extend(list.iter().cloned());
+        }
+        match answer.json["nextToken"].as_str() {
+            Some(t) if !t.is_empty() && token.as_deref() != Some(t) => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    let json = json!({ "items": items, "nextToken": null });
+    Ok(Answer {
+        raw: json.to_string(),
+        json,
+    })
+}
+
+async fn api_command(api: &ApiClient, output: Output, command: Command) -> Result<Outcome, Error> {
+    use http::Method;
+    match command {
+        Command::Ping => emit(output, &api.get(&["ping"], &[]).await?, output::ping),
+        Command::Env(cmd) => match cmd {
+            EnvCommand::Create {
+                name,
+                cluster,
+                task_definition,
+                strategy,
+            } => {
+                let mut body = json!({
+                    "name": name,
+                    "instanceGroup": { "cluster": cluster },
+                    "taskDefinition": task_definition,
+                });
+                if let Some(s) = strategy_json(&strategy) {
+                    body["updateStrategy"] = s;
+                }
+                let a = api
+                    .call(Method::POST, &["environments"], &[], Some(&body))
+                    .await?;
+                emit(output, &a, output::environment);
+            }
+            EnvCommand::List { cluster, page } => {
+                let query = cluster.into_iter().map(|c| ("cluster", c)).collect();
+                let a = paged(api, &["environments"], &page, query).await?;
+                emit(output, &a, output::environment_list);
+            }
+            EnvCommand::Get { name } => emit(
+                output,
+                &api.get(&["environments", &name], &[]).await?,
+                output::environment,
+            ),
+            EnvCommand::Update {
+                name,
+                task_definition,
+                strategy,
+            } => {
+                let mut body = serde_json::Map::new();
+                if let Some(td) = task_definition {
+                    body.insert("taskDefinition".into(), json!(td));
+                }
+                if let Some(s) = strategy_json(&strategy) {
+                    body.insert("updateStrategy".into(), s);
+                }
+                if body.is_empty() {
+                    return Err(Error::Usage(
+                        "nothing to update: give --task-definition and/or a strategy flag \
+                         (--max-unavailable, --min-healthy-seconds, --failure-threshold, --auto-rollback)"
+                            .into(),
+                    ));
+                }
+                let a = api
+                    .call(
+                        Method::PUT,
+                        &["environments", &name],
+                        &[],
+                        Some(&Value::Object(body)),
+                    )
+                    .await?;
+                emit(output, &a, output::environment);
+            }
+            EnvCommand::Delete { name } => {
+                let a = api
+                    .call(Method::DELETE, &["environments", &name], &[], None)
+                    .await?;
+                emit(output, &a, output::environment);
+            }
+            EnvCommand::Revisions { name, page } => {
+                let a = paged(api, &["environments", &name, "revisions"], &page, vec![]).await?;
+                emit(output, &a, output::revision_list);
+            }
+            EnvCommand::Revision { name, number } => emit(
+                output,
+                &api.get(
+                    &["environments", &name, "revisions", &number.to_string()],
+                    &[],
+                )
+                .await?,
+                output::revision,
+            ),
+            EnvCommand::Status { name, hosts } => {
+                let query = if hosts {
+                    vec![("hosts", "true".to_owned())]
+                } else {
+                    vec![]
+                };
+                emit(
+                    output,
+                    &api.get(&["environments", &name, "status"], &query).await?,
+                    output::status,
+                );
+            }
+        },
+        Command::Deploy(args) => return deploy(api, output, args).await,
+        Command::Deployments(cmd) => match cmd {
+            DeploymentsCommand::List { name, page } => {
+                let a = paged(api, &["environments", &name, "deployments"], &page, vec![]).await?;
+                emit(output, &a, output::deployment_list);
+            }
+            DeploymentsCommand::Get { name, id } => emit(
+                output,
+                &api.get(&["environments", &name, "deployments", &id], &[])
+                    .await?,
+                output::deployment,
+            ),
+            DeploymentsCommand::Cancel { name, id } => {
+                let a = api
+                    .call(
+                        Method::POST,
+                        &["environments", &name, "deployments", &id, "cancel"],
+                        &[],
+                        None,
+                    )
+                    .await?;
+                emit(output, &a, output::deployment);
+            }
+        },
+        Command::Dlq(_) => unreachable!("handled by run"),
+    }
+    Ok(Outcome::Success)
+}
+
+fn finished(status: &str) -> Option<Outcome> {
+    match status {
+        "completed" => Some(Outcome::Success),
+        "failed" | "cancelled" => Some(Outcome::Unsuccessful),
+        _ => None,
+    }
+}
+
+async fn deploy(api: &ApiClient, output: Output, args: DeployArgs) -> Result<Outcome, Error> {
+    let mut query = Vec::new();
+    if let Some(r) = args.revision {
+        query.push(("revision", r.to_string()));
+    }
+    if let Some(t) = &args.token {
+        query.push(("deploymentToken", t.clone()));
+    }
+    let segments = ["environments", args.name.as_str(), "deployments"];
+    let created = api
+        .call(http::Method::POST, &segments, &query, None)
+        .await?;
+    if !args.wait {
+        emit(output, &created, output::deployment);
+        return Ok(Outcome::Success);
+    }
+    let id = created.json["id"]
+        .as_str()
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "the API answered no deployment id: {}",
+                created.raw
+            ))
+        })?
+        .to_owned();
+    eprintln!("deployment {id} of {}: waiting for it to finish", args.name);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.wait_timeout);
+    let mut last = String::new();
+    let mut current = created;
+    loop {
+        let status = current.json["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let line = format!("{status}: {}", output::deployment_progress(&current.json));
+        if line != last {
+            eprintln!("[{:>4}s] {line}", started.elapsed().as_secs());
+            last = line;
+        }
+        if let Some(outcome) = finished(&status) {
+            emit(output, &current, output::deployment);
+            return Ok(outcome);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Other(format!(
+                "deployment {id} is still {status} after {}s (it goes on; see `daemonctl deployments get {} {id}`)",
+                args.wait_timeout, args.name
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(args.interval.max(1))).await;
+        let segments = [
+            "environments",
+            args.name.as_str(),
+            "deployments",
+            id.as_str(),
+        ];
+        current = api.get(&segments, &[]).await?;
+    }
+}
+
+async fn replay(config: &SdkConfig, global: &Global, args: ReplayArgs) -> Result<Outcome, Error> {
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| Error::Usage("no AWS region: pass --region or set AWS_REGION".into()))?;
+    let sqs = aws_sdk_sqs::Client::new(config);
+    // One attempt per invocation: a failed event stays in the queue for the next replay rather
+    // than running the function again and again within one.
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(config)
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build(),
+    );
+    let opts = replay::Options {
+        queue_url: args.queue,
+        function: args.function,
+        max: args.max,
+        dry_run: args.dry_run,
+        as_sqs_event: args.as_sqs_event,
+        visibility_timeout: args.visibility_timeout,
+        wait_seconds: args.wait_seconds,
+        region,
+    };
+    let json = global.output == Output::Json;
+    let mut print = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let summary = replay::run(&sqs, &lambda, &opts, &mut print)
+        .await
+        .map_err(Error::Other)?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "replayed": summary.replayed,
+                "failed": summary.failed,
+                "unreplayable": summary.unreplayable,
+                "wouldReplay": summary.would_replay,
+                "dryRun": opts.dry_run,
+            })
+        );
+    } else {
+        println!("{}", summary.line(opts.dry_run));
+    }
+    Ok(if summary.ok() {
+        Outcome::Success
+    } else {
+        Outcome::Unsuccessful
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_flags_become_the_api_fields_given_only() {
+        assert_eq!(strategy_json(&StrategyArgs::default()), None);
+        let s = StrategyArgs {
+            max_unavailable: Some("25%".into()),
+            min_healthy_seconds: Some(30),
+            failure_threshold: Some("2".into()),
+            auto_rollback: Some(false),
+        };
+        assert_eq!(
+            strategy_json(&s),
+            Some(
+                json!({"maxUnavailable": "25%", "minHealthySeconds": 30, "failureThreshold": 2, "autoRollback": false})
+            )
+        );
+        let only = StrategyArgs {
+            min_healthy_seconds: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(strategy_json(&only), Some(json!({"minHealthySeconds": 0})));
+    }
+
+    #[test]
+    fn only_finished_statuses_end_a_wait() {
+        assert_eq!(finished("completed"), Some(Outcome::Success));
+        assert_eq!(finished("failed"), Some(Outcome::Unsuccessful));
+        assert_eq!(finished("cancelled"), Some(Outcome::Unsuccessful));
+        assert_eq!(finished("running"), None);
+        assert_eq!(finished("pending"), None);
+    }
+}

@@ -1,0 +1,552 @@
+//! Human-readable views of the API's JSON (`--output table`, the default). They read the JSON
+//! field by field so a newer API with more fields still renders; a missing field shows `-`.
+
+use serde_json::Value;
+
+/// Columns padded to their widest cell, two spaces apart, no trailing blanks.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(cell);
+            if i + 1 < cells.len() {
+                out.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count()));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `Key:  value` lines, keys padded to the longest; pairs with an empty value are left out.
+pub fn fields(pairs: &[(&str, String)]) -> String {
+    let pairs: Vec<&(&str, String)> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{:<width$}  {v}\n", format!("{k}:"), width = width + 1))
+        .collect()
+}
+
+/// A scalar as text; absent or null is empty.
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s
+    }
+}
+
+/// The resource part of an ARN (`cluster/prod` → `prod`, `task-definition/web:3` → `web:3`).
+pub fn short_arn(arn: &str) -> &str {
+    if arn.starts_with("arn:") {
+        arn.rsplit('/').next().unwrap_or(arn)
+    } else {
+        arn
+    }
+}
+
+fn short(v: &Value, key: &str) -> String {
+    short_arn(&text(v, key)).to_owned()
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.get("items")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn next_token(v: &Value, out: &mut String) {
+    let t = text(v, "nextToken");
+    if !t.is_empty() {
+        out.push_str(&format!("(more: --next-token {t}, or --all)\n"));
+    }
+}
+
+pub fn strategy(s: &Value) -> String {
+    if s.is_null() {
+        return String::new();
+    }
+    format!(
+        "maxUnavailable {}, minHealthySeconds {}, failureThreshold {}, autoRollback {}",
+        or_dash(text(s, "maxUnavailable")),
+        or_dash(text(s, "minHealthySeconds")),
+        or_dash(text(s, "failureThreshold")),
+        or_dash(text(s, "autoRollback")),
+    )
+}
+
+pub fn ping(v: &Value) -> String {
+    format!("{}\n", or_dash(text(v, "status")))
+}
+
+pub fn environment(v: &Value) -> String {
+    let revisions = match (text(v, "latestRevision"), text(v, "activeRevision")) {
+        (l, a) if l.is_empty() && a.is_empty() => String::new(),
+        (l, a) if a.is_empty() => format!("latest {l}, none deployed"),
+        (l, a) => format!("latest {l}, deployed {a}"),
+    };
+    let deployment = match (
+        text(v, "activeDeploymentId"),
+        text(v, "currentDeploymentId"),
+    ) {
+        (a, _) if !a.is_empty() => format!("{a} (in progress)"),
+        (_, c) => c,
+    };
+    fields(&[
+        ("Name", text(v, "name")),
+        ("Status", text(v, "status")),
+        ("Health", text(v, "health")),
+        ("Cluster", text(&v["instanceGroup"], "cluster")),
+        ("Task definition", text(v, "taskDefinition")),
+        ("Deployed task definition", text(v, "activeTaskDefinition")),
+        ("Revisions", revisions),
+        ("Update strategy", strategy(&v["updateStrategy"])),
+        ("Deployment", deployment),
+        ("Deployment token", text(v, "deploymentToken")),
+        ("Created", text(v, "createdAt")),
+        ("Updated", text(v, "updatedAt")),
+    ])
+}
+
+pub fn environment_list(v: &Value) -> String {
+    let list = items(v);
+    let mut out = if list.is_empty() {
+        "no environments\n".to_owned()
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|e| {
+                vec![
+                    text(e, "name"),
+                    or_dash(short(&e["instanceGroup"], "cluster")),
+                    or_dash(short(e, "taskDefinition")),
+                    format!(
+                        "{}/{}",
+                        or_dash(text(e, "activeRevision")),
+                        or_dash(text(e, "latestRevision"))
+                    ),
+                    or_dash(text(e, "health")),
+                    or_dash(text(e, "status")),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "NAME",
+                "CLUSTER",
+                "TASK DEFINITION",
+                "DEPLOYED/LATEST",
+                "HEALTH",
+                "STATUS",
+            ],
+            &rows,
+        )
+    };
+    next_token(v, &mut out);
+    out
+}
+
+pub fn revision(v: &Value) -> String {
+    fields(&[
+        ("Environment", text(v, "environmentName")),
+        ("Revision", text(v, "number")),
+        ("Task definition", text(v, "taskDefinition")),
+        ("Update strategy", strategy(&v["updateStrategy"])),
+        ("Created", text(v, "createdAt")),
+    ])
+}
+
+pub fn revision_list(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = items(v)
+        .iter()
+        .map(|r| {
+            let s = &r["updateStrategy"];
+            vec![
+                text(r, "number"),
+                or_dash(short(r, "taskDefinition")),
+                or_dash(text(s, "maxUnavailable")),
+                or_dash(text(s, "minHealthySeconds")),
+                or_dash(text(s, "failureThreshold")),
+                or_dash(text(s, "autoRollback")),
+                or_dash(text(r, "createdAt")),
+            ]
+        })
+        .collect();
+    let mut out = if rows.is_empty() {
+        "no revisions\n".to_owned()
+    } else {
+        table(
+            &[
+                "REVISION",
+                "TASK DEFINITION",
+                "MAX UNAVAILABLE",
+                "MIN HEALTHY S",
+                "FAILURE THRESHOLD",
+                "AUTO ROLLBACK",
+                "CREATED",
+            ],
+            &rows,
+        )
+    };
+    next_token(v, &mut out);
+    out
+}
+
+/// `running 2, pending 1, failed 0 of 3 hosts`
+pub fn deployment_progress(d: &Value) -> String {
+    format!(
+        "running {}, pending {}, failed {} of {} hosts",
+        or_dash(text(d, "runningCount")),
+        or_dash(text(d, "pendingCount")),
+        or_dash(text(d, "failedHosts")),
+        or_dash(text(d, "desiredCount")),
+    )
+}
+
+fn failures(d: &Value) -> String {
+    let list = d.get("failures").and_then(Value::as_array);
+    let rows: Vec<Vec<String>> = list
+        .into_iter()
+        .flatten()
+        .map(|f| vec![short(f, "containerInstanceArn"), text(f, "reason")])
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nFailed hosts:\n{}",
+        table(&["CONTAINER INSTANCE", "REASON"], &rows)
+    )
+}
+
+pub fn deployment(d: &Value) -> String {
+    let revision = match text(d, "previousRevision") {
+        p if p.is_empty() => text(d, "revision"),
+        p => format!("{} (previous {p})", text(d, "revision")),
+    };
+    let mut out = fields(&[
+        ("Deployment", text(d, "id")),
+        ("Environment", text(d, "environmentName")),
+        ("Status", text(d, "status")),
+        ("Revision", revision),
+        ("Task definition", text(d, "taskDefinition")),
+        ("Rollback of", text(d, "rollbackOf")),
+        ("Hosts", deployment_progress(d)),
+        ("Halted", text(d, "haltedReason")),
+        ("Update strategy", strategy(&d["updateStrategy"])),
+        ("Created", text(d, "createdAt")),
+        ("Finished", text(d, "finishedAt")),
+    ]);
+    out.push_str(&failures(d));
+    out
+}
+
+pub fn deployment_list(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = items(v)
+        .iter()
+        .map(|d| {
+            vec![
+                text(d, "id"),
+                or_dash(text(d, "status")),
+                or_dash(text(d, "revision")),
+                or_dash(short(d, "taskDefinition")),
+                or_dash(text(d, "desiredCount")),
+                or_dash(text(d, "runningCount")),
+                or_dash(text(d, "failedHosts")),
+                or_dash(text(d, "createdAt")),
+                or_dash(text(d, "finishedAt")),
+            ]
+        })
+        .collect();
+    let mut out = if rows.is_empty() {
+        "no deployments\n".to_owned()
+    } else {
+        table(
+            &[
+                "ID",
+                "STATUS",
+                "REVISION",
+                "TASK DEFINITION",
+                "DESIRED",
+                "RUNNING",
+                "FAILED",
+                "CREATED",
+                "FINISHED",
+            ],
+            &rows,
+        )
+    };
+    next_token(v, &mut out);
+    out
+}
+
+pub fn status(v: &Value) -> String {
+    let health = match text(v, "reason") {
+        r if r.is_empty() => text(v, "health"),
+        r => format!("{} ({r})", text(v, "health")),
+    };
+    let d = &v["deployment"];
+    let deployment = if d.is_object() {
+        format!(
+            "{} {} (revision {}): {}",
+            text(d, "id"),
+            text(d, "status"),
+            or_dash(text(d, "revision")),
+            deployment_progress(d)
+        )
+    } else {
+        String::new()
+    };
+    let mut out = fields(&[
+        ("Environment", text(v, "name")),
+        ("Health", health),
+        (
+            "Revision",
+            format!(
+                "deployed {}, latest {}",
+                or_dash(text(v, "activeRevision")),
+                or_dash(text(v, "latestRevision"))
+            ),
+        ),
+        ("Deployment", deployment),
+    ]);
+    let c = &v["counts"];
+    let keys = [
+        "desired",
+        "current",
+        "ready",
+        "updated",
+        "available",
+        "misscheduled",
+        "unavailable",
+    ];
+    let headers: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    out.push('\n');
+    out.push_str(&table(
+        &headers,
+        &[keys.iter().map(|k| or_dash(text(c, k))).collect()],
+    ));
+    if let Some(hosts) = v.get("hosts").and_then(Value::as_array) {
+        let rows: Vec<Vec<String>> = hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    short(h, "containerInstanceArn"),
+                    or_dash(text(h, "hostStatus")),
+                    or_dash(text(h, "agentConnected")),
+                    or_dash(text(h, "task")),
+                    or_dash(short(h, "taskDefinition")),
+                    or_dash(text(h, "updated")),
+                    or_dash(text(h, "available")),
+                    or_dash(text(h, "lastFailure")),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        if rows.is_empty() {
+            out.push_str("no hosts\n");
+        } else {
+            out.push_str(&table(
+                &[
+                    "CONTAINER INSTANCE",
+                    "HOST",
+                    "AGENT",
+                    "TASK",
+                    "TASK DEFINITION",
+                    "UPDATED",
+                    "AVAILABLE",
+                    "LAST FAILURE",
+                ],
+                &rows,
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env() -> Value {
+        json!({
+            "name": "web",
+            "instanceGroup": {"cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/prod"},
+            "taskDefinition": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3",
+            "latestRevision": 2,
+            "updateStrategy": {"maxUnavailable": "25%", "minHealthySeconds": 30, "failureThreshold": 1, "autoRollback": true},
+            "deploymentToken": "tok",
+            "health": "healthy",
+            "status": "active",
+            "currentDeploymentId": "01DEP",
+            "activeRevision": 1,
+            "createdAt": "2026-12-01T00:00:00Z",
+            "updatedAt": "2026-12-01T00:01:00Z",
+            "version": 4
+        })
+    }
+
+    #[test]
+    fn tables_align_columns_without_trailing_blanks() {
+        let t = table(
+            &["A", "LONG HEADER", "C"],
+            &[
+                vec!["wide cell".into(), "x".into(), "".into()],
+                vec!["y".into(), "z".into(), "last".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "A          LONG HEADER  C\n\
+             wide cell  x\n\
+             y          z            last\n"
+        );
+    }
+
+    #[test]
+    fn environment_view_names_every_part() {
+        // Absent fields (no deployed task definition yet) are left out, not shown empty.
+        assert_eq!(
+            environment(&env()),
+            "Name:              web\n\
+             Status:            active\n\
+             Health:            healthy\n\
+             Cluster:           arn:aws:ecs:us-east-1:123456789012:cluster/prod\n\
+             Task definition:   arn:aws:ecs:us-east-1:123456789012:task-definition/web:3\n\
+             Revisions:         latest 2, deployed 1\n\
+             Update strategy:   maxUnavailable 25%, minHealthySeconds 30, failureThreshold 1, autoRollback true\n\
+             Deployment:        01DEP\n\
+             Deployment token:  tok\n\
+             Created:           2026-12-01T00:00:00Z\n\
+             Updated:           2026-12-01T00:01:00Z\n"
+        );
+        let mut deploying = env();
+        deploying["activeDeploymentId"] = json!("01NEW");
+        assert!(environment(&deploying).contains("Deployment:        01NEW (in progress)\n"));
+    }
+
+    #[test]
+    fn a_deleted_environment_shows_what_the_api_said() {
+        assert_eq!(
+            environment(&json!({"name": "web", "status": "deleted"})),
+            "Name:    web\nStatus:  deleted\n"
+        );
+    }
+
+    #[test]
+    fn environment_list_uses_short_names_and_shows_the_next_token() {
+        let out = environment_list(&json!({"items": [env()], "nextToken": "abc"}));
+        assert_eq!(
+            out,
+            "NAME  CLUSTER  TASK DEFINITION  DEPLOYED/LATEST  HEALTH   STATUS\n\
+             web   prod     web:3            1/2              healthy  active\n\
+             (more: --next-token abc, or --all)\n"
+        );
+        assert_eq!(
+            environment_list(&json!({"items": [], "nextToken": null})),
+            "no environments\n"
+        );
+    }
+
+    #[test]
+    fn deployment_view_lists_failed_hosts() {
+        let d = json!({
+            "id": "01DEP", "environmentName": "web", "status": "failed", "revision": 2,
+            "previousRevision": 1, "taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/web:4",
+            "desiredCount": 3, "pendingCount": 0, "runningCount": 2, "failedHosts": 1,
+            "haltedReason": "1 host(s) failed, threshold 0",
+            "failures": [{"containerInstanceArn": "arn:aws:ecs:us-east-1:1:container-instance/prod/abc", "reason": "RESOURCE:MEMORY"}],
+            "createdAt": "t0", "updatedAt": "t1", "finishedAt": "t2"
+        });
+        let out = deployment(&d);
+        assert!(out.contains("Status:           failed\n"), "{out}");
+        assert!(out.contains("Revision:         2 (previous 1)\n"), "{out}");
+        assert!(
+            out.contains("Hosts:            running 2, pending 0, failed 1 of 3 hosts\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "Failed hosts:\nCONTAINER INSTANCE  REASON\nabc                 RESOURCE:MEMORY\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn status_view_shows_counts_and_hosts_when_asked() {
+        let v = json!({
+            "name": "web", "activeRevision": 1, "latestRevision": 1,
+            "counts": {"desired": 2, "current": 2, "ready": 1, "updated": 2, "available": 1, "misscheduled": 0, "unavailable": 1},
+            "health": "healthy",
+            "deployment": {"id": "01DEP", "status": "running", "revision": 1, "desiredCount": 2, "runningCount": 1, "pendingCount": 1, "failedHosts": 0},
+            "hosts": [{"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/i-1", "hostStatus": "ACTIVE", "agentConnected": true, "task": "running", "taskDefinition": "arn:aws:ecs:r:1:task-definition/web:1", "updated": true, "available": true}]
+        });
+        let out = status(&v);
+        assert!(out.contains(
+            "Deployment:   01DEP running (revision 1): running 1, pending 1, failed 0 of 2 hosts\n"
+        ), "{out}");
+        assert!(
+            out.contains(
+                "DESIRED  CURRENT  READY  UPDATED  AVAILABLE  MISSCHEDULED  UNAVAILABLE\n\
+             2        2        1      2        1          0             1\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(
+            "i-1                 ACTIVE  true   running  web:1            true     true       -\n"
+        ), "{out}");
+        let mut without = v.clone();
+        without.as_object_mut().unwrap().remove("hosts");
+        assert!(!status(&without).contains("CONTAINER INSTANCE"));
+    }
+
+    #[test]
+    fn lists_of_revisions_and_deployments() {
+        let r = revision_list(&json!({"items": [{"environmentName": "web", "number": 1,
+            "taskDefinition": "arn:aws:ecs:r:1:task-definition/web:1",
+            "updateStrategy": {"maxUnavailable": 1, "minHealthySeconds": 0, "failureThreshold": "20%", "autoRollback": false},
+            "createdAt": "t0"}], "nextToken": null}));
+        assert_eq!(
+            r.lines().nth(1).unwrap(),
+            "1         web:1            1                0              20%                false          t0"
+        );
+        let d = deployment_list(
+            &json!({"items": [{"id": "01A", "status": "completed", "revision": 1,
+            "taskDefinition": "arn:aws:ecs:r:1:task-definition/web:1", "desiredCount": 3, "runningCount": 3,
+            "failedHosts": 0, "createdAt": "t0", "finishedAt": "t1"}]}),
+        );
+        assert_eq!(
+            d.lines().nth(1).unwrap(),
+            "01A  completed  1         web:1            3        3        0       t0       t1"
+        );
+        assert_eq!(deployment_list(&json!({"items": []})), "no deployments\n");
+    }
+}
