@@ -17,11 +17,22 @@ fn template() -> serde_yaml::Value {
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The IAM actions each function's template policy allows, by crate name.
-fn allowed_actions() -> BTreeMap<String, BTreeSet<String>> {
+/// `!Tag value` (serde_yaml keeps CloudFormation's short-form intrinsics as tagged values).
+fn untag(v: &serde_yaml::Value) -> &serde_yaml::Value {
+    match v {
+        serde_yaml::Value::Tagged(t) => &t.value,
+        other => other,
+    }
+}
+
+/// Each function's role statements, by crate name. A function must have a role of its own
+/// (`Role: !GetAtt <Role>.Arn`); a statement under `!If [cond, st, AWS::NoValue]` counts as present.
+fn role_statements() -> BTreeMap<String, Vec<serde_yaml::Value>> {
     let doc = template();
+    let resources = doc["Resources"].as_mapping().unwrap();
     let mut out = BTreeMap::new();
-    for (_, res) in doc["Resources"].as_mapping().unwrap() {
+    let mut roles_seen = BTreeSet::new();
+    for (_, res) in resources {
         if res["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
@@ -29,27 +40,64 @@ fn allowed_actions() -> BTreeMap<String, BTreeSet<String>> {
             .as_str()
             .unwrap()
             .to_owned();
-        let mut actions = BTreeSet::new();
-        for policy in res["Properties"]["Policies"]
+        assert!(
+            res["Properties"]["Policies"].is_null(),
+            "{binary}: SAM Policies would come with AWS managed policies; give it a role of its own"
+        );
+        let role_ref = untag(&res["Properties"]["Role"])
+            .as_str()
+            .unwrap_or_else(|| {
+                panic!("{binary}: no Role: !GetAtt <Role>.Arn");
+            });
+        let role_id = role_ref
+            .strip_suffix(".Arn")
+            .expect("Role: !GetAtt <Role>.Arn");
+        assert!(roles_seen.insert(role_id.to_owned()), "{role_id} is shared");
+        let role = &doc["Resources"][role_id];
+        assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{role_id}");
+        assert!(
+            role["Properties"]["ManagedPolicyArns"].is_null(),
+            "{role_id}: managed policies"
+        );
+        let mut statements = Vec::new();
+        for policy in role["Properties"]["Policies"]
             .as_sequence()
             .into_iter()
             .flatten()
         {
-            for st in policy["Statement"].as_sequence().into_iter().flatten() {
-                match &st["Action"] {
-                    serde_yaml::Value::String(a) => {
-                        actions.insert(a.clone());
-                    }
-                    serde_yaml::Value::Sequence(list) => {
-                        actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
-                    }
-                    _ => {}
+            for st in policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                match untag(st) {
+                    serde_yaml::Value::Sequence(branches) => statements.push(branches[1].clone()),
+                    other => statements.push(other.clone()),
                 }
             }
         }
-        out.insert(binary, actions);
+        out.insert(binary, statements);
     }
     out
+}
+
+fn actions_of(st: &serde_yaml::Value) -> Vec<String> {
+    match &st["Action"] {
+        serde_yaml::Value::String(a) => vec![a.clone()],
+        serde_yaml::Value::Sequence(list) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The IAM actions each function's role allows, by crate name.
+fn allowed_actions() -> BTreeMap<String, BTreeSet<String>> {
+    role_statements()
+        .into_iter()
+        .map(|(f, sts)| (f, sts.iter().flat_map(actions_of).collect()))
+        .collect()
 }
 
 /// The IAM actions an SDK operation needs. A transaction needs the actions of the items in it; ours
@@ -81,6 +129,78 @@ fn assert_allowed(function: &str, w: &World, allowed: &BTreeMap<String, BTreeSet
         }
     }
     w.calls.reset();
+}
+
+/// Least privilege: no write action on `*` (only X-Ray's, which has no resource-level permissions
+/// and is present only with Tracing=Active); ECS writes limited to the ManagedClusters; PassRole
+/// only of TaskRoleArns and only to ECS tasks; DynamoDB actions on the table and its indexes only.
+#[test]
+fn every_role_is_least_privilege() {
+    let read_only = |a: &str| {
+        let name = a.split_once(':').unwrap().1;
+        ["Describe", "List", "Get"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    };
+    let text = |v: &serde_yaml::Value| serde_yaml::to_string(v).unwrap();
+    for (function, statements) in role_statements() {
+        for st in &statements {
+            let sid = st["Sid"].as_str().unwrap_or("?");
+            let actions = actions_of(st);
+            assert!(!actions.is_empty(), "{function}/{sid}: no actions");
+            assert!(
+                actions.iter().all(|a| !a.contains('*')),
+                "{function}/{sid}: wildcard action"
+            );
+            if st["Resource"].as_str() == Some("*") {
+                for a in &actions {
+                    assert!(
+                        read_only(a) || a.starts_with("xray:"),
+                        "{function}/{sid}: write action {a} on Resource \"*\""
+                    );
+                }
+            }
+            let condition = text(&st["Condition"]);
+            for a in &actions {
+                match a.as_str() {
+                    a if a.starts_with("ecs:")
+                        && a != "ecs:DescribeTaskDefinition"
+                        && a != "ecs:DescribeClusters" =>
+                    {
+                        let scope = format!("{condition}{}", text(&st["Resource"]));
+                        assert!(
+                            scope.contains("ManagedClusters"),
+                            "{function}/{sid}: {a} is not limited to the ManagedClusters"
+                        )
+                    }
+                    "iam:PassRole" => {
+                        assert!(
+                            text(&st["Resource"]).contains("TaskRoleArns"),
+                            "{function}/{sid}"
+                        );
+                        assert!(
+                            condition.contains("ecs-tasks.amazonaws.com"),
+                            "{function}/{sid}"
+                        );
+                    }
+                    a if a.starts_with("dynamodb:") => {
+                        let res = text(&st["Resource"]);
+                        assert!(
+                            res.contains("Table.") && !res.contains("'*'"),
+                            "{function}/{sid}: {a} beyond the table: {res}"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // The XRay statement is conditional; every other write is unconditional and scoped.
+        let xray: Vec<_> = statements
+            .iter()
+            .filter(|st| actions_of(st).iter().any(|a| a.starts_with("xray:")))
+            .collect();
+        assert_eq!(xray.len(), 1, "{function}: one X-Ray statement");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
