@@ -20,6 +20,8 @@ pub struct App {
     pub cluster: EcsCluster,
     /// Where the ends of bakes are scheduled (`WAKEUP_QUEUE_URL`; task-events has it).
     pub wakeup: Option<SqsWakeup>,
+    /// The clusters environments may be created on (`MANAGED_CLUSTERS`; environments-api has it).
+    pub managed_clusters: crate::domain::ManagedClusters,
 }
 
 impl App {
@@ -45,6 +47,7 @@ impl App {
                 .ok()
                 .filter(|u| !u.is_empty())
                 .map(|url| SqsWakeup::new(aws_sdk_sqs::Client::new(&config), url)),
+            managed_clusters: crate::domain::ManagedClusters::from_env(),
         })
     }
 }

@@ -334,3 +334,39 @@ async fn deployments_list_newest_first_and_get_by_id() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environments_are_created_only_on_the_managed_clusters() {
+    use integration_tests::shared::domain::ManagedClusters;
+    use integration_tests::shared::http::ApiRequest;
+    use integration_tests::shared::services::environments_api;
+    let w = World::new().await;
+    let create = |name: &str| {
+        ApiRequest {
+        method: "POST".into(),
+        segments: vec!["environments".into()],
+        body: Some(
+            json!({"name": name, "instanceGroup": {"cluster": w.cluster_name}, "taskDefinition": w.family})
+                .to_string()
+                .into_bytes(),
+        ),
+        ..Default::default()
+    }
+    };
+    // GIVEN a stack that manages other clusters only, WHEN an environment is created on this one
+    let others = ManagedClusters::parse("arn:aws:ecs:us-east-1:123456789012:cluster/prod-*");
+    let err = environments_api::route_with(&w.store, &w.cluster, &others, &create("refused"))
+        .await
+        .unwrap_err();
+    // THEN it is refused naming the field, and nothing is written
+    assert_eq!(err.field(), Some("instanceGroup.cluster"), "{err}");
+    let (status, _) = w.api("GET", "/v1/environments/refused", None).await;
+    assert_eq!(status, 404);
+    // AND a pattern that covers the cluster's ARN lets it through
+    let pattern = format!("{}*", &w.cluster_arn[..w.cluster_arn.len() - 2]);
+    let ours = ManagedClusters::parse(&format!("{}, {pattern}", others.patterns()[0]));
+    let created = environments_api::route_with(&w.store, &w.cluster, &ours, &create("allowed"))
+        .await
+        .unwrap();
+    assert_eq!(created.status, 200, "{}", created.body);
+}

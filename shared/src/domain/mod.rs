@@ -2,6 +2,7 @@
 pub mod deployment;
 pub mod environment;
 pub mod host;
+pub mod managed_clusters;
 pub mod names;
 pub mod revision;
 pub mod slot;
@@ -10,6 +11,7 @@ pub mod task;
 pub use deployment::{Deployment, DeploymentStatus, HostFailure};
 pub use environment::{Environment, EnvironmentStatus, Health, InstanceGroup};
 pub use host::{Host, HostStatus};
+pub use managed_clusters::ManagedClusters;
 pub use revision::{Amount, Revision, UpdateStrategy};
 pub use slot::{Slot, SlotKey, SlotTask};
 pub use task::{TaskObservation, TaskStatus};

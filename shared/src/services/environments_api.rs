@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::clock::now_rfc3339;
 use crate::domain::names::validate_environment_name;
-use crate::domain::{Environment, EnvironmentStatus, UpdateStrategy};
+use crate::domain::{Environment, EnvironmentStatus, ManagedClusters, UpdateStrategy};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::{Cluster, Page, Store};
@@ -40,14 +40,25 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
         .ok_or_else(|| Error::invalid(field, format!("{field} is required")))
 }
 
+/// Every route, for a stack that manages any cluster.
 pub async fn route<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
+    route_with(store, cluster, &ManagedClusters::any(), req).await
+}
+
+/// Every route; environments are created only on the `managed` clusters.
+pub async fn route_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    managed: &ManagedClusters,
+    req: &ApiRequest,
+) -> Result<ApiResponse> {
     match (req.method.as_str(), req.seg().as_slice()) {
         ("GET", ["ping"]) => ApiResponse::ok(&json!({ "status": "ok" })),
-        ("POST", ["environments"]) => create(store, cluster, req).await,
+        ("POST", ["environments"]) => create(store, cluster, managed, req).await,
         ("GET", ["environments"]) => list(store, cluster, req).await,
         ("GET", ["environments", name]) => ApiResponse::ok(&get_live(store, name).await?),
         ("PUT", ["environments", name]) => update(store, cluster, name, req).await,
@@ -103,6 +114,7 @@ pub async fn get_live<S: Store + ?Sized>(store: &S, name: &str) -> Result<Enviro
 async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
+    managed: &ManagedClusters,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
     let input: CreateEnvironment = req.json()?;
@@ -126,6 +138,15 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
             )))
         }
     };
+    if !managed.allows(&cluster_arn) {
+        return Err(Error::invalid(
+            "instanceGroup.cluster",
+            format!(
+                "cluster '{cluster_arn}' is not managed by this stack (ManagedClusters: {})",
+                managed.patterns().join(", ")
+            ),
+        ));
+    }
     let task_definition_arn = active_task_definition(cluster, &task_definition).await?;
     let now = now_rfc3339();
     let env = Environment::new(&name, &cluster_arn, &task_definition_arn, strategy, &now);
