@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::domain::{task::task_group, Slot, SlotKey, SlotTask};
 use crate::error::Result;
 use crate::limits::START_TASK_INSTANCES;
+use crate::metrics;
 use crate::planner::{self, Effect, Transition};
 use crate::ports::{Cluster, SlotWrite, StartRequest, Store, WriteOutcome};
 
@@ -101,6 +102,9 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         let (launches, stops) = self.settle(work, &mut report).await?;
         self.launch(launches, &mut report).await?;
         self.stop(stops, &mut report).await;
+        metrics::count(metrics::TASKS_STARTED, report.started.len());
+        metrics::count(metrics::TASK_START_FAILURES, report.start_failures.len());
+        metrics::count(metrics::TASKS_STOPPED, report.stopped.len());
         Ok(report)
     }
 

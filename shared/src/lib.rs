@@ -11,6 +11,7 @@ pub mod executor;
 pub mod fakes;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod planner;
 pub mod ports;
 pub mod runtime;
@@ -20,3 +21,5 @@ pub use error::{Error, Result};
 
 #[cfg(test)]
 mod convergence_tests;
+#[cfg(test)]
+mod observability_tests;

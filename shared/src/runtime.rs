@@ -11,6 +11,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::adapters::{DynamoStore, EcsCluster, SqsWakeup};
 use crate::error::Result;
 use crate::http::{to_lambda, ApiRequest, ApiResponse};
+use crate::metrics;
+use tracing::Instrument;
 
 pub type BoxError = lambda_runtime::Error;
 
@@ -52,13 +54,15 @@ impl App {
     }
 }
 
-/// JSON logs when Lambda's log format is JSON (AWS_LAMBDA_LOG_FORMAT), level from
-/// AWS_LAMBDA_LOG_LEVEL or RUST_LOG (default info); no ANSI colours, no timestamps (CloudWatch adds them).
+/// JSON logs when Lambda's log format is JSON (AWS_LAMBDA_LOG_FORMAT), filtered by RUST_LOG (the
+/// template's LogLevel: directives like `info,shared=debug`), else AWS_LAMBDA_LOG_LEVEL, else
+/// info; no ANSI colours, no timestamps (CloudWatch adds them). Each line carries the fields of
+/// the spans it is in (environment, deployment, host, route).
 pub fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned())
-        .to_lowercase();
+    let level = log_filter(
+        std::env::var("RUST_LOG").ok(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok(),
+    );
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -68,10 +72,23 @@ pub fn init_tracing() {
         .with_target(false);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let _ = if json {
-        builder.json().flatten_event(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init()
     } else {
         builder.try_init()
     };
+}
+
+fn log_filter(rust_log: Option<String>, lambda_level: Option<String>) -> String {
+    rust_log
+        .filter(|f| !f.trim().is_empty())
+        .or(lambda_level.filter(|l| !l.trim().is_empty()))
+        .unwrap_or_else(|| "info".to_owned())
+        .to_lowercase()
 }
 
 async fn boot() -> Result<&'static App, BoxError> {
@@ -90,7 +107,19 @@ where
     let route = &route;
     lambda_http::run(service_fn(move |req: lambda_http::Request| async move {
         let req = ApiRequest::from_lambda(&req);
-        Ok::<_, std::convert::Infallible>(to_lambda(route(app, req).await))
+        let span =
+            tracing::info_span!("request", method = %req.method, path = %req.segments.join("/"));
+        let started = std::time::Instant::now();
+        let (result, mut measured) = metrics::scoped(route(app, req).instrument(span)).await;
+        let response = to_lambda(result);
+        // The latency and 5xx of the handler itself (API Gateway's own are in AWS/ApiGateway).
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        measured.add(metrics::API_LATENCY, metrics::Unit::Milliseconds, ms);
+        if response.status().is_server_error() {
+            measured.add(metrics::API_SERVER_ERRORS, metrics::Unit::Count, 1.0);
+        }
+        metrics::emit(&measured);
+        Ok::<_, std::convert::Infallible>(response)
     }))
     .await
 }
@@ -106,10 +135,31 @@ where
     let app = boot().await?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
-        handler(app, event.payload).await.map_err(|e| {
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        let (result, measured) =
+            metrics::scoped(handler(app, event.payload).instrument(span)).await;
+        metrics::emit(&measured);
+        result.map_err(|e| {
             tracing::error!(error = %e, "invocation failed");
             BoxError::from(e.to_string())
         })
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn the_templates_filter_wins_over_lambdas_level() {
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            log_filter(s("info,shared=DEBUG"), s("TRACE")),
+            "info,shared=debug"
+        );
+        assert_eq!(log_filter(None, s("WARN")), "warn");
+        assert_eq!(log_filter(s(" "), s("ERROR")), "error");
+        assert_eq!(log_filter(None, None), "info");
+    }
 }

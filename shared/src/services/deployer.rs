@@ -152,6 +152,7 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
 
 /// Stops every task of a deleted environment (those its records name, and any its deployments
 /// started that the records missed), then removes its records.
+#[tracing::instrument(skip_all, fields(environment = %env.name))]
 pub async fn teardown<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,

@@ -43,6 +43,12 @@ impl InstanceDetail {
 /// Plans the host for every deployed environment of its cluster. The event carries the host, so
 /// nothing is re-read from ECS: one Query for the environments, then per environment one claim
 /// write (assuming a new host; a wrong guess returns the record and re-plans), StartTask, record.
+#[tracing::instrument(skip_all, fields(
+    cluster = %detail.cluster_arn,
+    host = %detail.container_instance_arn,
+    status = %detail.status,
+    version = detail.version,
+))]
 pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -83,10 +89,6 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
         .collect();
     let report = Executor::new(store, cluster).run(work).await?;
     tracing::info!(
-        cluster = %detail.cluster_arn,
-        host = %detail.container_instance_arn,
-        status = %detail.status,
-        version = detail.version,
         environments = envs.len(),
         started = report.started.len(),
         stopped = report.stopped.len(),

@@ -9,6 +9,7 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
+use crate::metrics;
 use crate::planner::Effect;
 use crate::planner::{
     claim_expired, needs_replacement, plan_baked, plan_expired_claim, plan_host, plan_replace,
@@ -83,6 +84,10 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
         }
         token = page.next_token;
         if token.is_none() {
+            metrics::count(
+                metrics::DRIFT_REPAIRED,
+                summary.started + summary.stopped + summary.expired_claims,
+            );
             return Ok(summary);
         }
     }
@@ -109,6 +114,7 @@ pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
 }
 
 /// Reconciles one environment; `strategy` bounds the wrong-revision tasks it replaces at once.
+#[tracing::instrument(skip_all, fields(environment = %target.environment))]
 pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,

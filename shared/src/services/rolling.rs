@@ -6,6 +6,7 @@
 use crate::domain::{Deployment, DeploymentStatus, Slot};
 use crate::error::Result;
 use crate::executor::{Executor, Live, Report, Work};
+use crate::metrics;
 use crate::planner::{needs_replacement, plan_baked, plan_replace, Target, Transition};
 use crate::ports::{Cluster, Store};
 use crate::services::reconciler::converge_work;
@@ -34,6 +35,7 @@ pub fn target_of(dep: &Deployment) -> Target {
 }
 
 /// Moves deployment `id` of `environment` as far as it can go now.
+#[tracing::instrument(skip_all, fields(environment = %environment, deployment = %id))]
 pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -249,6 +251,21 @@ pub async fn close<S: Store + ?Sized>(
     let closed = store.finish_deployment(dep, outcome).await?;
     if closed {
         tracing::info!(environment = %dep.environment_name, deployment = %dep.id, outcome = ?outcome, "deployment finished");
+        // Once per deployment: only the writer whose conditional close succeeded gets here.
+        metrics::count(
+            if outcome == DeploymentStatus::Failed {
+                metrics::DEPLOYMENTS_FAILED
+            } else {
+                metrics::DEPLOYMENTS_COMPLETED
+            },
+            1,
+        );
+        if let Ok(created) = chrono::DateTime::parse_from_rfc3339(&dep.created_at) {
+            let ms = chrono::Utc::now()
+                .signed_duration_since(created)
+                .num_milliseconds();
+            metrics::duration_ms(metrics::DEPLOYMENT_DURATION, ms as f64);
+        }
     }
     Ok(closed.then_some(outcome))
 }

@@ -63,6 +63,12 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
 
 /// As `handle`; a task that starts baking asks `wakeup` to step its deployment when the bake is
 /// over (without one, the reconciler does it on its next run).
+#[tracing::instrument(skip_all, fields(
+    environment = detail.group.as_deref().unwrap_or_default(),
+    host = detail.container_instance_arn.as_deref().unwrap_or_default(),
+    task = %detail.task_arn,
+    status = %detail.last_status,
+))]
 pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
