@@ -29,7 +29,9 @@ impl ApiRequest {
         };
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let segments = match parts.iter().position(|p| *p == "v1") {
-            Some(i) => parts[i + 1..].iter().map(|s| s.to_string()).collect(),
+            // Decoded as API Gateway decodes pathParameters (`%2D` is `-`); split first, so an
+            // encoded `/` stays inside its segment.
+            Some(i) => parts[i + 1..].iter().map(|s| percent_decode(s)).collect(),
             None => parts.iter().map(|s| format!("!{s}")).collect(), // not under /v1: never matches a route
         };
         let query = req
@@ -97,6 +99,24 @@ impl ApiRequest {
     }
 }
 
+/// `%XX` escapes of a path segment decoded; bytes that are not UTF-8 become U+FFFD.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(h), Some(l)) = (bytes[i], hex(i + 1), hex(i + 2)) {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiResponse {
@@ -144,4 +164,35 @@ pub fn to_lambda(result: Result<ApiResponse>) -> Response<Body> {
         .header("content-type", "application/json")
         .body(Body::Text(body.to_string()))
         .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(path: &str) -> Vec<String> {
+        let req: Request = lambda_http::http::Request::builder()
+            .uri(format!("https://api.example.com{path}"))
+            .body(Body::Empty)
+            .unwrap();
+        ApiRequest::from_lambda(&req).segments
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded_after_splitting() {
+        assert_eq!(
+            segments("/v1/environments/log%2Dshipper"),
+            ["environments", "log-shipper"]
+        );
+        assert_eq!(
+            segments("/v1/environments/a%2Fb/status"),
+            ["environments", "a/b", "status"]
+        );
+        // Not UTF-8, or not an escape: kept visible, so such a name never matches a valid one.
+        assert_eq!(
+            segments("/v1/environments/%FF%zz%4"),
+            ["environments", "\u{fffd}%zz%4"]
+        );
+        assert_eq!(segments("/prod/v1/ping"), ["ping"]);
+    }
 }
