@@ -127,13 +127,24 @@ fn encode_token(key: Option<&Item>) -> Option<String> {
         .map(aws_smithy_types::base64::encode)
 }
 
-fn decode_token(token: Option<&str>) -> Result<Option<Item>> {
+/// The start key in a page token, checked against the query it continues: exactly its `keys`
+/// attributes, and `fits` (same partition, same kind of item). DynamoDB answers a start key that
+/// does not fit the query with ValidationException, which would be a 500 for a forged token or
+/// one of another list.
+fn decode_token(
+    token: Option<&str>,
+    keys: &[&str],
+    fits: impl Fn(&HashMap<String, String>) -> bool,
+) -> Result<Option<Item>> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let invalid = || Error::invalid("nextToken", "nextToken is not a token this API returned");
+    let invalid = || Error::invalid("nextToken", "nextToken is not a token this list returned");
     let bytes = aws_smithy_types::base64::decode(token).map_err(|_| invalid())?;
     let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if map.len() != keys.len() || !keys.iter().all(|k| map.contains_key(*k)) || !fits(&map) {
+        return Err(invalid());
+    }
     Ok(Some(map.into_iter().map(|(k, v)| (k, s(v))).collect()))
 }
 
@@ -222,7 +233,9 @@ impl DynamoStore {
             .expression_attribute_values(":p", s(prefix))
             .scan_index_forward(false)
             .limit(limit as i32)
-            .set_exclusive_start_key(decode_token(next_token)?)
+            .set_exclusive_start_key(decode_token(next_token, &["pk", "sk"], |k| {
+                k["pk"] == env_pk(environment) && k["sk"].starts_with(prefix)
+            })?)
             .send()
             .await
             .map_err(ddb)?;
@@ -614,10 +627,12 @@ impl Store for DynamoStore {
         limit: usize,
         next_token: Option<&str>,
     ) -> Result<Page<Environment>> {
-        let (index, key, value) = match cluster_arn {
-            Some(c) => (BY_CLUSTER, "gsi1pk", format!("CLUSTER#{c}")),
-            None => (BY_KIND, "gsi2pk", ENVIRONMENTS.to_owned()),
+        let (index, key, sort, value) = match cluster_arn {
+            Some(c) => (BY_CLUSTER, "gsi1pk", "gsi1sk", format!("CLUSTER#{c}")),
+            None => (BY_KIND, "gsi2pk", "gsi2sk", ENVIRONMENTS.to_owned()),
         };
+        // An index query's LastEvaluatedKey holds the table's key and the index's.
+        let start = decode_token(next_token, &["pk", "sk", key, sort], |k| k[key] == value)?;
         let out = self
             .client
             .query()
@@ -627,7 +642,7 @@ impl Store for DynamoStore {
             .expression_attribute_names("#k", key)
             .expression_attribute_values(":v", s(value))
             .limit(limit as i32)
-            .set_exclusive_start_key(decode_token(next_token)?)
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(ddb)?;
