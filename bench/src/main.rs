@@ -3,6 +3,7 @@
 //!     bench lambda <name> <binary> <event.json> [runs]   cold start ×runs, then peak RSS over one event
 //!     bench coldstart <label> <binary> <runs> [KEY=VALUE...]   cold start only, with extra variables
 //!     bench calls [deployer-binary]                      AWS calls per join / per 1,000-host deployment
+//!     bench reconcile-fleet                              AWS calls of the reconciler over 5,000 hosts
 //!
 //! `lambda` and `calls` need MOTO_ENDPOINT (a running moto server; the script starts one).
 
@@ -31,10 +32,15 @@ fn main() {
                 .unwrap()
                 .block_on(calls::run(deployer));
         }
+        ["reconcile-fleet"] => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(calls::reconcile_fleet()),
         _ => {
             eprintln!(
                 "usage: bench lambda <name> <binary> <event.json> [runs] \
-                 | bench coldstart <label> <binary> <runs> [KEY=VALUE...] | bench calls [deployer-binary]"
+                 | bench coldstart <label> <binary> <runs> [KEY=VALUE...] | bench calls [deployer-binary] | bench reconcile-fleet"
             );
             std::process::exit(2);
         }
