@@ -22,6 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Base URL of the API, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com
     #[arg(long, global = true, value_name = "URL", conflicts_with = "stack")]
@@ -101,6 +102,7 @@ pub struct PageArgs {
 pub enum EnvCommand {
     /// POST /v1/environments
     Create {
+        /// Environment name (letters, digits, - and _, at most 30)
         name: String,
         /// Cluster name or ARN
         #[arg(long)]
@@ -120,27 +122,42 @@ pub enum EnvCommand {
         page: PageArgs,
     },
     /// GET /v1/environments/{name}
-    Get { name: String },
+    Get {
+        /// Environment name
+        name: String,
+    },
     /// PUT /v1/environments/{name}: a new revision (deploy it with `daemonctl deploy`)
     Update {
+        /// Environment name
         name: String,
+        /// Task definition: family, family:revision or ARN
         #[arg(long)]
         task_definition: Option<String>,
         #[command(flatten)]
         strategy: StrategyArgs,
     },
     /// DELETE /v1/environments/{name}: stops its tasks and removes it
-    Delete { name: String },
+    Delete {
+        /// Environment name
+        name: String,
+    },
     /// GET /v1/environments/{name}/revisions
     Revisions {
+        /// Environment name
         name: String,
         #[command(flatten)]
         page: PageArgs,
     },
     /// GET /v1/environments/{name}/revisions/{number}
-    Revision { name: String, number: u32 },
+    Revision {
+        /// Environment name
+        name: String,
+        /// Revision number
+        number: u32,
+    },
     /// GET /v1/environments/{name}/status
     Status {
+        /// Environment name
         name: String,
         /// One line per host
         #[arg(long)]
@@ -178,14 +195,25 @@ pub struct DeployArgs {
 pub enum DeploymentsCommand {
     /// GET /v1/environments/{name}/deployments
     List {
+        /// Environment name
         name: String,
         #[command(flatten)]
         page: PageArgs,
     },
     /// GET /v1/environments/{name}/deployments/{id}
-    Get { name: String, id: String },
+    Get {
+        /// Environment name
+        name: String,
+        /// Deployment id
+        id: String,
+    },
     /// POST /v1/environments/{name}/deployments/{id}/cancel
-    Cancel { name: String, id: String },
+    Cancel {
+        /// Environment name
+        name: String,
+        /// Deployment id
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -193,8 +193,10 @@ impl ApiClient {
     }
 }
 
-/// hyper's errors say "client error (Connect)"; the cause (connection refused, DNS) is below.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line: hyper's and the SDK's top-level errors ("client error
+/// (Connect)", "service error") name the cause (connection refused, the service's message) only
+/// below.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

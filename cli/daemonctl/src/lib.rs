@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{json, Value};
 
 use crate::cli::{
     Cli, Command, DeployArgs, DeploymentsCommand, DlqCommand, EnvCommand, Global, Output, PageArgs,
     ReplayArgs, StrategyArgs,
 };
-use crate::client::{Answer, ApiClient, ApiError};
+use crate::client::{error_chain, Answer, ApiClient, ApiError};
 
 #[derive(Debug)]
 pub enum Error {
@@ -125,12 +124,7 @@ async fn stack_api_url(config: &SdkConfig, stack: &str) -> Result<String, Error>
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| {
-            Error::Other(format!(
-                "DescribeStacks {stack}: {}",
-                DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(|e| Error::Other(format!("DescribeStacks {stack}: {}", error_chain(&e))))?;
     out.stacks()
         .iter()
         .flat_map(|s| s.outputs())
@@ -458,7 +452,8 @@ async fn replay(config: &SdkConfig, global: &Global, args: ReplayArgs) -> Result
     } else {
         println!("{}", summary.line(opts.dry_run));
     }
-    Ok(if summary.ok() {
+    // A dry run changes nothing, so nothing was left behind by it.
+    Ok(if opts.dry_run || summary.ok() {
         Outcome::Success
     } else {
         Outcome::Unsuccessful

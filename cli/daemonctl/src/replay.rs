@@ -13,11 +13,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::Blob;
 use serde_json::{json, Value};
+
+use crate::client::error_chain;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -85,14 +87,13 @@ pub fn parse_body(body: &str) -> Result<Replayable, String> {
     })
 }
 
-/// `source / detail-type` of an EventBridge event, else a hint of what the event is.
-pub fn describe(event: &Value) -> String {
+/// `source / detail-type` of an EventBridge event, the records of a batch event, or nothing.
+pub fn describe(event: &Value) -> Option<String> {
     match (event["source"].as_str(), event["detail-type"].as_str()) {
-        (Some(s), Some(t)) => format!("{s} / {t}"),
-        _ => match event["Records"].as_array() {
-            Some(r) => format!("{} record(s)", r.len()),
-            None => "event".to_owned(),
-        },
+        (Some(s), Some(t)) => Some(format!("{s} / {t}")),
+        _ => event["Records"]
+            .as_array()
+            .map(|r| format!("{} record(s)", r.len())),
     }
 }
 
@@ -183,7 +184,7 @@ pub async fn run(
     opts: &Options,
     out: &mut dyn FnMut(String),
 ) -> Result<Summary, String> {
-    let aws = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", DisplayErrorContext(e));
+    let aws = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", error_chain(e));
     let queue_arn = if opts.as_sqs_event {
         sqs.get_queue_attributes()
             .queue_url(&opts.queue_url)
@@ -250,7 +251,10 @@ pub async fn run(
                     }
                 };
                 let reason = item.reason.clone().or_else(|| attribute_reason(msg));
-                let what = format!("{} ({}: {})", id, item.shape.label(), describe(&item.event));
+                let what = match describe(&item.event) {
+                    Some(d) => format!("{id} ({}: {d})", item.shape.label()),
+                    None => format!("{id} ({})", item.shape.label()),
+                };
                 if opts.dry_run {
                     summary.would_replay += 1;
                     match reason {
@@ -280,7 +284,7 @@ pub async fn run(
                                 summary.failed += 1;
                                 out(format!(
                                     "replayed {what} but could not delete it: {}",
-                                    DisplayErrorContext(&e)
+                                    error_chain(&e)
                                 ));
                             }
                         }
@@ -312,7 +316,7 @@ pub async fn run(
         {
             out(format!(
                 "note: {id} stays hidden until its visibility timeout ends: {}",
-                DisplayErrorContext(&e)
+                error_chain(&e)
             ));
         }
     }
@@ -333,19 +337,46 @@ async fn invoke(
         .payload(Blob::new(event.to_string()))
         .send()
         .await
-        .map_err(|e| format!("Invoke: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| match e.as_service_error() {
+            // cargo lambda watch answers a function error with HTTP 500 and the error as body.
+            Some(s) => {
+                let raw = e.raw_response();
+                let body = raw
+                    .and_then(|r| r.body().bytes())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                let message = s
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| error_message(&body));
+                format!(
+                    "Invoke answered{}{}: {message}",
+                    raw.map(|r| format!(" HTTP {}", r.status().as_u16()))
+                        .unwrap_or_default(),
+                    s.code().map(|c| format!(" {c}")).unwrap_or_default(),
+                )
+            }
+            None => format!("Invoke: {}", error_chain(&e)),
+        })?;
     if let Some(kind) = out.function_error() {
         let payload = out
             .payload()
             .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
             .unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&payload)
-            .ok()
-            .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
-            .unwrap_or(payload);
-        return Err(format!("function error ({kind}): {message}"));
+        return Err(format!(
+            "function error ({kind}): {}",
+            error_message(&payload)
+        ));
     }
     Ok(())
+}
+
+/// The `errorMessage` of a Lambda error payload, else the payload as it is.
+fn error_message(payload: &str) -> String {
+    serde_json::from_str::<Value>(payload)
+        .ok()
+        .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| payload.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -366,7 +397,10 @@ mod tests {
         let p = parse_body(&ecs_event().to_string()).unwrap();
         assert_eq!(p.shape, Shape::Event);
         assert_eq!(p.event, ecs_event());
-        assert_eq!(describe(&p.event), "aws.ecs / ECS Task State Change");
+        assert_eq!(
+            describe(&p.event).as_deref(),
+            Some("aws.ecs / ECS Task State Change")
+        );
     }
 
     #[test]
@@ -433,7 +467,8 @@ mod tests {
         assert_eq!(r["messageId"], "m1");
         assert_eq!(r["body"], r#"{"environment":"web","deployment":"01D"}"#);
         assert_eq!(r["attributes"]["ApproximateReceiveCount"], "6");
-        assert_eq!(describe(&ev), "1 record(s)");
+        assert_eq!(describe(&ev).as_deref(), Some("1 record(s)"));
+        assert_eq!(describe(&json!({"detail": {}})), None);
     }
 
     #[test]
