@@ -143,6 +143,7 @@ mod tests {
         let mut req = request("POST", "http://127.0.0.1:9000/v1/environments", body);
         sign_request(&mut req, &creds(None), "us-east-1", SERVICE, t()).unwrap();
         assert_eq!(header(&req, "host"), "127.0.0.1:9000");
+        // SHA-256 of the body and the signature, both from botocore for the same request.
         assert_eq!(
             header(&req, "x-amz-content-sha256"),
             "00ed544e4edefb2d50cb2af6eedb54aee7525c2455f830697f9142fff20b16d8"
