@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::clock::now_rfc3339;
-use crate::domain::names::validate_environment_name;
+use crate::domain::names::{validate_environment_name, validate_task_definition};
 use crate::domain::{Environment, EnvironmentStatus, ManagedClusters, UpdateStrategy};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
@@ -38,6 +38,13 @@ fn required(value: Option<String>, field: &str) -> Result<String> {
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| Error::invalid(field, format!("{field} is required")))
+}
+
+/// A `taskDefinition` of a request: given, and in a form ECS takes.
+fn task_definition_input(value: Option<String>) -> Result<String> {
+    let td = required(value, "taskDefinition")?;
+    validate_task_definition(&td)?;
+    Ok(td)
 }
 
 /// Every route, for a stack that manages any cluster.
@@ -124,7 +131,7 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
         input.instance_group.and_then(|g| g.cluster),
         "instanceGroup.cluster",
     )?;
-    let task_definition = required(input.task_definition, "taskDefinition")?;
+    let task_definition = task_definition_input(input.task_definition)?;
     let strategy = match &input.update_strategy {
         Some(patch) => UpdateStrategy::merged(&UpdateStrategy::default(), patch)?,
         None => UpdateStrategy::default(),
@@ -180,9 +187,7 @@ async fn update<S: Store + ?Sized, C: Cluster + ?Sized>(
         ));
     }
     let task_definition = match input.task_definition {
-        Some(td) => {
-            Some(active_task_definition(cluster, &required(Some(td), "taskDefinition")?).await?)
-        }
+        Some(td) => Some(active_task_definition(cluster, &task_definition_input(Some(td))?).await?),
         None => None,
     };
     for _ in 0..3 {
