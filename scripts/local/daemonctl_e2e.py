@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         c.expect(p.returncode == 0 and "CONTAINER INSTANCE" in p.stdout, "env status --hosts (table)", detail(p))
         p = c.run("deployments", "list", ENV)
         c.expect(p.returncode == 0 and "completed" in p.stdout, "deployments list", detail(p))
+        p = c.run("-o", "json", "deployments", "list", ENV)
+        deps = json.loads(p.stdout).get("items", []) if p.returncode == 0 else []
+        dep_id = deps[0]["id"] if deps else ""
         p = c.run("env", "get", "no-such-env")
         c.expect(p.returncode == 1 and "NotFound (HTTP 404)" in p.stderr and p.stdout == "",
                  "an API error: stderr, exit 1", detail(p))
@@ -144,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                    ["Attributes"]["ApproximateNumberOfMessages"])
         c.expect(p.returncode == 0 and "replayed 2, failed 0" in p.stdout and left == 0,
                  "dlq replay: both shapes invoked, then deleted", detail(p) + f"\n     left in queue: {left}")
+        # A wake-up of the deployer (its queue's DLQ holds bare bodies): replayed as an SQS event.
+        wake = sqs.create_queue(QueueName="cli-wakeups-dlq")["QueueUrl"]
+        sqs.send_message(QueueUrl=wake, MessageBody=json.dumps({"environment": ENV, "deploymentId": dep_id}))
+        p = c.run("dlq", "replay", "--queue", wake, "--function", "deployer", "--as-sqs-event", extra_env=aws)
+        c.expect(p.returncode == 0 and "replayed 1, failed 0" in p.stdout, "dlq replay --as-sqs-event: the deployer takes a wake-up",
+                 detail(p))
         # A function error (watch answers HTTP 500): the message stays.
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"not": "an ECS event"}))
         p = c.run("dlq", "replay", "--queue", url, "--function", "instance-events", extra_env=aws)

@@ -216,6 +216,43 @@ pub enum DeploymentsCommand {
     },
 }
 
+/// The stack's dead-letter queues (infra/template.yaml's Outputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StackDlq {
+    /// Container-instance events instance-events could not handle
+    InstanceEvents,
+    /// Task events task-events could not handle
+    TaskEvents,
+    /// Scheduled reconciles that failed
+    Reconciler,
+    /// The deployer's wake-ups (end of a bake) that kept failing
+    Wakeups,
+}
+
+impl StackDlq {
+    /// (queue URL output, function name output, wrap bodies into an SQS event)
+    pub fn outputs(self) -> (&'static str, &'static str, bool) {
+        match self {
+            Self::InstanceEvents => (
+                "InstanceEventsDeadLetterQueueUrl",
+                "InstanceEventsFunctionName",
+                false,
+            ),
+            Self::TaskEvents => (
+                "TaskEventsDeadLetterQueueUrl",
+                "TaskEventsFunctionName",
+                false,
+            ),
+            Self::Reconciler => (
+                "ReconcilerDeadLetterQueueUrl",
+                "ReconcilerFunctionName",
+                false,
+            ),
+            Self::Wakeups => ("WakeupDeadLetterQueueUrl", "DeployerFunctionName", true),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// Re-invoke a function with the events of a dead-letter queue; each message is deleted only
@@ -226,11 +263,15 @@ pub enum DlqCommand {
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Queue URL of the dead-letter queue
-    #[arg(long, value_name = "URL")]
-    pub queue: String,
+    #[arg(long, value_name = "URL", required_unless_present = "dlq")]
+    pub queue: Option<String>,
     /// Function to invoke (name or ARN)
-    #[arg(long)]
-    pub function: String,
+    #[arg(long, required_unless_present = "dlq")]
+    pub function: Option<String>,
+    /// A dead-letter queue of the stack (--stack or DAEMONCTL_STACK) and the function it feeds,
+    /// from the stack's outputs; `wakeups` replays to the deployer as SQS events
+    #[arg(long, value_enum, conflicts_with_all = ["queue", "function"])]
+    pub dlq: Option<StackDlq>,
     /// Handle at most this many messages
     #[arg(long)]
     pub max: Option<usize>,
@@ -313,5 +354,24 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["daemonctl", "env", "list", "--limit", "101"]).is_err());
         assert!(Cli::try_parse_from(["daemonctl", "deploy", "web", "--interval", "5"]).is_err());
+    }
+
+    #[test]
+    fn replay_takes_a_queue_and_a_function_or_a_stack_dlq() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["daemonctl", "dlq", "replay"].iter().chain(args))
+                .map(|c| c.command)
+        };
+        assert!(parse(&["--queue", "q", "--function", "f"]).is_ok());
+        assert!(parse(&["--queue", "q"]).is_err());
+        assert!(parse(&["--dlq", "task-events", "--queue", "q"]).is_err());
+        let Ok(Command::Dlq(DlqCommand::Replay(r))) = parse(&["--dlq", "wakeups"]) else {
+            panic!("--dlq alone is a replay")
+        };
+        assert_eq!(r.dlq, Some(StackDlq::Wakeups));
+        assert_eq!(
+            StackDlq::Wakeups.outputs(),
+            ("WakeupDeadLetterQueueUrl", "DeployerFunctionName", true)
+        );
     }
 }

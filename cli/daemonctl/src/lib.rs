@@ -8,6 +8,7 @@ pub mod output;
 pub mod replay;
 pub mod signing;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -116,8 +117,8 @@ async fn api_client(config: &SdkConfig, global: &Global) -> Result<ApiClient, Er
     )
 }
 
-/// The `ApiUrl` output of a CloudFormation stack (infra/template.yaml's Outputs).
-async fn stack_api_url(config: &SdkConfig, stack: &str) -> Result<String, Error> {
+/// The outputs of a CloudFormation stack (infra/template.yaml's Outputs), by key.
+async fn stack_outputs(config: &SdkConfig, stack: &str) -> Result<HashMap<String, String>, Error> {
     let cfn = aws_sdk_cloudformation::Client::new(config);
     let out = cfn
         .describe_stacks()
@@ -125,13 +126,23 @@ async fn stack_api_url(config: &SdkConfig, stack: &str) -> Result<String, Error>
         .send()
         .await
         .map_err(|e| Error::Other(format!("DescribeStacks {stack}: {}", error_chain(&e))))?;
-    out.stacks()
+    Ok(out
+        .stacks()
         .iter()
         .flat_map(|s| s.outputs())
-        .find(|o| o.output_key() == Some("ApiUrl"))
-        .and_then(|o| o.output_value())
-        .map(str::to_owned)
-        .ok_or_else(|| Error::Other(format!("stack {stack} has no ApiUrl output")))
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}
+
+fn output(outputs: &HashMap<String, String>, stack: &str, key: &str) -> Result<String, Error> {
+    outputs
+        .get(key)
+        .cloned()
+        .ok_or_else(|| Error::Other(format!("stack {stack} has no {key} output")))
+}
+
+async fn stack_api_url(config: &SdkConfig, stack: &str) -> Result<String, Error> {
+    output(&stack_outputs(config, stack).await?, stack, "ApiUrl")
 }
 
 /// The `updateStrategy` object of the flags given, or nothing when none was given. Counts go as
@@ -417,12 +428,36 @@ async fn replay(config: &SdkConfig, global: &Global, args: ReplayArgs) -> Result
             .retry_config(RetryConfig::standard().with_max_attempts(1))
             .build(),
     );
+    let (queue_url, function, as_sqs_event) = match (args.dlq, args.queue, args.function) {
+        (Some(dlq), _, _) => {
+            let stack = global
+                .stack
+                .clone()
+                .or_else(|| std::env::var(endpoint::ENV_STACK).ok())
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--dlq needs the stack: pass --stack NAME or set {}",
+                        endpoint::ENV_STACK
+                    ))
+                })?;
+            let (queue_key, function_key, wrap) = dlq.outputs();
+            let outputs = stack_outputs(config, &stack).await?;
+            (
+                output(&outputs, &stack, queue_key)?,
+                output(&outputs, &stack, function_key)?,
+                wrap || args.as_sqs_event,
+            )
+        }
+        (None, Some(q), Some(f)) => (q, f, args.as_sqs_event),
+        _ => return Err(Error::Usage("give --queue and --function, or --dlq".into())),
+    };
     let opts = replay::Options {
-        queue_url: args.queue,
-        function: args.function,
+        queue_url,
+        function,
         max: args.max,
         dry_run: args.dry_run,
-        as_sqs_event: args.as_sqs_event,
+        as_sqs_event,
         visibility_timeout: args.visibility_timeout,
         wait_seconds: args.wait_seconds,
         region,

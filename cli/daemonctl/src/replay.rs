@@ -455,7 +455,7 @@ mod tests {
         let msg = Message::builder()
             .message_id("m1")
             .receipt_handle("h1")
-            .body(r#"{"environment":"web","deployment":"01D"}"#)
+            .body(r#"{"environment":"web","deploymentId":"01D"}"#)
             .md5_of_body("abc")
             .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "6")
             .build();
@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(r["eventSource"], "aws:sqs");
         assert_eq!(r["eventSourceARN"], "arn:aws:sqs:us-east-1:1:wakeups-dlq");
         assert_eq!(r["messageId"], "m1");
-        assert_eq!(r["body"], r#"{"environment":"web","deployment":"01D"}"#);
+        assert_eq!(r["body"], r#"{"environment":"web","deploymentId":"01D"}"#);
         assert_eq!(r["attributes"]["ApproximateReceiveCount"], "6");
         assert_eq!(describe(&ev).as_deref(), Some("1 record(s)"));
         assert_eq!(describe(&json!({"detail": {}})), None);

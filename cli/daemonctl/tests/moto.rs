@@ -136,12 +136,19 @@ async fn fake_lambda() -> Server {
 }
 
 fn invoked(lambda: &Server) -> Vec<Value> {
+    invoked_fn(lambda, "task-events")
+}
+
+fn invoked_fn(lambda: &Server, function: &str) -> Vec<Value> {
     lambda
         .requests()
         .iter()
         .map(|r| {
             assert_eq!(r.method, "POST");
-            assert_eq!(r.target, "/2015-03-31/functions/task-events/invocations");
+            assert_eq!(
+                r.target,
+                format!("/2015-03-31/functions/{function}/invocations")
+            );
             assert!(r.header("authorization").starts_with("AWS4-HMAC-SHA256"));
             r.json()
         })
@@ -241,7 +248,7 @@ async fn replay_deletes_only_what_was_invoked_successfully() {
 #[tokio::test]
 async fn queue_messages_are_replayed_as_an_sqs_event() {
     let sqs = sqs().await;
-    let body = json!({"environment": "web", "deployment": "01DEP"}).to_string();
+    let body = json!({"environment": "web", "deploymentId": "01DEP"}).to_string();
     let url = queue(&sqs, "daemonctl-wakeups", std::slice::from_ref(&body)).await;
     let lambda = fake_lambda().await;
     let moto = moto_endpoint();
@@ -325,4 +332,55 @@ async fn the_endpoint_of_a_stack_is_its_api_url_output() {
         "{}",
         common::stderr(&o)
     );
+}
+
+#[tokio::test]
+async fn a_stack_dlq_is_replayed_to_its_function_from_the_stack_outputs() {
+    let sqs = sqs().await;
+    let body = json!({"environment": "web", "deploymentId": "01DEP"}).to_string();
+    let url = queue(&sqs, "daemonctl-stack-wakeups", std::slice::from_ref(&body)).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&moto_config().await);
+    let stack = unique("daemonctl-dlqs");
+    let template = json!({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {
+            "WakeupDeadLetterQueueUrl": {"Value": url},
+            "DeployerFunctionName": {"Value": "deployer"},
+        },
+    });
+    cfn.create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    let lambda = fake_lambda().await;
+    let moto = moto_endpoint();
+    let env = [
+        ("AWS_ENDPOINT_URL_CLOUDFORMATION", moto.as_str()),
+        ("AWS_ENDPOINT_URL_SQS", moto.as_str()),
+        ("AWS_ENDPOINT_URL_LAMBDA", lambda.url.as_str()),
+        ("DAEMONCTL_STACK", stack.as_str()),
+    ];
+    let o = daemonctl(
+        &["dlq", "replay", "--dlq", "wakeups", "--wait-seconds", "0"],
+        &env,
+    )
+    .await;
+    assert!(o.status.success(), "{}{}", stdout(&o), common::stderr(&o));
+    // The deployer gets the wake-up as its SQS event source would have delivered it.
+    let events = invoked_fn(&lambda, "deployer");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["Records"][0]["body"], body);
+    assert!(bodies_in(&sqs, &url).await.is_empty());
+
+    // A stack without the queue's output: said so, nothing invoked.
+    let o = daemonctl(&["dlq", "replay", "--dlq", "task-events"], &env).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("has no TaskEventsDeadLetterQueueUrl output"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(lambda.requests().len(), 1);
 }
