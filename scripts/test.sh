@@ -6,7 +6,8 @@
 #   3. the local tooling's own tests (event patterns, event bus against moto)
 #   4. cargo test: planner unit + property tests, integration tests against moto (DynamoDB + ECS)
 #   5. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
-#      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check)
+#      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check);
+#      daemonctl against the local stack (scripts/local/test_daemonctl.sh)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -55,3 +56,6 @@ trap - EXIT
 
 step "end to end: real functions under cargo lambda watch (demo --check)"
 python scripts/local/demo.py --check --chaos
+
+step "end to end: daemonctl (signed requests) against the local stack, DLQ replay to the real functions"
+bash scripts/local/test_daemonctl.sh
