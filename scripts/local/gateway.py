@@ -62,6 +62,10 @@ MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 ACCOUNT = "123456789012"
 API_ID = "local"
 
+# What local clients send when the gateway requires a signature (require_sigv4); never verified.
+LOCAL_SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKIDLOCAL/20260101/us-east-1/execute-api/aws4_request, "
+               "SignedHeaders=host;x-amz-date, Signature=0")
+
 NOT_FOUND = (404, {"message": "Not Found"})
 FORBIDDEN = (403, {"message": "Forbidden"})
 TOO_LARGE = (413, {"message": "Request Entity Too Large"})
@@ -284,7 +288,12 @@ class Gateway:
             def _serve(self) -> None:
                 gw.handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method (TRACE, CONNECT, made-up ones) is routed; no route is a 404, not
+                # http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self.server = http.server.ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True

@@ -132,7 +132,7 @@ def function_for_path(path: str, method: str = "GET") -> str:
 
 def http_api(watch_url: str, method: str, path: str, body: Any = None,
              query: dict[str, Any] | None = None, timeout: float = 900.0,
-             api_url: str | None = None) -> tuple[int, Any]:
+             api_url: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """Call the REST API: through the local gateway at `api_url` when there is one, else
     straight to the function the template routes it to ({watch}/lambda-url/<fn>/...).
     (status, parsed JSON or text)."""
@@ -143,7 +143,7 @@ def http_api(watch_url: str, method: str, path: str, body: Any = None,
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
     data = None
-    headers = {"accept": "application/json"}
+    headers = {"accept": "application/json", **(headers or {})}
     if body is not None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         headers["content-type"] = "application/json"
@@ -295,7 +295,8 @@ class Stack:
     def __init__(self, template: str | Path | None = None, table_name: str | None = None,
                  moto_port: int | None = None, watch_port: int | None = None, watch: bool = True,
                  only_lambda_apis: bool = False, reload: bool = True, concurrency: int = 1,
-                 rust_log: str = "info", log: Any = print, gateway: bool = True, api_port: int | None = None):
+                 rust_log: str = "info", log: Any = print, gateway: bool = True, api_port: int | None = None,
+                 require_sigv4: bool = False):
         self.template_path = Path(template) if template else cfn.DEFAULT_TEMPLATE
         self.template = cfn.load_template(self.template_path)
         self.table_name = table_name or cfn.template_table_name(self.template) or DEFAULT_TABLE
@@ -309,6 +310,7 @@ class Stack:
         self.log = log
         self.with_gateway = gateway
         self.api_port = api_port or 0
+        self.require_sigv4 = require_sigv4
         self.moto: Child | None = None
         self.watch: Child | None = None
         self.gateway: gatewaymod.Gateway | None = None
@@ -497,7 +499,7 @@ class Stack:
     def start_gateway(self) -> None:
         """The template's HTTP API routes in front of watch (gateway.py)."""
         self.gateway = gatewaymod.Gateway(self.watch_url, self.template, port=self.api_port,
-                                          log_path=LOG_DIR / "gateway.log").start()
+                                          require_sigv4=self.require_sigv4, log_path=LOG_DIR / "gateway.log").start()
         self.log(f"stack: API gateway on {self.gateway.url} ({len(self.gateway.router.routes)} routes of "
                  f"{_rel(self.template_path)}; log {LOG_DIR / 'gateway.log'})")
 
@@ -584,7 +586,8 @@ class Stack:
     # ---- calling functions
     def api(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
             timeout: float = 900.0) -> tuple[int, Any]:
-        return http_api(self.watch_url, method, path, body, query, timeout, api_url=self.api_url)
+        auth = {"authorization": gatewaymod.LOCAL_SIGV4} if self.require_sigv4 else None
+        return http_api(self.watch_url, method, path, body, query, timeout, api_url=self.api_url, headers=auth)
 
     def invoke(self, fn: str, event: Any, timeout: float = 900.0) -> tuple[int, bool, Any]:
         return invoke_function(self.watch_url, fn, event, timeout)
@@ -631,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--moto-port", type=int, default=None)
     up.add_argument("--watch-port", type=int, default=None)
     up.add_argument("--api-port", type=int, default=None, help="port of the local API gateway (default: any free one)")
+    up.add_argument("--require-sigv4", action="store_true",
+                    help="the gateway refuses unsigned requests with 403, as IAM auth does (signatures are not verified)")
     up.add_argument("--no-watch", action="store_true", help="moto and the table only")
     up.add_argument("--only-lambda-apis", action="store_true", help="watch serves the Lambda APIs but starts no function")
     up.add_argument("--no-reload", action="store_true", help="do not rebuild functions when the code changes")
@@ -652,8 +657,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "api":
         st = read_state()
         query = dict(q.split("=", 1) for q in a.query)
+        # The placeholder signature passes a gateway that requires one (up --require-sigv4).
         status, body = http_api(st["watch"], a.method.upper(), a.path, json.loads(a.body) if a.body else None, query or None,
-                                api_url=st.get("api"))
+                                api_url=st.get("api"), headers={"authorization": gatewaymod.LOCAL_SIGV4})
         print(status)
         print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
         return 0 if status < 400 else 1
@@ -673,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     stack = Stack(template=a.template, table_name=a.table, moto_port=a.moto_port, watch_port=a.watch_port,
                   watch=not a.no_watch, only_lambda_apis=a.only_lambda_apis, reload=not a.no_reload,
-                  concurrency=a.concurrency, api_port=a.api_port)
+                  concurrency=a.concurrency, api_port=a.api_port, require_sigv4=a.require_sigv4)
     bus = None
     try:
         stack.start()

@@ -239,10 +239,13 @@ class ForwardingTest(unittest.TestCase):
         status, headers, raw = call("DELETE", f"{self.gw.url}/v1/ping")
         self.assertEqual((status, json.loads(raw)), (404, {"message": "Not Found"}))
         self.assertEqual(headers.get("content-type"), "application/json")
+        for method in ("TRACE", "CONNECT", "FOO"):
+            status, _, raw = call(method, f"{self.gw.url}/v1/environments/web")
+            self.assertEqual((status, json.loads(raw)), (404, {"message": "Not Found"}), method)
         status, _, raw = call("GET", f"{self.gw.url}/v1/environments/boom")
         self.assertEqual((status, json.loads(raw)), (500, {"message": "Internal Server Error"}))
         self.assertEqual(len(self.watch.events), 1, "the unmatched route reached no function")
-        self.assertEqual((self.gw.requests(), self.gw.server_errors()), (2, 1))
+        self.assertEqual((self.gw.requests(), self.gw.server_errors()), (5, 1))
 
     def test_require_sigv4_refuses_unsigned_requests(self):
         gw = gateway.Gateway(self.watch.url, require_sigv4=True).start()
