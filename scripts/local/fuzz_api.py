@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""schemathesis against the real API functions on the local stack, from docs/openapi.yaml.
+
+    .venv/bin/python scripts/local/fuzz_api.py            # or: bash scripts/schemathesis.sh
+    .venv/bin/python scripts/local/fuzz_api.py --max-examples 50 --seed 7
+
+Brings the stack up (moto + cargo lambda watch + the local API gateway), starts the two API
+functions (compiling them on a cold build), registers a cluster `demo` and task definition
+`log-shipper` (revisions 1 and 2) in moto and creates the environment `log-shipper` with a
+deployment, so the document's examples name things that exist; then runs schemathesis with
+every phase (examples, coverage, fuzzing, stateful: the document's links chain a create into
+get / deploy / cancel) and these checks:
+
+  not_a_server_error            no 5xx, whatever the input
+  status_code_conformance       every status is one the document lists for the operation
+  content_type_conformance      the documented content type
+  response_schema_conformance   every body matches its schema (additionalProperties: false)
+  negative_data_rejection       input the schema forbids is refused with a 4xx
+
+Counts come from the gateway (every request schemathesis made, and the 5xx among them); the
+run fails (exit 1) on any schemathesis failure, any 5xx, or fewer than --min-requests requests.
+schemathesis' reports go to .local/schemathesis/ (junit.xml, events.ndjson); the gateway's request log is
+.local/logs/gateway.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fleet  # noqa: E402
+import gateway as gatewaymod  # noqa: E402
+import stack as stackmod  # noqa: E402
+
+OPENAPI = stackmod.REPO / "docs" / "openapi.yaml"
+REPORT_DIR = stackmod.LOCAL_DIR / "schemathesis"
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance", "negative_data_rejection")
+CLUSTER, FAMILY, ENV = "demo", "log-shipper", "log-shipper"
+
+
+def seed(stack: stackmod.Stack) -> None:
+    """What the document's examples name: cluster `demo`, task definition `log-shipper`, the
+    environment `log-shipper` with a second revision and a deployment, and `retired` (deleted by
+    DeleteEnvironment's example)."""
+    ecs, ec2 = stack.client("ecs"), stack.client("ec2")
+    fleet.ensure_cluster(ecs, CLUSTER)
+    fleet.register_task_definition(ecs, FAMILY)
+    fleet.register_task_definition(ecs, FAMILY)
+    fleet.add_hosts(ec2, ecs, CLUSTER, 2)
+    for method, path, body in [
+        ("POST", "/v1/environments", {"name": ENV, "instanceGroup": {"cluster": CLUSTER}, "taskDefinition": FAMILY}),
+        # DeleteEnvironment's example, so deleting does not take the others' example away.
+        ("POST", "/v1/environments", {"name": "retired", "instanceGroup": {"cluster": CLUSTER}, "taskDefinition": FAMILY}),
+        ("PUT", f"/v1/environments/{ENV}", {"taskDefinition": f"{FAMILY}:2"}),
+        ("POST", f"/v1/environments/{ENV}/deployments", None),
+    ]:
+        status, answer = stack.api(method, path, body)
+        if status != 200:
+            raise stackmod.StackError(f"seeding: {method} {path} -> {status} {answer}")
+
+
+def run_schemathesis(api_url: str, a: argparse.Namespace) -> int:
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    exe = stackmod.VENV_BIN / "schemathesis"
+    if not exe.exists():
+        raise stackmod.StackError(f"{exe} not found: run scripts/bootstrap.sh")
+    argv = [str(exe), "run", str(OPENAPI), "--url", api_url,
+            "--header", f"Authorization: {gatewaymod.LOCAL_SIGV4}",
+            "--checks", ",".join(CHECKS),
+            "--phases", a.phases,
+            "--max-examples", str(a.max_examples),
+            "--seed", str(a.seed),
+            "--workers", str(a.workers),
+            "--request-timeout", "120",
+            "--generation-database", "none",
+            # The functions answer in milliseconds, but watch queues requests for one instance.
+            "--suppress-health-check", "too_slow,filter_too_much",
+            "--report", "junit,ndjson", "--report-junit-path", str(REPORT_DIR / "junit.xml"),
+            "--report-ndjson-path", str(REPORT_DIR / "events.ndjson"),
+            "--no-color"]
+    print("fuzz: " + " ".join(argv[1:]), flush=True)
+    # In the report directory: schemathesis keeps a .schemathesis/ folder in its working directory.
+    return subprocess.run(argv, cwd=REPORT_DIR).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-examples", type=int, default=60, help="test cases per operation and phase (default 60)")
+    ap.add_argument("--seed", type=int, default=20261201, help="schemathesis' random seed (default fixed: repeatable runs)")
+    # One worker: watch runs one instance per function anyway, and hypothesis' ast.parse is not
+    # thread-safe on Python 3.11 ("AST constructor recursion depth mismatch" with two).
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
+    ap.add_argument("--min-requests", type=int, default=1000, help="fail when schemathesis made fewer requests")
+    a = ap.parse_args(argv)
+
+    stackmod.install_signal_handlers()
+    started = time.time()
+    # No reload: a file saved meanwhile would restart the functions mid-run.
+    # IAM auth as API Gateway has it: an unsigned request is a 403 (schemathesis tries those).
+    stack = stackmod.Stack(rust_log="warn", reload=False, require_sigv4=True, log=lambda m: print(m, flush=True))
+    try:
+        stack.start()
+        stack.warm(("environments-api", "deployments-api"))
+        seed(stack)
+        assert stack.gateway is not None
+        before, before_5xx = stack.gateway.requests(), stack.gateway.server_errors()
+        fuzz_start = time.time()
+        rc = run_schemathesis(stack.gateway.url, a)
+        took = time.time() - fuzz_start
+        requests = stack.gateway.requests() - before
+        server_errors = stack.gateway.server_errors() - before_5xx
+        counts = dict(sorted(stack.gateway.counts.items()))
+    except stackmod.StackError as e:
+        print(f"fuzz: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stack.stop()
+
+    failures = schemathesis_failures()
+    print()
+    print(f"fuzz: {requests} requests in {took:.0f}s (whole run {time.time() - started:.0f}s); "
+          f"status codes {counts}; server errors (5xx): {server_errors}; "
+          f"schemathesis failures: {failures if failures is not None else '?'} (exit {rc})")
+    ok = rc == 0 and server_errors == 0 and requests >= a.min_requests
+    if requests < a.min_requests:
+        print(f"fuzz: FAILED: fewer than {a.min_requests} requests", file=sys.stderr)
+    print(f"{1 if ok else 0} passed, {0 if ok else 1} failed")
+    return 0 if ok else 1
+
+
+def schemathesis_failures() -> int | None:
+    """Failed test cases in the JUnit report."""
+    junit = REPORT_DIR / "junit.xml"
+    try:
+        text = junit.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(r'<testsuites[^>]*\bfailures="(\d+)"', text) or re.search(r'<testsuite[^>]*\bfailures="(\d+)"', text)
+    return int(m.group(1)) if m else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
