@@ -64,6 +64,11 @@ impl ApiRequest {
             .as_deref()
             .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
             .ok_or_else(|| Error::invalid("body", "a JSON body is required"))?;
+        // serde reads a struct from an array too (`[1]` as `{"revision": 1}`); every body of
+        // this API is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Error::invalid("body", "the body must be a JSON object"));
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -176,6 +181,26 @@ mod tests {
             .body(Body::Empty)
             .unwrap();
         ApiRequest::from_lambda(&req).segments
+    }
+
+    #[test]
+    fn a_body_must_be_a_json_object() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            revision: Option<u32>,
+        }
+        let req = |body: &str| ApiRequest {
+            body: Some(body.as_bytes().to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(
+            req(" {\"revision\": 2}").json::<Body>().unwrap().revision,
+            Some(2)
+        );
+        for bad in ["[2]", "2", "\"x\"", "null"] {
+            let err = req(bad).json::<Body>().unwrap_err();
+            assert_eq!(err.field(), Some("body"), "{bad}");
+        }
     }
 
     #[test]

@@ -44,7 +44,8 @@ async fn get<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<Deplo
     })
 }
 
-/// `?revision=N` or a body `{"revision": N}`; neither means the latest revision.
+/// `?revision=N` or a body `{"revision": N}` (the query wins); neither means the latest revision.
+/// A body is checked even when the query names the revision: invalid input is never ignored.
 fn requested_revision(req: &ApiRequest) -> Result<Option<u32>> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -52,20 +53,20 @@ fn requested_revision(req: &ApiRequest) -> Result<Option<u32>> {
         revision: Option<u32>,
     }
     let bad = || Error::invalid("revision", "revision must be a revision number (1, 2, …)");
-    if let Some(r) = req.param("revision") {
-        return r.parse().ok().filter(|n| *n > 0).map(Some).ok_or_else(bad);
-    }
     let has_body = req
         .body
         .as_deref()
         .is_some_and(|b| !b.iter().all(u8::is_ascii_whitespace));
-    if !has_body {
-        return Ok(None);
-    }
-    let body: Body = req.json()?;
-    match body.revision {
-        Some(0) => Err(bad()),
-        r => Ok(r),
+    let from_body = match has_body {
+        true => match req.json::<Body>()?.revision {
+            Some(0) => return Err(bad()),
+            r => r,
+        },
+        false => None,
+    };
+    match req.param("revision") {
+        Some(r) => r.parse().ok().filter(|n| *n > 0).map(Some).ok_or_else(bad),
+        None => Ok(from_body),
     }
 }
 
