@@ -4,12 +4,13 @@
     .venv/bin/python scripts/local/fuzz_api.py            # or: bash scripts/schemathesis.sh
     .venv/bin/python scripts/local/fuzz_api.py --max-examples 50 --seed 7
 
-Brings the stack up (moto + cargo lambda watch + the local API gateway), starts the two API
-functions (compiling them on a cold build), registers a cluster `demo` and task definition
-`log-shipper` (revisions 1 and 2) in moto and creates the environment `log-shipper` with a
-deployment, so the document's examples name things that exist; then runs schemathesis with
-every phase (examples, coverage, fuzzing, stateful: the document's links chain a create into
-get / deploy / cancel) and these checks:
+Brings the stack up (moto + cargo lambda watch + the local API gateway requiring a signature,
+and the local event bus, so deployments really run on two hosts), starts the functions
+(compiling them on a cold build), registers a cluster `demo` and task definition `log-shipper`
+(revisions 1 and 2) in moto and creates the environment `log-shipper` with a deployment, so the
+document's examples name things that exist; then runs schemathesis with every phase (examples,
+coverage, fuzzing, stateful: the document's links chain a create into get / deploy / cancel)
+and these checks:
 
   not_a_server_error            no 5xx, whatever the input
   status_code_conformance       every status is one the document lists for the operation
@@ -18,7 +19,8 @@ get / deploy / cancel) and these checks:
   negative_data_rejection       input the schema forbids is refused with a 4xx
 
 Counts come from the gateway (every request schemathesis made, and the 5xx among them); the
-run fails (exit 1) on any schemathesis failure, any 5xx, or fewer than --min-requests requests.
+run fails (exit 1) on any schemathesis failure, any 5xx, fewer than --min-requests requests, or
+an event function behind the API (deployer, instance-events, task-events) failing an invocation.
 schemathesis' reports go to .local/schemathesis/ (junit.xml, events.ndjson); the gateway's request log is
 .local/logs/gateway.log.
 """
@@ -33,6 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import eventbus  # noqa: E402
 import fleet  # noqa: E402
 import gateway as gatewaymod  # noqa: E402
 import stack as stackmod  # noqa: E402
@@ -91,13 +94,15 @@ def run_schemathesis(api_url: str, a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--max-examples", type=int, default=60, help="test cases per operation and phase (default 60)")
+    ap.add_argument("--max-examples", type=int, default=80, help="test cases per operation and phase (default 80)")
     ap.add_argument("--seed", type=int, default=20261201, help="schemathesis' random seed (default fixed: repeatable runs)")
     # One worker: watch runs one instance per function anyway, and hypothesis' ast.parse is not
     # thread-safe on Python 3.11 ("AST constructor recursion depth mismatch" with two).
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     ap.add_argument("--min-requests", type=int, default=1000, help="fail when schemathesis made fewer requests")
+    ap.add_argument("--no-eventbus", action="store_true",
+                    help="API functions only: deployments stay pending, no host appears in a status")
     a = ap.parse_args(argv)
 
     stackmod.install_signal_handlers()
@@ -105,9 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     # No reload: a file saved meanwhile would restart the functions mid-run.
     # IAM auth as API Gateway has it: an unsigned request is a 403 (schemathesis tries those).
     stack = stackmod.Stack(rust_log="warn", reload=False, require_sigv4=True, log=lambda m: print(m, flush=True))
+    bus: eventbus.EventBus | None = None
     try:
         stack.start()
-        stack.warm(("environments-api", "deployments-api"))
+        stack.warm(("environments-api", "deployments-api") if a.no_eventbus else stackmod.FUNCTIONS)
+        if not a.no_eventbus:
+            # Deployments then run (tasks start on the two hosts), so statuses list hosts and
+            # deployments complete, fail and refuse a cancel, as they do on AWS.
+            bus = eventbus.EventBus(stack.moto_url, stack.watch_url, stack.table_name, template=stack.template_path,
+                                    queue_urls=stack.queue_urls, log=lambda m: None).start()
         seed(stack)
         assert stack.gateway is not None
         before, before_5xx = stack.gateway.requests(), stack.gateway.server_errors()
@@ -117,20 +128,28 @@ def main(argv: list[str] | None = None) -> int:
         requests = stack.gateway.requests() - before
         server_errors = stack.gateway.server_errors() - before_5xx
         counts = dict(sorted(stack.gateway.counts.items()))
+        if bus:
+            bus.wait_idle(30)
     except stackmod.StackError as e:
         print(f"fuzz: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     finally:
+        if bus:
+            bus.stop()
         stack.stop()
 
     failures = schemathesis_failures()
+    bus_errors = {fn: st.get("error", 0) for fn, st in sorted(bus.stats.items())} if bus else {}
     print()
     print(f"fuzz: {requests} requests in {took:.0f}s (whole run {time.time() - started:.0f}s); "
           f"status codes {counts}; server errors (5xx): {server_errors}; "
           f"schemathesis failures: {failures if failures is not None else '?'} (exit {rc})")
-    ok = rc == 0 and server_errors == 0 and requests >= a.min_requests
+    if bus:
+        print(f"fuzz: event functions behind the API: invocations {dict(sorted((fn, sum(st.values())) for fn, st in bus.stats.items()))}, "
+              f"failed {bus_errors}" + (f"; last errors: {list(bus.errors)[-3:]}" if bus.errors else ""))
+    ok = rc == 0 and server_errors == 0 and requests >= a.min_requests and not any(bus_errors.values())
     if requests < a.min_requests:
         print(f"fuzz: FAILED: fewer than {a.min_requests} requests", file=sys.stderr)
     print(f"{1 if ok else 0} passed, {0 if ok else 1} failed")
