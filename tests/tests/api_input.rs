@@ -149,3 +149,30 @@ async fn an_invalid_deployment_body_is_refused_even_when_the_query_names_the_rev
         .await;
     assert_eq!((status, dep["revision"].as_u64()), (200, Some(1)), "{dep}");
 }
+
+/// schemathesis: `?hosts=` (empty) was taken for `false`, and `?revision=` for no revision.
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_boolean_and_number_parameters_are_refused() {
+    let w = World::new().await;
+    w.create_environment("web").await;
+    for (method, path, field) in [
+        ("GET", "/v1/environments/web/status?hosts=", "hosts"),
+        ("GET", "/v1/environments/web/status?hosts=1", "hosts"),
+        (
+            "POST",
+            "/v1/environments/web/deployments?revision=",
+            "revision",
+        ),
+    ] {
+        let (status, err) = w.api(method, path, None).await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (400, Some(field)),
+            "{method} {path}: {err}"
+        );
+    }
+    let (status, st) = w
+        .api("GET", "/v1/environments/web/status?hosts=true", None)
+        .await;
+    assert_eq!((status, st["hosts"].is_array()), (200, true), "{st}");
+}

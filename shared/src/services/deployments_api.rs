@@ -64,7 +64,8 @@ fn requested_revision(req: &ApiRequest) -> Result<Option<u32>> {
         },
         false => None,
     };
-    match req.param("revision") {
+    // Not `param()`: an empty `?revision=` is no revision number.
+    match req.query.get("revision") {
         Some(r) => r.parse().ok().filter(|n| *n > 0).map(Some).ok_or_else(bad),
         None => Ok(from_body),
     }

@@ -98,7 +98,8 @@ pub async fn route_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                 Some(id) => store.get_deployment(name, id).await?,
                 None => None,
             };
-            let hosts = match req.param("hosts") {
+            // Not `param()`: an empty `?hosts=` is neither true nor false.
+            let hosts = match req.query.get("hosts").map(String::as_str) {
                 None | Some("false") => false,
                 Some("true") => true,
                 Some(_) => return Err(Error::invalid("hosts", "hosts must be true or false")),
