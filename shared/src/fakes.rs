@@ -429,6 +429,8 @@ struct ClusterState {
     refuse_next_starts: usize,
     /// StartTask calls that start their tasks but whose answer is lost (a timeout, a dead Lambda).
     lose_next_start_answers: usize,
+    /// How often the hosts were listed (each is List + Describe calls in ECS).
+    active_hosts_calls: usize,
 }
 
 /// An ECS cluster in memory. StartTask refuses hosts that are not ACTIVE (as ECS does) and calls
@@ -457,6 +459,9 @@ impl FakeCluster {
     }
     pub fn start_calls(&self) -> Vec<usize> {
         self.state.lock().unwrap().start_calls.clone()
+    }
+    pub fn active_hosts_calls(&self) -> usize {
+        self.state.lock().unwrap().active_hosts_calls
     }
     pub fn refuse_next_starts(&self, n: usize) {
         self.state.lock().unwrap().refuse_next_starts = n;
@@ -498,7 +503,8 @@ impl Cluster for FakeCluster {
 
     async fn active_hosts(&self, _cluster_arn: &str) -> Result<Vec<Host>> {
         tokio::task::yield_now().await;
-        let s = self.state.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        s.active_hosts_calls += 1;
         Ok(s.hosts
             .values()
             .filter(|h| h.status == HostStatus::Active)

@@ -2,6 +2,7 @@
 pub mod deployer;
 pub mod deployments_api;
 pub mod environments_api;
+pub mod hosts_once;
 pub mod instance_events;
 pub mod reconciler;
 pub mod rolling;

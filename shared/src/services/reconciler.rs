@@ -16,6 +16,7 @@ use crate::planner::{
     plan_task, Target, Transition, CLAIM_LEASE_MS,
 };
 use crate::ports::{Cluster, Store};
+use crate::services::hosts_once::HostsReadOnce;
 use crate::services::rolling;
 
 /// Work for every ACTIVE host of the cluster (and its slot, if any).
@@ -65,6 +66,7 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
     cluster: &C,
     now_ms: i64,
 ) -> Result<Summary> {
+    let cluster = &HostsReadOnce::new(cluster);
     let mut summary = Summary::default();
     let mut token: Option<String> = None;
     loop {
