@@ -21,5 +21,3 @@ pub use error::{Error, Result};
 
 #[cfg(test)]
 mod convergence_tests;
-#[cfg(test)]
-mod observability_tests;
