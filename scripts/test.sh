@@ -7,7 +7,8 @@
 #   4. cargo test: planner unit + property tests, integration tests against moto (DynamoDB + ECS)
 #   5. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
 #      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check);
-#      daemonctl against the local stack (scripts/local/test_daemonctl.sh)
+#      daemonctl against the local stack (scripts/local/test_daemonctl.sh);
+#      schemathesis against the local stack (scripts/local/fuzz_api.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -59,3 +60,6 @@ python scripts/local/demo.py --check --chaos
 
 step "end to end: daemonctl (signed requests) against the local stack, DLQ replay to the real functions"
 bash scripts/local/test_daemonctl.sh
+
+step "API fuzzing: schemathesis from docs/openapi.yaml against the local stack (>= 1,000 requests, no 5xx, responses as documented)"
+python scripts/local/fuzz_api.py
