@@ -5,7 +5,8 @@
 #   2. the template: sam validate --lint, cfn-lint, checkov
 #   3. the local tooling's own tests (event patterns, event bus against moto)
 #   4. cargo test: planner unit + property tests, integration tests against moto (DynamoDB + ECS)
-#   5. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
+#   5. packaging: the arm64 zips (scripts/check_packages.sh)
+#   6. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
 #      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check);
 #      daemonctl against the local stack (scripts/local/test_daemonctl.sh);
 #      schemathesis against the local stack (scripts/local/fuzz_api.py)
@@ -54,6 +55,9 @@ export MOTO_ENDPOINT="http://127.0.0.1:$PORT"
 cargo test --workspace
 kill "$MOTO_PID" 2>/dev/null || true
 trap - EXIT
+
+step "packaging: cargo lambda build --release --arm64, one zip per function, each <= 4 MB"
+bash scripts/check_packages.sh
 
 step "end to end: real functions under cargo lambda watch (demo --check)"
 python scripts/local/demo.py --check --chaos
