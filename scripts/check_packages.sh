@@ -7,8 +7,10 @@ cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH"
 LIMIT=4000000
 FUNCTIONS=(environments-api deployments-api instance-events task-events deployer reconciler)
-P=(); for f in "${FUNCTIONS[@]}"; do P+=(-p "$f"); done
-cargo lambda build --release --arm64 --output-format zip "${P[@]}"
+# --bin, not -p, as scripts/check_cdk.sh (and cargo-lambda-cdk) build: features resolved over the
+# whole workspace, so the CDK synth finds this build fresh instead of compiling it again.
+B=(); for f in "${FUNCTIONS[@]}"; do B+=(--bin "$f"); done
+cargo lambda build --release --arm64 --output-format zip "${B[@]}"
 fail=0
 printf '%-18s %12s %12s\n' function bootstrap zip
 for f in "${FUNCTIONS[@]}"; do
