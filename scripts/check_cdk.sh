@@ -42,11 +42,14 @@ if [[ -n "${CDK_LAMBDA_DIR:-}" ]]; then
   DEFAULT_CODE=(-c "daemon-scheduler:lambdaDir=$LAMBDA_DIR")
   step "functions from $LAMBDA_DIR (CDK_LAMBDA_DIR)"
 else
-  LAMBDA_DIR="$ROOT/target/lambda"
+  LAMBDA_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/lambda"
   DEFAULT_CODE=()
   step "cargo lambda build --release --arm64 (the six functions, one build)"
   t=$SECONDS
-  (cd "$ROOT" && cargo lambda build --release --arm64 $(printf -- '-p %s ' "${FUNCTIONS[@]}"))
+  # --bin, not -p: RustFunction builds `--bin <fn>`, which resolves features over the whole
+  # workspace; `-p` would resolve them over the six packages only, and every dependency whose
+  # features differ (aws-smithy-*, the SDKs) would be compiled again by the synth.
+  (cd "$ROOT" && cargo lambda build --release --arm64 --lambda-dir "$LAMBDA_DIR" $(printf -- '--bin %s ' "${FUNCTIONS[@]}"))
   echo "build: $((SECONDS - t)) s"
 fi
 
