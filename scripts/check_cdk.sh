@@ -40,10 +40,12 @@ FUNCTIONS=(environments-api deployments-api instance-events task-events deployer
 if [[ -n "${CDK_LAMBDA_DIR:-}" ]]; then
   LAMBDA_DIR="$(cd "$CDK_LAMBDA_DIR" && pwd)"
   DEFAULT_CODE=(-c "daemon-scheduler:lambdaDir=$LAMBDA_DIR")
+  DEFAULT_HOW="prebuilt binaries"
   step "functions from $LAMBDA_DIR (CDK_LAMBDA_DIR)"
 else
   LAMBDA_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/lambda"
   DEFAULT_CODE=()
+  DEFAULT_HOW="RustFunction builds"
   step "cargo lambda build --release --arm64 (the six functions, one build)"
   t=$SECONDS
   # --bin, not -p: RustFunction builds `--bin <fn>`, which resolves features over the whole
@@ -68,7 +70,7 @@ PY
   echo "synth $scenario: $((SECONDS - t)) s"
 }
 
-step "cdk synth + cdk-nag: default configuration (RustFunction builds)"
+step "cdk synth + cdk-nag: default configuration ($DEFAULT_HOW)"
 synth default "${DEFAULT_CODE[@]}"
 step "cdk synth + cdk-nag: every option set"
 synth configured -c "daemon-scheduler:lambdaDir=$LAMBDA_DIR"

@@ -32,11 +32,12 @@ import argparse
 import copy
 import fnmatch
 import json
+import logging
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 SAM_TEMPLATE = REPO / "infra" / "template.yaml"
@@ -99,6 +100,8 @@ def load_sam(parameters: dict[str, str], path: Path = SAM_TEMPLATE) -> dict[str,
     from samtranslator.translator.transform import transform
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # The translator warns at exit that its (unused) metrics were never published.
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
     template = cfn.load_template(path)
     for r in template["Resources"].values():
         if r.get("Type") == "AWS::Serverless::Function":
