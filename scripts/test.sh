@@ -5,7 +5,8 @@
 #   2. the template: sam validate --lint, cfn-lint, checkov
 #   3. the local tooling's own tests (event patterns, event bus against moto)
 #   4. cargo test: planner unit + property tests, integration tests against moto (DynamoDB + ECS)
-#   5. packaging: the arm64 zips (scripts/check_packages.sh)
+#   5. packaging: the arm64 zips (scripts/check_packages.sh); the CDK construct: cdk synth under
+#      cdk-nag and its parity with the SAM template (scripts/check_cdk.sh, same arm64 build)
 #   6. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
 #      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check);
 #      daemonctl against the local stack (scripts/local/test_daemonctl.sh);
@@ -58,6 +59,9 @@ trap - EXIT
 
 step "packaging: cargo lambda build --release --arm64, one zip per function, each <= 4 MB"
 bash scripts/check_packages.sh
+
+step "CDK: cdk synth under cdk-nag, parity with infra/template.yaml"
+bash scripts/check_cdk.sh
 
 step "end to end: real functions under cargo lambda watch (demo --check)"
 python scripts/local/demo.py --check --chaos
