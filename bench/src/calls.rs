@@ -92,19 +92,24 @@ async fn join(envs: usize) {
     );
 }
 
-/// A deployment over 1,000 hosts (BENCH_HOSTS): the rollout, the 1,000 RUNNING task events, the close.
-async fn fleet(deployer_bin: Option<PathBuf>) {
-    // BENCH_HOSTS: a smaller fleet for a quick try of the bench itself.
-    let hosts_env = std::env::var("BENCH_HOSTS").ok();
-    let hosts: usize = hosts_env
-        .as_deref()
-        .map_or(1000, |n| n.parse().expect("BENCH_HOSTS"));
+/// A fleet of BENCH_HOSTS (or `default`) container instances with environment `fleet` on it, and
+/// how long registering them took (the harness's time, not counted).
+async fn fleet_world(default: usize) -> (World, usize, std::time::Duration) {
+    let hosts: usize = std::env::var("BENCH_HOSTS")
+        .ok()
+        .map_or(default, |n| n.parse().expect("BENCH_HOSTS"));
     let w = World::new().await;
     progress(&format!("registering {hosts} container instances in moto"));
     let t = Instant::now();
     w.add_hosts(hosts).await;
     let registering = t.elapsed();
     w.create_environment("fleet").await;
+    (w, hosts, registering)
+}
+
+/// A deployment over 1,000 hosts (BENCH_HOSTS): the rollout, the 1,000 RUNNING task events, the close.
+async fn fleet(deployer_bin: Option<PathBuf>) {
+    let (w, hosts, registering) = fleet_world(1000).await;
     let dep = w.create_deployment("fleet").await;
     let id = dep["id"].as_str().unwrap().to_owned();
     let (pk, sk) = ("ENV#fleet".to_owned(), format!("DEP#{id}"));
@@ -320,15 +325,7 @@ fn progress(what: &str) {
 pub async fn reconcile_fleet() {
     use integration_tests::shared::executor::system_now_ms;
     use integration_tests::shared::services::reconciler::reconcile_all;
-    let hosts: usize = std::env::var("BENCH_HOSTS")
-        .ok()
-        .map_or(5000, |n| n.parse().expect("BENCH_HOSTS"));
-    let w = World::new().await;
-    progress(&format!("registering {hosts} container instances in moto"));
-    let t = Instant::now();
-    w.add_hosts(hosts).await;
-    let registering = t.elapsed();
-    w.create_environment("fleet").await;
+    let (w, hosts, registering) = fleet_world(5000).await;
     let dep = w.create_deployment("fleet").await; // recorded; its stream record is never delivered
     let dep_path = format!(
         "/v1/environments/fleet/deployments/{}",
