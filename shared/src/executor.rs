@@ -334,23 +334,34 @@ fn is_same_record(after: &Slot, stored: &Slot) -> bool {
     &a == stored
 }
 
-/// Recording what ECS did with a launch: `decide` on the slot as it then is, `if_gone` when the
-/// slot has disappeared meanwhile.
+impl Work {
+    /// Work on a slot as read: `decide` on the slot as it is when written (re-read after a lost
+    /// race), `if_gone` when it has disappeared meanwhile.
+    pub fn on_slot(
+        slot: &Slot,
+        if_gone: Transition,
+        decide: impl Fn(&Slot, &str, i64) -> Transition + Send + Sync + 'static,
+    ) -> Self {
+        Work {
+            key: slot.key(),
+            current: Some(slot.clone()),
+            live: Live::Unknown,
+            pending_cap: None,
+            decide: Box::new(move |cur, claim, now| match cur {
+                Some(s) => decide(s, claim, now),
+                None => if_gone.clone(),
+            }),
+        }
+    }
+}
+
+/// Recording what ECS did with a launch (no new claim is involved).
 fn record(
     slot: &Slot,
     if_gone: Transition,
     decide: impl Fn(&Slot, i64) -> Transition + Send + Sync + 'static,
 ) -> Work {
-    Work {
-        key: slot.key(),
-        current: Some(slot.clone()),
-        live: Live::Unknown,
-        pending_cap: None,
-        decide: Box::new(move |cur, _, now| match cur {
-            Some(s) => decide(s, now),
-            None => if_gone.clone(),
-        }),
-    }
+    Work::on_slot(slot, if_gone, move |s, _, now| decide(s, now))
 }
 
 /// A task we started whose slot is gone (environment deleted meanwhile): stop it.

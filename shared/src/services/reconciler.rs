@@ -201,10 +201,14 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                     task_arn: task_arn.clone(),
                     reason: format!("{STOP_REASON_PREFIX}stop requested again"),
                 };
-                work.push(decide_each(slot, move |_, _, _| Transition {
-                    next: None,
-                    effect: stop.clone(),
-                }));
+                work.push(Work::on_slot(
+                    slot,
+                    Transition::nothing(),
+                    move |_, _, _| Transition {
+                        next: None,
+                        effect: stop.clone(),
+                    },
+                ));
                 continue;
             }
         }
@@ -214,16 +218,20 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                 .iter()
                 .find(|t| !t.last_status.is_stopping())
                 .cloned();
-            work.push(decide_each(slot, move |cur, _, now| {
-                plan_expired_claim(cur, found.as_ref(), now)
-            }));
+            work.push(Work::on_slot(
+                slot,
+                Transition::nothing(),
+                move |cur, _, now| plan_expired_claim(cur, found.as_ref(), now),
+            ));
             continue;
         }
         out.verified += observations.len();
         for obs in observations {
-            work.push(decide_each(slot, move |cur, claim, now| {
-                plan_task(cur, &obs, now, claim)
-            }));
+            work.push(Work::on_slot(
+                slot,
+                Transition::nothing(),
+                move |cur, claim, now| plan_task(cur, &obs, now, claim),
+            ));
         }
     }
     // Live tasks on hosts we have no record of: adopt one, stop the rest.
@@ -340,7 +348,9 @@ fn wrong_revision_work(
         .take(room)
         .map(|slot| {
             let target = target.clone();
-            decide_each(slot, move |cur, _, _| plan_replace(&target, cur))
+            Work::on_slot(slot, Transition::nothing(), move |cur, _, _| {
+                plan_replace(&target, cur)
+            })
         })
         .collect()
 }
@@ -382,22 +392,6 @@ fn lost_running(slot: &Slot, live: &[TaskObservation]) -> Option<TaskObservation
         version: t.version.max(version + 1),
         ..t.clone()
     })
-}
-
-fn decide_each(
-    slot: &Slot,
-    decide: impl Fn(&Slot, &str, i64) -> Transition + Send + Sync + 'static,
-) -> Work {
-    Work {
-        key: slot.key(),
-        current: Some(slot.clone()),
-        live: Live::Unknown,
-        pending_cap: None,
-        decide: Box::new(move |cur, claim, now| match cur {
-            Some(s) => decide(s, claim, now),
-            None => Transition::nothing(),
-        }),
-    }
 }
 
 fn merge(into: &mut Report, r: Report) {
