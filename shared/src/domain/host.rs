@@ -47,3 +47,17 @@ impl Host {
         self.status == HostStatus::Active && self.agent_connected
     }
 }
+
+/// Attribute name → value (`None`: an attribute set without a value).
+pub type Attributes = std::collections::BTreeMap<String, Option<String>>;
+
+/// What placement reads of a host: the subjects of the cluster query language and the values of
+/// override placeholders.
+pub trait HostFacts {
+    fn container_instance_arn(&self) -> &str;
+    /// `Some(Some(v))`: set with a value; `Some(None)`: set without a value; `None`: not set.
+    fn attribute(&self, name: &str) -> Option<Option<&str>>;
+    fn ec2_instance_id(&self) -> Option<&str>;
+    fn agent_connected(&self) -> bool;
+    fn agent_version(&self) -> Option<&str>;
+}
