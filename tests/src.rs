@@ -899,7 +899,7 @@ impl Pump {
         // (its last change, to failed, is what starts a rollback).
         let ids: Vec<String> = e
             .into_iter()
-            .flat_map(|e| [e.active_deployment_id, e.current_deployment_id])
+            .flat_map(|e| [e.active_deployment_id, e.deployed.map(|d| d.deployment_id)])
             .flatten()
             .collect();
         for id in ids {

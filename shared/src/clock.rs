@@ -10,3 +10,11 @@ pub fn millis_between(from: &str, to: &str) -> Option<i64> {
     let b = chrono::DateTime::parse_from_rfc3339(to).ok()?;
     Some((b - a).num_milliseconds())
 }
+
+/// Milliseconds since the Unix epoch, by the system clock.
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

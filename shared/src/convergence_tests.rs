@@ -9,7 +9,7 @@
 use proptest::prelude::*;
 
 use crate::clock::now_rfc3339;
-use crate::domain::{Environment, Health, Host, HostStatus};
+use crate::domain::{DaemonSpec, Environment, Health, Host, HostState, HostStatus};
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
 use crate::ports::Store;
@@ -88,6 +88,7 @@ fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
         container_instance_arn: Some(t.host.clone()),
         group: Some(t.group.clone()),
         started_by: Some(t.started_by.clone()),
+        task_definition_arn: Some(t.task_definition.clone()),
         last_status: status.into(),
         desired_status: status.into(),
         stopped_reason: (!t.alive).then(|| "Essential container in task exited".into()),
@@ -97,13 +98,33 @@ fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
     }
 }
 
+/// The event ECS sends for a host as it is now.
+fn instance_detail(host: &Host) -> instance_events::InstanceDetail {
+    serde_json::from_value(serde_json::json!({
+        "clusterArn": FAKE_CLUSTER_ARN,
+        "containerInstanceArn": host.arn(),
+        "status": format!("{:?}", host.state.status).to_uppercase(),
+        "agentConnected": host.state.agent_connected,
+        "version": host.state.version,
+        "ec2InstanceId": host.ec2_instance_id,
+        "attributes": host.attributes.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect::<Vec<_>>(),
+        "remainingResources": host.remaining.as_ref().map(|r| serde_json::json!([
+            {"name": "CPU", "integerValue": r.cpu},
+            {"name": "MEMORY", "integerValue": r.memory},
+            {"name": "PORTS", "stringSetValue": r.ports.iter().map(u16::to_string).collect::<Vec<_>>()},
+        ])).unwrap_or_else(|| serde_json::json!([])),
+    }))
+    .unwrap()
+}
+
 impl Sim {
     async fn new() -> Self {
         let store = FakeStore::default();
         let now = now_rfc3339();
-        let env = Environment::new(ENV, FAKE_CLUSTER_ARN, "agent:1", Default::default(), &now);
+        let spec = DaemonSpec::of_task_definition("agent:1", Default::default());
+        let env = Environment::new(ENV, FAKE_CLUSTER_ARN, spec, &now);
         store
-            .create_environment(&env, &env.latest(&now))
+            .create_environment(&env, &env.latest(&now), &[])
             .await
             .unwrap();
         Self {
@@ -123,29 +144,20 @@ impl Sim {
         if current.is_none() && status != Some(HostStatus::Active) {
             return; // a host that never joined cannot drain or disconnect
         }
-        if current.as_ref().is_some_and(|h| h.status.is_gone()) {
+        if current.as_ref().is_some_and(|h| h.state.status.is_gone()) {
             return; // deregistered hosts do not come back
         }
         self.versions[i] += 1;
-        let host = Host {
+        let host = Host::from_state(HostState {
             container_instance_arn: arn.clone(),
-            status: status.unwrap_or_else(|| current.as_ref().unwrap().status),
+            status: status.unwrap_or_else(|| current.as_ref().unwrap().state.status),
             agent_connected: agent
-                .unwrap_or_else(|| current.as_ref().is_none_or(|h| h.agent_connected)),
+                .unwrap_or_else(|| current.as_ref().is_none_or(|h| h.state.agent_connected)),
             version: self.versions[i],
             other_tasks: None,
-        };
+        });
         self.cluster.set_host(host.clone());
-        self.queue
-            .push(Ev::Instance(instance_events::InstanceDetail {
-                cluster_arn: FAKE_CLUSTER_ARN.into(),
-                container_instance_arn: arn,
-                status: format!("{:?}", host.status).to_uppercase(),
-                agent_connected: host.agent_connected,
-                version: host.version,
-                running_tasks_count: 0,
-                pending_tasks_count: 0,
-            }));
+        self.queue.push(Ev::Instance(instance_detail(&host)));
     }
 
     fn collect_task_changes(&mut self) {
@@ -335,7 +347,7 @@ fn run(ops: Vec<Op>) {
             .await
             .unwrap()
             .unwrap()
-            .current_deployment_id
+            .deployed
             .is_some();
         for minutes in [20, 40] {
             sim.reconcile(system_now_ms() + minutes * 60_000).await;
@@ -348,13 +360,10 @@ fn run(ops: Vec<Op>) {
             let Some(h) = sim.cluster.host(&host_arn(i)) else {
                 continue;
             };
-            let n = live
-                .iter()
-                .filter(|t| t.host == h.container_instance_arn)
-                .count();
+            let n = live.iter().filter(|t| t.host == h.arn()).count();
             if h.is_eligible() {
                 assert_eq!(n, usize::from(deployed), "eligible host {h:?}: {live:?}");
-            } else if h.status != HostStatus::Active {
+            } else if h.state.status != HostStatus::Active {
                 assert_eq!(n, 0, "host {h:?} keeps a daemon: {live:?}");
             }
         }
@@ -364,10 +373,11 @@ fn run(ops: Vec<Op>) {
         for slot in sim.store.slots() {
             let h = sim.cluster.host(&slot.host.container_instance_arn);
             if h.is_some_and(|h| h.is_eligible()) && deployed {
-                assert_eq!(
-                    slot.task_definition, env.active_task_definition,
-                    "{slot:?} / {env:?}"
-                );
+                let wanted = env
+                    .deployed
+                    .as_ref()
+                    .map(|d| d.spec.task_definition.as_str());
+                assert_eq!(slot.task_definition(), wanted, "{slot:?} / {env:?}");
                 assert!(slot.is_available(), "{slot:?}");
             }
         }
@@ -440,6 +450,7 @@ fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
             s.task,
             crate::domain::SlotTask::Pending { .. } | crate::domain::SlotTask::Running { .. }
         )));
+        assert!(sim.store.slots().iter().all(|s| s.failures == 0));
         sim.check_safety();
     });
 }
@@ -455,7 +466,7 @@ fn a_deployment_whose_hosts_are_refused_fails_with_their_reasons() {
         sim.drain_queue().await;
 
         let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
-        let id = env.current_deployment_id.clone().unwrap();
+        let id = env.deployed.as_ref().unwrap().deployment_id.clone();
         let dep = sim.store.deployment(ENV, &id).unwrap();
         assert_eq!(
             dep.status,

@@ -1,42 +1,23 @@
 //! Carries out what the planner decides: compare-and-swap writes first (batched), then the effects
-//! (StartTask ≤ 10 hosts a call, StopTask), then the record of what ECS did. A lost race re-plans
-//! from the slot as it now is, so concurrent writers converge instead of duplicating.
+//! (StartTask ≤ 10 hosts a call for one launch, StopTask), then what ECS refused. A lost race
+//! re-plans from the slot as it now is, so concurrent writers converge instead of duplicating.
+//!
+//! A launch ECS accepted is not recorded here: its task's first event (or the reconciler, by the
+//! claim's `startedBy`) turns the claim into the task. One write fewer per launch, and the slot
+//! already refuses a second launch while it is claimed.
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::domain::{task::task_group, Slot, SlotKey, SlotTask};
+use crate::domain::{LaunchSpec, Slot, SlotTask};
 use crate::error::Result;
 use crate::limits::START_TASK_INSTANCES;
 use crate::metrics;
-use crate::planner::{self, Effect, Transition};
-use crate::ports::{Cluster, SlotWrite, StartRequest, Store, WriteOutcome};
+use crate::planner::{Effect, SlotWrite};
+use crate::ports::{Cluster, StartRequest, Store, WriteOutcome};
+use crate::work::{Live, Work};
 
 /// How often one slot is re-planned after losing a race before we give up (the trigger retries).
 const MAX_ROUNDS: usize = 6;
-
-/// A decision for one slot, re-run on whatever the slot turns out to be.
-/// Arguments: the slot as it is, a fresh claim id, now (epoch ms).
-pub type Decide = Box<dyn Fn(Option<&Slot>, &str, i64) -> Transition + Send + Sync>;
-
-pub struct Work {
-    pub key: SlotKey,
-    /// The slot as read, or as assumed (`None`: assumed absent; a wrong guess costs a retry).
-    pub current: Option<Slot>,
-    pub decide: Decide,
-    /// What the caller knows of the environment's in-progress deployment.
-    pub live: Live,
-    /// A rolling update's budget (see `SlotWrite::pending_cap`).
-    pub pending_cap: Option<i64>,
-}
-
-/// An environment has at most one deployment in progress; when the caller knows which (from the
-/// environment or the deployment itself), a slot still counted by any other one is counted by a
-/// finished deployment, whose counters must not move any more.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Live {
-    Unknown,
-    Is(Option<String>),
-}
 
 /// What the executor did, for logs, metrics and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -51,8 +32,33 @@ pub struct Report {
     pub over_budget: usize,
     /// Launches ECS throttled (freed for a later try, not counted as failures).
     pub throttled: usize,
-    /// Tracked tasks that just reached RUNNING and now bake: (environment, deployment, bake ms).
-    pub bakes: Vec<(String, String, i64)>,
+    /// Tasks that just reached RUNNING and now bake.
+    pub bakes: Vec<Bake>,
+}
+
+impl Report {
+    /// Adds what another run did.
+    pub fn absorb(&mut self, r: Report) {
+        self.written += r.written;
+        self.started.extend(r.started);
+        self.start_failures.extend(r.start_failures);
+        self.stopped.extend(r.stopped);
+        self.conflicts += r.conflicts;
+        self.gave_up += r.gave_up;
+        self.over_budget += r.over_budget;
+        self.throttled += r.throttled;
+        self.bakes.extend(r.bakes);
+    }
+}
+
+/// A new task that started its bake (`minHealthySeconds`): nothing in ECS marks its end.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Bake {
+    pub environment: String,
+    pub host: String,
+    /// The deployment that counts it, if any.
+    pub deployment: Option<String>,
+    pub bake_ms: i64,
 }
 
 pub struct Executor<'a, S: ?Sized, C: ?Sized> {
@@ -66,16 +72,12 @@ pub fn new_claim_id() -> String {
     ulid::Ulid::new().to_string()
 }
 
-pub fn system_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use crate::clock::system_now_ms;
 
 struct Launch {
     slot: Slot,
     claim_id: String,
+    launch: LaunchSpec,
 }
 
 impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
@@ -150,11 +152,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 b.tracked_by = None;
                             }
                         }
-                        writes.push(SlotWrite {
-                            before,
-                            after,
-                            pending_cap: w.pending_cap,
-                        });
+                        writes.push(SlotWrite::new(before, after, w.pending_cap));
                         pending.push((w, t, claim_id));
                     }
                     None => {
@@ -178,17 +176,20 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                     WriteOutcome::Written(slot) => {
                         report.written += 1;
                         let was_baking = w.current.as_ref().is_some_and(|c| c.baking);
-                        if let (true, false, Some(dep)) =
-                            (slot.baking, was_baking, &slot.tracked_by)
-                        {
-                            report.bakes.push((
-                                slot.environment.clone(),
-                                dep.clone(),
-                                slot.bake_ms,
-                            ));
+                        if slot.baking && !was_baking {
+                            report.bakes.push(Bake {
+                                environment: slot.environment.clone(),
+                                host: slot.host.container_instance_arn.clone(),
+                                deployment: slot.tracked_by.clone(),
+                                bake_ms: slot.bake_ms,
+                            });
                         }
                         match t.effect {
-                            Effect::Start => launches.push(Launch { slot, claim_id }),
+                            Effect::Start(launch) => launches.push(Launch {
+                                slot,
+                                claim_id,
+                                launch,
+                            }),
                             Effect::Stop { task_arn, reason } => {
                                 stops.push((slot.cluster_arn.clone(), task_arn, reason))
                             }
@@ -203,9 +204,10 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                     {
                         report.written += 1;
                         match t.effect {
-                            Effect::Start => launches.push(Launch {
+                            Effect::Start(launch) => launches.push(Launch {
                                 slot: current,
                                 claim_id,
+                                launch,
                             }),
                             Effect::Stop { task_arn, reason } => {
                                 stops.push((current.cluster_arn.clone(), task_arn, reason))
@@ -238,22 +240,21 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         Ok((launches, stops))
     }
 
-    /// StartTask for every claimed slot (grouped by what they launch, ≤ 10 hosts a call), then records
-    /// what ECS did; a launch whose claim was superseded meanwhile is stopped again.
+    /// StartTask for every claimed slot, one call per launch and up to 10 hosts; then what ECS
+    /// refused or throttled is recorded (a refusal frees the slot; what started is left to its
+    /// task's events).
     async fn launch(&self, launches: Vec<Launch>, report: &mut Report) -> Result<()> {
-        let mut groups: BTreeMap<(String, String, String, String), Vec<Launch>> = BTreeMap::new();
+        let mut groups: BTreeMap<(String, String), (LaunchSpec, Vec<Launch>)> = BTreeMap::new();
         for l in launches {
-            let k = (
-                l.slot.cluster_arn.clone(),
-                l.slot.task_definition.clone().unwrap_or_default(),
-                l.slot.deployment_id.clone().unwrap_or_default(),
-                l.slot.environment.clone(),
-            );
-            groups.entry(k).or_default().push(l);
+            let key = serde_json::to_string(&l.launch).unwrap_or_default();
+            groups
+                .entry((l.slot.cluster_arn.clone(), key))
+                .or_insert_with(|| (l.launch.clone(), Vec::new()))
+                .1
+                .push(l);
         }
         let mut follow_up: Vec<Work> = Vec::new();
-        for ((cluster, task_definition, started_by, environment), group) in groups {
-            let group_name = task_group(&environment);
+        for ((cluster, _), (launch, group)) in groups {
             for chunk in group.chunks(START_TASK_INSTANCES) {
                 let hosts: Vec<String> = chunk
                     .iter()
@@ -263,34 +264,22 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                     .cluster
                     .start_tasks(StartRequest {
                         cluster_arn: &cluster,
-                        task_definition: &task_definition,
-                        started_by: &started_by,
-                        group: &group_name,
+                        launch: &launch,
                         container_instances: &hosts,
                     })
                     .await?;
                 for l in chunk {
                     let host = &l.slot.host.container_instance_arn;
-                    let claim = l.claim_id.clone();
                     if let Some((_, task_arn)) = outcome.started.iter().find(|(h, _)| h == host) {
                         report.started.push((host.clone(), task_arn.clone()));
-                        let task_arn = task_arn.clone();
-                        follow_up.push(record(&l.slot, stop_orphan(&task_arn), move |s, now| {
-                            planner::plan_started(s, &claim, &task_arn, now)
-                        }));
                     } else if let Some((_, reason)) =
                         outcome.refused.iter().find(|(h, _)| h == host)
                     {
                         report.start_failures.push((host.clone(), reason.clone()));
-                        let reason = reason.clone();
-                        follow_up.push(record(&l.slot, Transition::nothing(), move |s, now| {
-                            planner::plan_start_failed(s, &claim, &reason, now)
-                        }));
+                        follow_up.push(Work::start_refused(&l.slot, &l.claim_id, reason));
                     } else if outcome.throttled.contains(host) {
                         report.throttled += 1;
-                        follow_up.push(record(&l.slot, Transition::nothing(), move |s, now| {
-                            planner::plan_start_throttled(s, &claim, now)
-                        }));
+                        follow_up.push(Work::start_throttled(&l.slot, &l.claim_id));
                     } else {
                         // Unknown outcome: the claim stays until its lease expires and ECS is checked.
                         tracing::warn!(host = %host, "StartTask outcome unknown; claim kept for the lease check");
@@ -302,7 +291,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
             let (more_launches, stops) = self.settle(follow_up, report).await?;
             debug_assert!(
                 more_launches.is_empty(),
-                "recording a launch never launches"
+                "recording a refusal never launches"
             );
             self.stop(stops, report).await;
         }
@@ -332,47 +321,6 @@ fn is_same_record(after: &Slot, stored: &Slot) -> bool {
     a.rev = stored.rev;
     a.updated_at_ms = stored.updated_at_ms;
     &a == stored
-}
-
-impl Work {
-    /// Work on a slot as read: `decide` on the slot as it is when written (re-read after a lost
-    /// race), `if_gone` when it has disappeared meanwhile.
-    pub fn on_slot(
-        slot: &Slot,
-        if_gone: Transition,
-        decide: impl Fn(&Slot, &str, i64) -> Transition + Send + Sync + 'static,
-    ) -> Self {
-        Work {
-            key: slot.key(),
-            current: Some(slot.clone()),
-            live: Live::Unknown,
-            pending_cap: None,
-            decide: Box::new(move |cur, claim, now| match cur {
-                Some(s) => decide(s, claim, now),
-                None => if_gone.clone(),
-            }),
-        }
-    }
-}
-
-/// Recording what ECS did with a launch (no new claim is involved).
-fn record(
-    slot: &Slot,
-    if_gone: Transition,
-    decide: impl Fn(&Slot, i64) -> Transition + Send + Sync + 'static,
-) -> Work {
-    Work::on_slot(slot, if_gone, move |s, _, now| decide(s, now))
-}
-
-/// A task we started whose slot is gone (environment deleted meanwhile): stop it.
-fn stop_orphan(task_arn: &str) -> Transition {
-    Transition {
-        next: None,
-        effect: Effect::Stop {
-            task_arn: task_arn.to_owned(),
-            reason: format!("{}orphan launch", crate::domain::task::STOP_REASON_PREFIX),
-        },
-    }
 }
 
 /// `arn:aws:ecs:region:account:task/<cluster>/<id>` → the cluster ARN.

@@ -1,22 +1,25 @@
 //! In-process fakes of the ports, for property tests and fault injection (never instead of the
-//! moto tests). The store keeps the adapter's contract: compare-and-swap on `rev`, counters moved
-//! with their slot write, claims refused once the environment is deleting. Every call yields first,
-//! so concurrent handlers interleave at each await point.
+//! moto tests). The store keeps the adapter's contract: compare-and-swap on `rev`, the counters
+//! and failures each write carries applied with it, claims refused once the environment is
+//! deleting. The cluster places tasks as ECS does: only on ACTIVE hosts, only where they fit
+//! (refusing with `RESOURCE:*`), taking their reservation from the host's free resources. Every
+//! call yields first, so concurrent handlers interleave at each await point.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::resources::{Reservation, TaskNeeds};
 use crate::domain::{
     Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Host, HostStatus,
-    Revision, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus,
+    Revision, Slot, SlotKey, TaskObservation, TaskStatus,
 };
 use crate::error::{Error, Result};
 use crate::limits::START_TASK_INSTANCES;
-use crate::planner::counter_deltas;
 use crate::ports::{
-    Cluster, Page, ResourceStatus, SlotWrite, StartOutcome, StartRequest, Store, WriteOutcome,
+    Cluster, Page, ResourceStatus, SlotWrite, StartOutcome, StartRequest, Store,
+    TaskDefinitionInfo, WriteOutcome,
 };
 
 #[derive(Default)]
@@ -42,6 +45,28 @@ impl FakeStore {
     }
 }
 
+/// The environments a new revision depends on, each written if still at the version read.
+fn write_dependencies(
+    s: &mut StoreState,
+    name: &str,
+    dependencies: &[(Environment, u64)],
+) -> Result<()> {
+    let fresh = dependencies.iter().all(|(d, v)| {
+        s.envs
+            .get(&d.name)
+            .is_some_and(|e| e.version == *v && e.status == EnvironmentStatus::Active)
+    });
+    if !fresh {
+        return Err(Error::ConcurrentUpdate {
+            what: name.to_owned(),
+        });
+    }
+    for (d, _) in dependencies {
+        s.envs.insert(d.name.clone(), d.clone());
+    }
+    Ok(())
+}
+
 fn page<T: Clone>(items: Vec<T>, limit: usize, token: Option<&str>) -> Result<Page<T>> {
     let start: usize = match token {
         Some(t) => t
@@ -58,12 +83,18 @@ fn page<T: Clone>(items: Vec<T>, limit: usize, token: Option<&str>) -> Result<Pa
 
 #[async_trait]
 impl Store for FakeStore {
-    async fn create_environment(&self, env: &Environment, first: &Revision) -> Result<()> {
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        first: &Revision,
+        dependencies: &[(Environment, u64)],
+    ) -> Result<()> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
         if s.envs.contains_key(&env.name) {
             return Err(Error::conflict(Some("name"), "exists"));
         }
+        write_dependencies(&mut s, &env.name, dependencies)?;
         s.envs.insert(env.name.clone(), env.clone());
         s.revisions
             .insert((env.name.clone(), first.number), first.clone());
@@ -75,6 +106,7 @@ impl Store for FakeStore {
         env: &Environment,
         expected_version: u64,
         revision: &Revision,
+        dependencies: &[(Environment, u64)],
     ) -> Result<()> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
@@ -85,6 +117,7 @@ impl Store for FakeStore {
                     && e.status == EnvironmentStatus::Active
                     && !s.revisions.contains_key(&key) =>
             {
+                write_dependencies(&mut s, &env.name, dependencies)?;
                 s.envs.insert(env.name.clone(), env.clone());
                 s.revisions.insert(key, revision.clone());
                 Ok(())
@@ -268,6 +301,7 @@ impl Store for FakeStore {
         &self,
         deployment: &Deployment,
         outcome: DeploymentStatus,
+        health: Health,
     ) -> Result<bool> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
@@ -281,11 +315,7 @@ impl Store for FakeStore {
         if let Some(env) = s.envs.get_mut(&deployment.environment_name) {
             if env.active_deployment_id.as_deref() == Some(deployment.id.as_str()) {
                 env.active_deployment_id = None;
-                env.health = if outcome == DeploymentStatus::Failed {
-                    Health::Unhealthy
-                } else {
-                    Health::Healthy
-                };
+                env.health = health;
                 env.version += 1;
             }
         }
@@ -295,6 +325,34 @@ impl Store for FakeStore {
     async fn get_slot(&self, key: &SlotKey) -> Result<Option<Slot>> {
         tokio::task::yield_now().await;
         Ok(self.state.lock().unwrap().slots.get(key).cloned())
+    }
+
+    async fn slot_and_environment(
+        &self,
+        key: &SlotKey,
+    ) -> Result<(Option<Slot>, Option<Environment>)> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok((
+            s.slots.get(key).cloned(),
+            s.envs.get(&key.environment).cloned(),
+        ))
+    }
+
+    async fn slots_on_host(&self, environments: &[&str], host: &str) -> Result<Vec<Slot>> {
+        tokio::task::yield_now().await;
+        let s = self.state.lock().unwrap();
+        Ok(environments
+            .iter()
+            .filter_map(|e| {
+                s.slots
+                    .get(&SlotKey {
+                        environment: (*e).to_owned(),
+                        container_instance_arn: host.to_owned(),
+                    })
+                    .cloned()
+            })
+            .collect())
     }
 
     async fn slots_of(&self, environment: &str) -> Result<Vec<Slot>> {
@@ -318,34 +376,34 @@ impl Store for FakeStore {
                 out.push(WriteOutcome::Conflict(current));
                 continue;
             }
-            let claims = matches!(w.after.task, SlotTask::Launching { .. })
-                && !matches!(
-                    w.before.as_ref().map(|b| &b.task),
-                    Some(SlotTask::Launching { .. })
-                );
             let env_active = s
                 .envs
                 .get(&w.after.environment)
                 .is_some_and(|e| e.status == EnvironmentStatus::Active);
-            if claims && !env_active {
+            if w.claims && !env_active {
                 out.push(WriteOutcome::EnvironmentInactive);
                 continue;
             }
-            let deltas = counter_deltas(w.before.as_ref(), &w.after);
-            let closed = deltas.iter().find(|(dep, _)| {
+            let dep_key = |dep: &str| (w.after.environment.clone(), dep.to_owned());
+            let touched = w
+                .counters
+                .iter()
+                .map(|(d, _)| d)
+                .chain(w.failures.iter().map(|(d, _)| d));
+            let closed = touched.clone().find(|dep| {
                 s.deployments
-                    .get(&(w.after.environment.clone(), dep.clone()))
+                    .get(&dep_key(dep))
                     .is_none_or(|d| d.status.is_finished())
             });
-            if let Some((dep, _)) = closed {
+            if let Some(dep) = closed {
                 out.push(WriteOutcome::DeploymentClosed(dep.clone()));
                 continue;
             }
             let over = w.pending_cap.is_some_and(|cap| {
-                deltas.iter().any(|(dep, c)| {
+                w.counters.iter().any(|(dep, c)| {
                     c.pending > 0
                         && s.deployments
-                            .get(&(w.after.environment.clone(), dep.clone()))
+                            .get(&dep_key(dep))
                             .is_some_and(|d| d.pending_count + c.pending > cap)
                 })
             });
@@ -353,16 +411,19 @@ impl Store for FakeStore {
                 out.push(WriteOutcome::OverBudget);
                 continue;
             }
-            for (dep, c) in deltas {
-                let d = s
-                    .deployments
-                    .get_mut(&(w.after.environment.clone(), dep))
-                    .expect("checked above");
+            for (dep, c) in &w.counters {
+                let d = s.deployments.get_mut(&dep_key(dep)).expect("checked above");
                 d.desired_count += c.desired;
                 d.pending_count += c.pending;
                 d.running_count += c.running;
                 d.failed_count += c.failed;
                 d.failed_hosts += c.failed_hosts;
+            }
+            for (dep, failure) in &w.failures {
+                let d = s.deployments.get_mut(&dep_key(dep)).expect("checked above");
+                d.failed_instances
+                    .push(failure.container_instance_arn.clone());
+                d.failures.push(failure.clone());
             }
             let mut stored = w.after.clone();
             stored.rev = w.before.as_ref().map_or(1, |b| b.rev + 1);
@@ -389,27 +450,28 @@ pub struct FakeTask {
     pub host: String,
     pub group: String,
     pub started_by: String,
+    pub task_definition: String,
+    pub overrides: Option<crate::domain::overrides::TaskOverride>,
+    pub reserves: Reservation,
     pub alive: bool,
     pub version: i64,
 }
 
 impl FakeTask {
     pub fn observation(&self) -> Option<TaskObservation> {
+        let status = if self.alive {
+            TaskStatus::Running
+        } else {
+            TaskStatus::Stopped
+        };
         Some(TaskObservation {
             task_arn: self.arn.clone(),
             container_instance_arn: self.host.clone(),
             environment: crate::domain::task::environment_of_group(&self.group)?.to_owned(),
             started_by: Some(self.started_by.clone()),
-            last_status: if self.alive {
-                TaskStatus::Running
-            } else {
-                TaskStatus::Stopped
-            },
-            desired_status: if self.alive {
-                TaskStatus::Running
-            } else {
-                TaskStatus::Stopped
-            },
+            task_definition: Some(self.task_definition.clone()),
+            last_status: status,
+            desired_status: status,
             stopped_reason: (!self.alive).then(|| "stopped".to_owned()),
             version: self.version,
             ran_for_ms: None,
@@ -421,6 +483,8 @@ impl FakeTask {
 struct ClusterState {
     hosts: BTreeMap<String, Host>,
     tasks: BTreeMap<String, FakeTask>,
+    /// What DescribeTaskDefinition says each task definition needs (default: nothing).
+    needs: BTreeMap<String, TaskNeeds>,
     /// Every task state change, in order, for the test to deliver as events.
     changes: Vec<FakeTask>,
     start_calls: Vec<usize>,
@@ -433,8 +497,9 @@ struct ClusterState {
     active_hosts_calls: usize,
 }
 
-/// An ECS cluster in memory. StartTask refuses hosts that are not ACTIVE (as ECS does) and calls
-/// of more than 10 hosts (as ECS does, and moto does not).
+/// An ECS cluster in memory. StartTask refuses calls of more than 10 hosts (as ECS does, and
+/// moto does not), hosts that are not ACTIVE, and hosts where the task does not fit
+/// (`RESOURCE:CPU|MEMORY|PORTS`, when the host has resources set).
 #[derive(Default)]
 pub struct FakeCluster {
     state: Mutex<ClusterState>,
@@ -443,12 +508,21 @@ pub struct FakeCluster {
 pub const FAKE_CLUSTER_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/fake";
 
 impl FakeCluster {
-    pub fn set_host(&self, host: Host) {
+    /// A host as ECS now has it. Its free resources stay as tasks left them unless given.
+    pub fn set_host(&self, mut host: Host) {
         let mut s = self.state.lock().unwrap();
-        s.hosts.insert(host.container_instance_arn.clone(), host);
+        if host.remaining.is_none() {
+            host.remaining = s.hosts.get(host.arn()).and_then(|h| h.remaining.clone());
+        }
+        s.hosts.insert(host.arn().to_owned(), host);
     }
     pub fn host(&self, arn: &str) -> Option<Host> {
         self.state.lock().unwrap().hosts.get(arn).cloned()
+    }
+    /// What DescribeTaskDefinition answers for `task_definition`.
+    pub fn set_task_definition(&self, task_definition: &str, needs: TaskNeeds) {
+        let mut s = self.state.lock().unwrap();
+        s.needs.insert(task_definition.to_owned(), needs);
     }
     pub fn live_tasks(&self) -> Vec<FakeTask> {
         let s = self.state.lock().unwrap();
@@ -472,14 +546,61 @@ impl FakeCluster {
     /// Someone (an operator, an OOM kill) stops a task.
     pub fn kill(&self, arn: &str) -> bool {
         let mut s = self.state.lock().unwrap();
-        let Some(t) = s.tasks.get_mut(arn).filter(|t| t.alive) else {
-            return false;
-        };
-        t.alive = false;
-        t.version += 1;
-        let t = t.clone();
-        s.changes.push(t);
-        true
+        stop(&mut s, arn)
+    }
+    /// Another scheduler places a task of its own on a host (it takes resources; no event of ours).
+    pub fn occupy(&self, host: &str, reserves: &Reservation) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(free) = s.hosts.get_mut(host).and_then(|h| h.remaining.as_mut()) {
+            take(free, reserves);
+        }
+    }
+}
+
+/// Stops a live task: it gives its resources back, and its change is reported.
+fn stop(s: &mut ClusterState, arn: &str) -> bool {
+    let Some(t) = s.tasks.get_mut(arn).filter(|t| t.alive) else {
+        return false;
+    };
+    t.alive = false;
+    t.version += 1;
+    let t = t.clone();
+    if let Some(free) = s.hosts.get_mut(&t.host).and_then(|h| h.remaining.as_mut()) {
+        free.cpu += t.reserves.cpu;
+        free.memory += t.reserves.memory;
+        for p in &t.reserves.ports {
+            free.ports.remove(p);
+        }
+        for p in &t.reserves.udp_ports {
+            free.udp_ports.remove(p);
+        }
+    }
+    s.changes.push(t);
+    true
+}
+
+fn take(free: &mut crate::domain::resources::Resources, r: &Reservation) {
+    free.cpu -= r.cpu;
+    free.memory -= r.memory;
+    free.ports.extend(r.ports.iter().copied());
+    free.udp_ports.extend(r.udp_ports.iter().copied());
+}
+
+/// ECS's refusal reason for a task that does not fit.
+fn resource_refusal(
+    free: &crate::domain::resources::Resources,
+    r: &Reservation,
+) -> Option<&'static str> {
+    if r.memory > free.memory {
+        Some("RESOURCE:MEMORY")
+    } else if r.cpu > free.cpu {
+        Some("RESOURCE:CPU")
+    } else if r.ports.iter().any(|p| free.ports.contains(p))
+        || r.udp_ports.iter().any(|p| free.udp_ports.contains(p))
+    {
+        Some("RESOURCE:PORTS")
+    } else {
+        None
     }
 }
 
@@ -494,10 +615,12 @@ impl Cluster for FakeCluster {
         )
     }
 
-    async fn describe_task_definition(&self, td: &str) -> Result<Option<ResourceStatus>> {
-        Ok(Some(ResourceStatus {
+    async fn describe_task_definition(&self, td: &str) -> Result<Option<TaskDefinitionInfo>> {
+        let s = self.state.lock().unwrap();
+        Ok(Some(TaskDefinitionInfo {
             arn: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{td}"),
             active: true,
+            needs: s.needs.get(td).cloned().unwrap_or_default(),
         }))
     }
 
@@ -507,7 +630,7 @@ impl Cluster for FakeCluster {
         s.active_hosts_calls += 1;
         Ok(s.hosts
             .values()
-            .filter(|h| h.status == HostStatus::Active)
+            .filter(|h| h.state.status == HostStatus::Active)
             .cloned()
             .collect())
     }
@@ -541,13 +664,23 @@ impl Cluster for FakeCluster {
                 .collect();
             return Ok(out);
         }
+        let reserves = &r.launch.reserves;
         for h in r.container_instances {
-            if s.hosts
-                .get(h)
-                .is_none_or(|x| x.status != HostStatus::Active)
-            {
-                out.refused.push((h.clone(), "INACTIVE".to_owned()));
+            let refusal = match s.hosts.get(h) {
+                None => Some("MISSING"),
+                Some(x) if x.state.status != HostStatus::Active => Some("INACTIVE"),
+                Some(x) if !x.state.agent_connected => Some("AGENT"),
+                Some(x) => x
+                    .remaining
+                    .as_ref()
+                    .and_then(|f| resource_refusal(f, reserves)),
+            };
+            if let Some(reason) = refusal {
+                out.refused.push((h.clone(), reason.to_owned()));
                 continue;
+            }
+            if let Some(free) = s.hosts.get_mut(h).and_then(|x| x.remaining.as_mut()) {
+                take(free, reserves);
             }
             s.next_id += 1;
             let task = FakeTask {
@@ -556,8 +689,11 @@ impl Cluster for FakeCluster {
                     s.next_id
                 ),
                 host: h.clone(),
-                group: r.group.to_owned(),
-                started_by: r.started_by.to_owned(),
+                group: r.launch.group.clone(),
+                started_by: r.launch.started_by.clone(),
+                task_definition: r.launch.task_definition.clone(),
+                overrides: r.launch.overrides.clone(),
+                reserves: reserves.clone(),
                 alive: true,
                 version: 1,
             };
@@ -580,12 +716,7 @@ impl Cluster for FakeCluster {
     async fn stop_task(&self, _cluster_arn: &str, task_arn: &str, _reason: &str) -> Result<()> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
-        if let Some(t) = s.tasks.get_mut(task_arn).filter(|t| t.alive) {
-            t.alive = false;
-            t.version += 1;
-            let t = t.clone();
-            s.changes.push(t);
-        }
+        stop(&mut s, task_arn);
         Ok(())
     }
 
@@ -613,14 +744,14 @@ impl Cluster for FakeCluster {
     async fn tasks_of_family(
         &self,
         _cluster_arn: &str,
-        _family: &str,
+        family: &str,
     ) -> Result<Vec<TaskObservation>> {
         tokio::task::yield_now().await;
         let s = self.state.lock().unwrap();
-        // Every task of the fake cluster is of the one family it runs.
         Ok(s.tasks
             .values()
             .filter(|t| t.alive)
+            .filter(|t| crate::domain::task::family_of(&t.task_definition) == family)
             .filter_map(FakeTask::observation)
             .collect())
     }

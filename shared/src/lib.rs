@@ -16,6 +16,7 @@ pub mod planner;
 pub mod ports;
 pub mod runtime;
 pub mod services;
+pub mod work;
 
 pub use error::{Error, Result};
 

@@ -12,3 +12,15 @@ pub const TRANSACT_ITEMS: usize = 100;
 pub const BATCH_WRITE_ITEMS: usize = 25;
 /// ECS `startedBy` length.
 pub const STARTED_BY_MAX: usize = 36;
+/// Keys per `BatchGetItem`.
+pub const BATCH_GET_ITEMS: usize = 100;
+/// ECS: placement constraints per task or service.
+pub const PLACEMENT_CONSTRAINTS_MAX: usize = 10;
+/// ECS: characters of a cluster query language expression.
+pub const EXPRESSION_MAX: usize = 2000;
+/// Ours: sizing rules per revision (each is evaluated on every host event).
+pub const SIZING_RULES_MAX: usize = 20;
+/// Ours: environments one may depend on.
+pub const DEPENDS_ON_MAX: usize = 10;
+/// ECS: characters of a StartTask `overrides` document.
+pub const OVERRIDES_MAX: usize = 8192;

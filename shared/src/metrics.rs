@@ -136,7 +136,7 @@ pub fn duration_ms(name: &'static str, ms: f64) {
 /// Prints the invocation's EMF line to stdout, where Lambda's log capture picks it up.
 pub fn emit(metrics: &Metrics) {
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    if let Some(doc) = metrics.to_emf(&function, crate::executor::system_now_ms()) {
+    if let Some(doc) = metrics.to_emf(&function, crate::clock::system_now_ms()) {
         println!("{doc}");
     }
 }

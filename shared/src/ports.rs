@@ -3,8 +3,10 @@
 
 use async_trait::async_trait;
 
+use crate::domain::resources::TaskNeeds;
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, Host, Revision, Slot, SlotKey, TaskObservation,
+    Deployment, DeploymentStatus, Environment, Health, Host, LaunchSpec, Revision, Slot, SlotKey,
+    TaskObservation,
 };
 use crate::error::Result;
 
@@ -15,15 +17,7 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
-/// A compare-and-swap of one slot: from `before` (`None`: it must not exist) to `after`.
-#[derive(Debug, Clone)]
-pub struct SlotWrite {
-    pub before: Option<Slot>,
-    pub after: Slot,
-    /// A rolling update's budget: the write must leave the deployment it joins with at most this
-    /// many pending hosts, or it is not made (`OverBudget`).
-    pub pending_cap: Option<i64>,
-}
+pub use crate::planner::SlotWrite;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -43,9 +37,16 @@ pub enum WriteOutcome {
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// The environment and its first revision, together. Fails with `Conflict` naming `name`
-    /// when it exists.
-    async fn create_environment(&self, env: &Environment, first: &Revision) -> Result<()>;
+    /// The environment and its first revision, together with `dependencies`: the environments it
+    /// depends on, as they must be written (listing it among their `dependents`), each conditional
+    /// on the version it was read at (`ConcurrentUpdate` otherwise). Fails with `Conflict` naming
+    /// `name` when it exists.
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        first: &Revision,
+        dependencies: &[(Environment, u64)],
+    ) -> Result<()>;
     async fn get_environment(&self, name: &str) -> Result<Option<Environment>>;
     /// Every environment, or those of one cluster ARN, by name.
     async fn list_environments(
@@ -59,12 +60,14 @@ pub trait Store: Send + Sync {
     /// Conditional on `expected_version`; fails with `ConcurrentUpdate` otherwise.
     async fn update_environment(&self, env: &Environment, expected_version: u64) -> Result<()>;
     /// A new revision and the environment pointing at it, in one transaction conditional on
-    /// `expected_version` (`ConcurrentUpdate` otherwise).
+    /// `expected_version` (`ConcurrentUpdate` otherwise); `dependencies` as in
+    /// `create_environment`.
     async fn add_revision(
         &self,
         env: &Environment,
         expected_version: u64,
         revision: &Revision,
+        dependencies: &[(Environment, u64)],
     ) -> Result<()>;
     async fn get_revision(&self, environment: &str, number: u32) -> Result<Option<Revision>>;
     /// Newest first.
@@ -97,15 +100,23 @@ pub trait Store: Send + Sync {
     /// pending/running → cancelled and the environment released, in one transaction. False when
     /// it had already finished.
     async fn cancel_deployment(&self, deployment: &Deployment) -> Result<bool>;
-    /// running → completed/failed and the environment released, in one transaction.
-    /// False when another writer closed it first (or its counters moved meanwhile).
+    /// running → completed/failed and the environment released with `health`, in one
+    /// transaction. False when another writer closed it first (or its counters moved meanwhile).
     async fn finish_deployment(
         &self,
         deployment: &Deployment,
         outcome: DeploymentStatus,
+        health: Health,
     ) -> Result<bool>;
 
     async fn get_slot(&self, key: &SlotKey) -> Result<Option<Slot>>;
+    /// A slot and its environment, in one read (the task-events hot path).
+    async fn slot_and_environment(
+        &self,
+        key: &SlotKey,
+    ) -> Result<(Option<Slot>, Option<Environment>)>;
+    /// The slots of these environments on one host (strongly consistent, 100 keys a call).
+    async fn slots_on_host(&self, environments: &[&str], host: &str) -> Result<Vec<Slot>>;
     /// Every slot of an environment (strongly consistent, all pages).
     async fn slots_of(&self, environment: &str) -> Result<Vec<Slot>>;
     /// Compare-and-swap slots in as few calls as the limits allow, each write together with the
@@ -116,25 +127,38 @@ pub trait Store: Send + Sync {
     async fn delete_environment_records(&self, environment: &str) -> Result<()>;
 }
 
-/// "Step this deployment": what a wake-up carries to the deployer.
+/// What a wake-up asks of the deployer once its delay is over: step a deployment (a new task's
+/// bake ended), and/or look at one slot again (its bake ended: the daemons that depend on it may
+/// start there).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WakeupMessage {
     pub environment: String,
-    pub deployment_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
-/// A delayed call back into a deployment's step: the end of a new task's bake
-/// (`minHealthySeconds`) comes with no ECS event of its own.
+/// A delayed call back into the deployer: the end of a new task's bake (`minHealthySeconds`)
+/// comes with no ECS event of its own.
 #[async_trait]
 pub trait Wakeup: Send + Sync {
-    async fn step_later(&self, environment: &str, deployment: &str, delay_secs: u32) -> Result<()>;
+    async fn wake_later(&self, message: &WakeupMessage, delay_secs: u32) -> Result<()>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceStatus {
     pub arn: String,
     pub active: bool,
+}
+
+/// A task definition as ECS describes it: its ARN, whether it is ACTIVE, what it needs of a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefinitionInfo {
+    pub arn: String,
+    pub active: bool,
+    pub needs: TaskNeeds,
 }
 
 /// What StartTask did for each host of one call.
@@ -152,11 +176,10 @@ pub struct StartOutcome {
     pub throttled: Vec<String>,
 }
 
+/// One StartTask call: one launch on up to 10 hosts.
 pub struct StartRequest<'a> {
     pub cluster_arn: &'a str,
-    pub task_definition: &'a str,
-    pub started_by: &'a str,
-    pub group: &'a str,
+    pub launch: &'a LaunchSpec,
     /// At most `limits::START_TASK_INSTANCES`.
     pub container_instances: &'a [String],
 }
@@ -168,8 +191,8 @@ pub trait Cluster: Send + Sync {
     async fn describe_task_definition(
         &self,
         task_definition: &str,
-    ) -> Result<Option<ResourceStatus>>;
-    /// ACTIVE container instances, with agent state and version (List pages of 100, Describe 100).
+    ) -> Result<Option<TaskDefinitionInfo>>;
+    /// ACTIVE container instances with their placement facts (List pages of 100, Describe 100).
     async fn active_hosts(&self, cluster_arn: &str) -> Result<Vec<Host>>;
     /// These container instances as ECS has them now (Describe, 100 a call). One ECS no longer
     /// knows comes back INACTIVE at the highest version: it is gone for good.

@@ -96,7 +96,7 @@ async fn a_rolling_update_of_20_hosts_never_has_more_than_5_without_a_running_da
     assert_eq!(
         status["counts"],
         json!({"desired": 20, "current": 20, "ready": 20, "updated": 20, "available": 20,
-               "misscheduled": 0, "unavailable": 0}),
+               "misscheduled": 0, "unavailable": 0, "unschedulable": 0, "waiting": 0}),
         "{status}"
     );
     assert_eq!(status["health"], "healthy");

@@ -32,10 +32,11 @@ async fn a_25_host_deployment_uses_3_start_task_calls_and_completes() {
     assert_eq!(w.calls.start_task_sizes(), vec![10, 10, 5]);
     assert_eq!(w.calls.get("ECS.ListContainerInstances"), 1);
     assert_eq!(w.calls.get("ECS.DescribeContainerInstances"), 1);
-    // Claims and records are batched: one transaction for all 25 claims, one for the records.
+    // The claims are batched: one transaction for all 25. The launches are recorded by their
+    // tasks' first events, not by a second write.
     assert_eq!(
         w.calls.get("DynamoDB.TransactWriteItems"),
-        2,
+        1,
         "{:?}",
         w.calls.snapshot()
     );
@@ -151,6 +152,8 @@ async fn duplicated_and_reordered_instance_events_start_nothing_twice() {
             .unwrap();
     }
     assert_one_task_per_host(&w.tasks_by_host().await, std::slice::from_ref(&host));
+    // Its task's first event records the launch.
+    w.deliver_task_events().await;
 
     // The host drains (v5); an older ACTIVE (v3) and the duplicate join (v2) arrive afterwards.
     w.drain(&host).await;
@@ -420,7 +423,7 @@ async fn a_duplicate_task_in_our_group_is_stopped() {
         .ecs
         .start_task()
         .cluster(&w.cluster_name)
-        .task_definition(&env.task_definition)
+        .task_definition(&env.spec.task_definition)
         .container_instances(&hosts[0])
         .group("daemon-scheduler:dupe")
         .started_by("someone")
@@ -472,9 +475,16 @@ async fn delete_stops_every_task_and_removes_the_records_and_twice_is_harmless()
 }
 
 /// The real ECS adapter, except that StartTask refuses the listed hosts (ECS's `failures`).
+/// A refusal about the revision itself (what ECS says when the task's role cannot be passed).
+const REVISION_REFUSED: &str =
+    "StartTask failed: ClientException: ECS was unable to assume the role that was provided";
+
+/// ECS refusing some hosts of every StartTask call with `reason` (fault injection around the real
+/// adapter on moto, which refuses nothing).
 struct Refusing<'a> {
     inner: &'a integration_tests::shared::adapters::EcsCluster,
     refuse: Vec<String>,
+    reason: &'static str,
 }
 
 #[async_trait::async_trait]
@@ -489,8 +499,9 @@ impl integration_tests::shared::ports::Cluster for Refusing<'_> {
     async fn describe_task_definition(
         &self,
         t: &str,
-    ) -> integration_tests::shared::Result<Option<integration_tests::shared::ports::ResourceStatus>>
-    {
+    ) -> integration_tests::shared::Result<
+        Option<integration_tests::shared::ports::TaskDefinitionInfo>,
+    > {
         self.inner.describe_task_definition(t).await
     }
     async fn active_hosts(
@@ -522,11 +533,8 @@ impl integration_tests::shared::ports::Cluster for Refusing<'_> {
                 ..r
             })
             .await?;
-        out.refused.extend(
-            refused
-                .into_iter()
-                .map(|h| (h, "RESOURCE:MEMORY".to_owned())),
-        );
+        out.refused
+            .extend(refused.into_iter().map(|h| (h, self.reason.to_owned())));
         Ok(out)
     }
     async fn stop_task(
@@ -577,6 +585,7 @@ async fn a_deployment_with_refused_hosts_fails_with_each_host_and_reason() {
     let refusing = Refusing {
         inner: &w.cluster,
         refuse: hosts[..2].to_vec(),
+        reason: REVISION_REFUSED,
     };
     let record = w
         .stream_record("ENV#refused", &format!("DEP#{id}"), "INSERT")
@@ -622,10 +631,86 @@ async fn a_deployment_with_refused_hosts_fails_with_each_host_and_reason() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|f| f["reason"] == "RESOURCE:MEMORY"),
+            .all(|f| f["reason"] == REVISION_REFUSED),
         "{dep}"
     );
     let (_, env) = w.api("GET", "/v1/environments/refused", None).await;
     assert_eq!(env["health"], "unhealthy");
     assert!(env.get("activeDeploymentId").is_none(), "{env}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_refused_for_resources_are_unschedulable_not_failures_of_the_deployment() {
+    // GIVEN 4 hosts, 2 of which ECS refuses with RESOURCE:MEMORY (another placement took the room)
+    let w = World::new().await;
+    let hosts = w.add_hosts(4).await;
+    w.create_environment("full").await;
+    let dep = w.create_deployment("full").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    let refusing = Refusing {
+        inner: &w.cluster,
+        refuse: hosts[..2].to_vec(),
+        reason: "RESOURCE:MEMORY",
+    };
+    let record = w
+        .stream_record("ENV#full", &format!("DEP#{id}"), "INSERT")
+        .await;
+    deployer::handle(
+        &w.store,
+        &refusing,
+        &integration_tests::stream_event(vec![record]),
+    )
+    .await
+    .unwrap();
+    w.deliver_task_events().await;
+    w.deliver_deployment("full", &id).await;
+
+    // THEN the deployment completes on the 2 hosts that could run it: the refused ones are no
+    // failure, do not count toward the breaker, and are not desired
+    let (_, dep) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/full/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(dep["status"], "completed", "{dep}");
+    assert_eq!(
+        (
+            dep["desiredCount"].as_i64(),
+            dep["runningCount"].as_i64(),
+            dep["failedCount"].as_i64(),
+            dep["failedHosts"].as_i64()
+        ),
+        (Some(2), Some(2), Some(0), Some(0))
+    );
+    let (_, status) = w
+        .api("GET", "/v1/environments/full/status?hosts=true", None)
+        .await;
+    assert_eq!(status["health"], "healthy", "{status}");
+    assert_eq!(status["counts"]["unschedulable"], 2, "{status}");
+    assert_eq!(status["counts"]["desired"], 2, "{status}");
+    for h in status["hosts"].as_array().unwrap() {
+        let refused = hosts[..2].contains(&h["containerInstanceArn"].as_str().unwrap().to_owned());
+        if refused {
+            assert_eq!(h["placement"], "unschedulable", "{h}");
+            assert_eq!(h["reason"], "RESOURCE:MEMORY", "{h}");
+            assert!(
+                h.get("lastFailure").is_none() && h.get("retryAtMs").is_none(),
+                "{h}"
+            );
+        } else {
+            assert_eq!(h["placement"], "runs", "{h}");
+        }
+    }
+    // AND a reconcile of the same hosts (unchanged: the same versions) does not retry them
+    w.calls.reset();
+    integration_tests::shared::services::reconciler::reconcile_all(
+        &w.store,
+        &refusing,
+        integration_tests::shared::executor::system_now_ms() + 3_600_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.calls.get("ECS.StartTask"), 0, "{:?}", w.calls.snapshot());
 }

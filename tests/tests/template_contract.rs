@@ -319,8 +319,13 @@ async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
 
     // task-events schedules the end of a bake (only it calls the wake-up port), the deployer takes
     // the wake-up from its queue
-    use integration_tests::shared::ports::Wakeup;
-    w.wakeup.step_later("contract", &id, 0).await.unwrap();
+    use integration_tests::shared::ports::{Wakeup, WakeupMessage};
+    let message = WakeupMessage {
+        environment: "contract".into(),
+        deployment_id: Some(id.clone()),
+        host: None,
+    };
+    w.wakeup.wake_later(&message, 0).await.unwrap();
     assert_allowed("task-events", &w, &allowed);
     assert_eq!(w.deliver_wakeups().await, 1);
     assert_allowed("deployer", &w, &allowed);

@@ -328,20 +328,23 @@ export class DaemonScheduler extends Construct {
       ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], tableArns);
 
     allow('instanceEvents', 'SlotRecords',
-      ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], tableArns);
+      ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+        'dynamodb:ConditionCheckItem'], tableArns);
     readTasks('instanceEvents');
     startStop('instanceEvents');
 
-    // Keyed reads and writes only: no index.
+    // The slot and its environment, then conditional writes; the cluster's environments (an
+    // index Query) only where daemons on the host depend on each other.
     allow('taskEvents', 'SlotRecords',
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [this.table.tableArn]);
+      ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+        'dynamodb:ConditionCheckItem'], tableArns);
     startStop('taskEvents');
     allow('taskEvents', 'Wakeups', ['sqs:SendMessage'], [this.wakeupQueue.queueArn]);
 
     allow('deployer', 'StreamFailures', ['sqs:SendMessage'], [this.deployerStreamFailureQueue.queueArn]);
     allow('deployer', 'Records',
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query',
-        'dynamodb:BatchWriteItem', 'dynamodb:ConditionCheckItem'], tableArns);
+      ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
+        'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:ConditionCheckItem'], tableArns);
     readHosts('deployer');
     readTasks('deployer');
     startStop('deployer');

@@ -12,18 +12,18 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use serde::{de::DeserializeOwned, Serialize};
 
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Revision, Slot, SlotKey,
-    SlotTask,
+    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, HostFailure, Revision,
+    Slot, SlotKey,
 };
 use crate::error::{Error, Result};
-use crate::limits::{BATCH_WRITE_ITEMS, TRANSACT_ITEMS};
-use crate::planner::{bucket, counter_deltas, Bucket, Counts};
+use crate::limits::{BATCH_GET_ITEMS, BATCH_WRITE_ITEMS, TRANSACT_ITEMS};
+use crate::planner::Counts;
 use crate::ports::{Page, SlotWrite, Store, WriteOutcome};
 
 type Item = HashMap<String, AttributeValue>;
-/// (container instance ARN, why it failed)
-type HostReason = (String, String);
 
 const BY_CLUSTER: &str = "by-cluster";
 const BY_KIND: &str = "by-kind";
@@ -107,6 +107,19 @@ fn to_item<T: Serialize>(value: &T, keys: &[(&str, String)]) -> Result<Item> {
     Ok(item)
 }
 
+/// The index of the first item whose condition failed in a cancelled transaction.
+fn cancelled_at<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<usize> {
+    match err.as_service_error() {
+        Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => c
+            .cancellation_reasons()
+            .iter()
+            .position(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => None,
+    }
+}
+
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
     serde_dynamo::from_item(item).map_err(|e| Error::Internal(format!("corrupt item: {e}")))
 }
@@ -168,6 +181,64 @@ impl DynamoStore {
                 ("gsi2sk", env.name.clone()),
             ],
         )
+    }
+
+    /// An environment written whole, conditional on the version it was read at (and active).
+    fn env_put_at(&self, env: &Environment, expected_version: u64) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.env_item(env)?))
+            .condition_expression("version = :v AND #st = :active")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":v", n(expected_version))
+            .expression_attribute_values(":active", s("active"))
+            .build();
+        Ok(TransactWriteItem::builder().put(built(put)?).build())
+    }
+
+    /// Items by key, strongly consistent, `BATCH_GET_ITEMS` keys a call; keys DynamoDB leaves
+    /// unprocessed (throttling) are asked again with a short backoff.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_ITEMS) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0..8u32 {
+                if pending.is_empty() {
+                    break;
+                }
+                let ask = built(
+                    KeysAndAttributes::builder()
+                        .set_keys(Some(std::mem::take(&mut pending)))
+                        .consistent_read(true)
+                        .build(),
+                )?;
+                let res = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ask)
+                    .send()
+                    .await
+                    .map_err(ddb)?;
+                if let Some(mut found) = res.responses {
+                    out.extend(found.remove(&self.table).unwrap_or_default());
+                }
+                pending = res
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(Error::Throttled {
+                    service: "DynamoDB".into(),
+                    message: "BatchGetItem left keys unprocessed".into(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn revision_put(&self, revision: &Revision) -> Result<TransactWriteItem> {
@@ -348,7 +419,7 @@ impl DynamoStore {
         environment: &str,
         deployment: &str,
         c: &Counts,
-        newly_failed: &[(String, String)],
+        newly_failed: &[HostFailure],
         pending_cap: Option<i64>,
     ) -> Result<TransactWriteItem> {
         let mut expr = String::from(
@@ -376,16 +447,22 @@ impl DynamoStore {
             );
             let fl = newly_failed
                 .iter()
-                .map(|(host, reason)| {
-                    let mut r = reason.clone();
+                .map(|f| {
+                    let mut r = f.reason.clone();
                     r.truncate(REASON_MAX);
                     AttributeValue::M(HashMap::from([
-                        ("containerInstanceArn".to_owned(), s(host.clone())),
+                        (
+                            "containerInstanceArn".to_owned(),
+                            s(f.container_instance_arn.clone()),
+                        ),
                         ("reason".to_owned(), s(r)),
                     ]))
                 })
                 .collect();
-            let fi = newly_failed.iter().map(|(h, _)| s(h.clone())).collect();
+            let fi = newly_failed
+                .iter()
+                .map(|f| s(f.container_instance_arn.clone()))
+                .collect();
             update = update
                 .expression_attribute_values(":empty", AttributeValue::L(vec![]))
                 .expression_attribute_values(":fl", AttributeValue::L(fl))
@@ -418,7 +495,7 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut parts = Vec::new();
         let mut stored = Vec::new();
-        let mut per_dep: Vec<(String, Counts, Vec<HostReason>)> = Vec::new();
+        let mut per_dep: Vec<(String, Counts, Vec<HostFailure>)> = Vec::new();
         let mut carries: Vec<Vec<String>> = Vec::new();
         let mut claims = false;
         for (i, w) in writes.iter().enumerate() {
@@ -426,27 +503,30 @@ impl DynamoStore {
             items.push(item);
             parts.push(Part::Slot(i));
             stored.push(after);
-            claims |= is_claim(w);
+            claims |= w.claims;
             let mut mine = Vec::new();
-            for (dep, delta) in counter_deltas(w.before.as_ref(), &w.after) {
-                let entry = match per_dep.iter_mut().position(|(d, _, _)| *d == dep) {
-                    Some(p) => &mut per_dep[p],
-                    None => {
-                        per_dep.push((dep.clone(), Counts::default(), Vec::new()));
-                        per_dep.last_mut().expect("just pushed")
-                    }
-                };
-                entry.1.absorb(&delta);
-                let its_own = [&w.after.failed_in, &w.after.tracked_by]
-                    .iter()
-                    .any(|d| d.as_deref() == Some(dep.as_str()));
-                if its_own && newly_failed(w) {
-                    entry.2.push((
-                        w.after.host.container_instance_arn.clone(),
-                        w.after.last_failure.clone().unwrap_or_default(),
-                    ));
+            let deps = w
+                .counters
+                .iter()
+                .map(|(d, _)| d)
+                .chain(w.failures.iter().map(|(d, _)| d));
+            for dep in deps {
+                if !per_dep.iter().any(|(d, _, _)| d == dep) {
+                    per_dep.push((dep.clone(), Counts::default(), Vec::new()));
                 }
-                mine.push(dep);
+                if !mine.contains(dep) {
+                    mine.push(dep.clone());
+                }
+            }
+            for (dep, delta) in &w.counters {
+                if let Some(e) = per_dep.iter_mut().find(|(d, _, _)| d == dep) {
+                    e.1.absorb(delta);
+                }
+            }
+            for (dep, failure) in &w.failures {
+                if let Some(e) = per_dep.iter_mut().find(|(d, _, _)| d == dep) {
+                    e.2.push(failure.clone());
+                }
             }
             carries.push(mine);
         }
@@ -515,7 +595,7 @@ impl DynamoStore {
             if out[i] != WriteOutcome::NotAttempted {
                 continue;
             }
-            if env_failed && is_claim(w) {
+            if env_failed && w.claims {
                 out[i] = WriteOutcome::EnvironmentInactive;
             } else if over_budget && w.pending_cap.is_some() {
                 out[i] = WriteOutcome::OverBudget;
@@ -527,47 +607,50 @@ impl DynamoStore {
     }
 }
 
-/// The write takes the slot from free to claimed: it must not happen once the environment is deleting.
-fn is_claim(w: &SlotWrite) -> bool {
-    matches!(w.after.task, SlotTask::Launching { .. })
-        && !w
-            .before
-            .as_ref()
-            .is_some_and(|b| matches!(b.task, SlotTask::Launching { .. }))
-}
-
-/// The write records a failure to list on the deployment: the slot turns failed, or the host
-/// fails the deployment's revision for the first time (even when it restarts at once).
-fn newly_failed(w: &SlotWrite) -> bool {
-    let was = w.before.as_ref().and_then(bucket).map(|(_, b)| b);
-    let is = bucket(&w.after).map(|(_, b)| b);
-    let first_failure = w.after.failed_in.is_some()
-        && w.after.failed_in != w.before.as_ref().and_then(|b| b.failed_in.clone());
-    (is == Some(Bucket::Failed) && was != Some(Bucket::Failed)) || first_failure
-}
-
 #[async_trait]
 impl Store for DynamoStore {
-    async fn create_environment(&self, env: &Environment, first: &Revision) -> Result<()> {
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        first: &Revision,
+        dependencies: &[(Environment, u64)],
+    ) -> Result<()> {
         let put_env = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.env_item(env)?))
             .condition_expression("attribute_not_exists(pk)")
             .build();
+        let mut items = vec![
+            TransactWriteItem::builder().put(built(put_env)?).build(),
+            self.revision_put(first)?,
+        ];
+        for (dep, version) in dependencies {
+            items.push(self.env_put_at(dep, *version)?);
+        }
         let res = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(built(put_env)?).build())
-            .transact_items(self.revision_put(first)?)
+            .set_transact_items(Some(items))
             .send()
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("TransactionCanceledException") => Err(Error::conflict(
-                Some("name"),
-                format!("environment '{}' already exists", env.name),
-            )),
-            Err(e) => Err(ddb(e)),
+            Err(e) => match cancelled_at(&e) {
+                Some(0) => Err(Error::conflict(
+                    Some("name"),
+                    format!("environment '{}' already exists", env.name),
+                )),
+                Some(_) => Err(Error::ConcurrentUpdate {
+                    what: format!("environment '{}'", env.name),
+                }),
+                // Cancelled for another reason (a conflicting transaction): worth another try.
+                None if e.code() == Some("TransactionCanceledException") => {
+                    Err(Error::ConcurrentUpdate {
+                        what: format!("environment '{}'", env.name),
+                    })
+                }
+                None => Err(ddb(e)),
+            },
         }
     }
 
@@ -576,6 +659,7 @@ impl Store for DynamoStore {
         env: &Environment,
         expected_version: u64,
         revision: &Revision,
+        dependencies: &[(Environment, u64)],
     ) -> Result<()> {
         let put_env = Put::builder()
             .table_name(&self.table)
@@ -585,11 +669,17 @@ impl Store for DynamoStore {
             .expression_attribute_values(":v", n(expected_version))
             .expression_attribute_values(":active", s("active"))
             .build();
+        let mut items = vec![
+            TransactWriteItem::builder().put(built(put_env)?).build(),
+            self.revision_put(revision)?,
+        ];
+        for (dep, version) in dependencies {
+            items.push(self.env_put_at(dep, *version)?);
+        }
         let res = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(built(put_env)?).build())
-            .transact_items(self.revision_put(revision)?)
+            .set_transact_items(Some(items))
             .send()
             .await;
         match res {
@@ -840,17 +930,13 @@ impl Store for DynamoStore {
         &self,
         deployment: &Deployment,
         outcome: DeploymentStatus,
+        health: Health,
     ) -> Result<bool> {
         let now = crate::clock::now_rfc3339();
         let status = serde_json::to_value(outcome)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let health = if outcome == DeploymentStatus::Failed {
-            Health::Unhealthy
-        } else {
-            Health::Healthy
-        };
         let health = serde_json::to_value(health)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -922,6 +1008,41 @@ impl Store for DynamoStore {
             slot_sk(&key.container_instance_arn),
         )
         .await
+    }
+
+    async fn slot_and_environment(
+        &self,
+        key: &SlotKey,
+    ) -> Result<(Option<Slot>, Option<Environment>)> {
+        let pk = env_pk(&key.environment);
+        let slot_key = slot_sk(&key.container_instance_arn);
+        let items = self
+            .batch_get(vec![
+                Self::key(pk.clone(), slot_key.clone()),
+                Self::key(pk, ENV_SK.to_owned()),
+            ])
+            .await?;
+        let (mut slot, mut env) = (None, None);
+        for item in items {
+            match item.get("sk").and_then(|v| v.as_s().ok()) {
+                Some(sk) if *sk == slot_key => slot = Some(from_item(item)?),
+                Some(sk) if sk == ENV_SK => env = Some(from_item(item)?),
+                _ => {}
+            }
+        }
+        Ok((slot, env))
+    }
+
+    async fn slots_on_host(&self, environments: &[&str], host: &str) -> Result<Vec<Slot>> {
+        let keys = environments
+            .iter()
+            .map(|e| Self::key(env_pk(e), slot_sk(host)))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn slots_of(&self, environment: &str) -> Result<Vec<Slot>> {

@@ -3,16 +3,18 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::operation::start_task::{StartTaskError, StartTaskOutput};
-use aws_sdk_ecs::types::{ContainerInstanceStatus, DesiredStatus, Task};
+use aws_sdk_ecs::types::{ContainerInstance, ContainerInstanceStatus, DesiredStatus, Task};
 use aws_sdk_ecs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::adapters::dynamo::sdk_error;
+use crate::domain::overrides::TaskOverride;
+use crate::domain::resources::{ResourceEntry, Resources};
 use crate::domain::task::{environment_of_group, GROUP_PREFIX};
-use crate::domain::{Host, HostStatus, TaskObservation, TaskStatus};
+use crate::domain::{Host, HostState, HostStatus, TaskObservation, TaskStatus};
 use crate::error::{Error, Result};
 use crate::limits::{DESCRIBE_BATCH, LIST_PAGE, STARTED_BY_MAX, START_TASK_INSTANCES};
-use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest};
+use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest, TaskDefinitionInfo};
 
 /// ECS caps the StopTask reason at 255 characters.
 const STOP_REASON_MAX: usize = 255;
@@ -56,13 +58,80 @@ fn certainly_rejected<E>(err: &SdkError<E, HttpResponse>) -> bool {
 
 /// A container instance ECS no longer knows: gone, and no later event can say otherwise.
 fn gone_host(arn: &str) -> Host {
-    Host {
+    Host::from_state(HostState {
         container_instance_arn: arn.to_owned(),
         status: HostStatus::Inactive,
         agent_connected: false,
         version: i64::MAX,
         other_tasks: None,
-    }
+    })
+}
+
+/// A container instance as DescribeContainerInstances shows it, with its placement facts.
+fn host_of(ci: &ContainerInstance) -> Option<Host> {
+    let state = HostState {
+        container_instance_arn: ci.container_instance_arn()?.to_owned(),
+        status: ci.status().and_then(HostStatus::parse)?,
+        agent_connected: ci.agent_connected(),
+        version: ci.version(),
+        other_tasks: None,
+    };
+    let remaining: Vec<ResourceEntry> = ci
+        .remaining_resources()
+        .iter()
+        .map(|r| ResourceEntry {
+            name: r.name().unwrap_or_default().to_owned(),
+            integer_value: Some(i64::from(r.integer_value())),
+            string_set_value: Some(r.string_set_value().to_vec()),
+        })
+        .collect();
+    Some(Host {
+        state,
+        ec2_instance_id: ci.ec2_instance_id().map(str::to_owned),
+        attributes: ci
+            .attributes()
+            .iter()
+            .map(|a| (a.name().to_owned(), a.value().map(str::to_owned)))
+            .collect(),
+        remaining: (!remaining.is_empty()).then(|| Resources::from_entries(&remaining)),
+        agent_version: ci
+            .version_info()
+            .and_then(|v| v.agent_version())
+            .map(str::to_owned),
+        capacity_provider: ci.capacity_provider_name().map(str::to_owned),
+    })
+}
+
+/// Our overrides as the SDK sends them.
+fn sdk_overrides(o: &TaskOverride) -> aws_sdk_ecs::types::TaskOverride {
+    let containers = o
+        .container_overrides
+        .iter()
+        .map(|c| {
+            aws_sdk_ecs::types::ContainerOverride::builder()
+                .name(&c.name)
+                .set_command(c.command.clone())
+                .set_environment(c.environment.as_ref().map(|env| {
+                    env.iter()
+                        .map(|kv| {
+                            aws_sdk_ecs::types::KeyValuePair::builder()
+                                .name(&kv.name)
+                                .value(&kv.value)
+                                .build()
+                        })
+                        .collect()
+                }))
+                .set_cpu(c.cpu.and_then(|n| i32::try_from(n).ok()))
+                .set_memory(c.memory.and_then(|n| i32::try_from(n).ok()))
+                .set_memory_reservation(c.memory_reservation.and_then(|n| i32::try_from(n).ok()))
+                .build()
+        })
+        .collect();
+    aws_sdk_ecs::types::TaskOverride::builder()
+        .set_container_overrides(Some(containers))
+        .set_cpu(o.cpu.clone())
+        .set_memory(o.memory.clone())
+        .build()
 }
 
 pub fn observe_task(task: &Task) -> Option<TaskObservation> {
@@ -76,6 +145,7 @@ pub fn observe_task(task: &Task) -> Option<TaskObservation> {
         container_instance_arn: task.container_instance_arn()?.to_owned(),
         environment,
         started_by: task.started_by().map(str::to_owned),
+        task_definition: task.task_definition_arn().map(str::to_owned),
         last_status: TaskStatus::parse(task.last_status()?)?,
         desired_status: TaskStatus::parse(task.desired_status()?)?,
         stopped_reason: task.stopped_reason().map(str::to_owned),
@@ -105,7 +175,7 @@ impl Cluster for EcsCluster {
     async fn describe_task_definition(
         &self,
         task_definition: &str,
-    ) -> Result<Option<ResourceStatus>> {
+    ) -> Result<Option<TaskDefinitionInfo>> {
         match self
             .client
             .describe_task_definition()
@@ -114,9 +184,10 @@ impl Cluster for EcsCluster {
             .await
         {
             Ok(out) => Ok(out.task_definition().and_then(|td| {
-                Some(ResourceStatus {
+                Some(TaskDefinitionInfo {
                     arn: td.task_definition_arn()?.to_owned(),
                     active: td.status().map(|s| s.as_str()) == Some("ACTIVE"),
+                    needs: crate::adapters::ecs_task_definition::needs_of(td),
                 })
             })),
             // ECS answers ClientException ("Unable to describe task definition") for unknown ones.
@@ -159,21 +230,7 @@ impl Cluster for EcsCluster {
                 .send()
                 .await
                 .map_err(ecs)?;
-            for ci in out.container_instances() {
-                let (Some(arn), Some(status)) = (
-                    ci.container_instance_arn(),
-                    ci.status().and_then(HostStatus::parse),
-                ) else {
-                    continue;
-                };
-                hosts.push(Host {
-                    container_instance_arn: arn.to_owned(),
-                    status,
-                    agent_connected: ci.agent_connected(),
-                    version: ci.version(),
-                    other_tasks: None,
-                });
-            }
+            hosts.extend(out.container_instances().iter().filter_map(host_of));
             for f in out.failures() {
                 if let Some(arn) = f.arn() {
                     hosts.push(gone_host(arn));
@@ -184,7 +241,8 @@ impl Cluster for EcsCluster {
     }
 
     async fn start_tasks(&self, r: StartRequest<'_>) -> Result<StartOutcome> {
-        if r.container_instances.len() > START_TASK_INSTANCES || r.started_by.len() > STARTED_BY_MAX
+        if r.container_instances.len() > START_TASK_INSTANCES
+            || r.launch.started_by.len() > STARTED_BY_MAX
         {
             return Err(Error::Internal(format!(
                 "StartTask takes at most {START_TASK_INSTANCES} hosts and a startedBy of {STARTED_BY_MAX} chars"
@@ -324,10 +382,11 @@ impl EcsCluster {
                 .client
                 .start_task()
                 .cluster(r.cluster_arn)
-                .task_definition(r.task_definition)
+                .task_definition(&r.launch.task_definition)
                 .set_container_instances(Some(r.container_instances.to_vec()))
-                .started_by(r.started_by)
-                .group(r.group)
+                .started_by(&r.launch.started_by)
+                .group(&r.launch.group)
+                .set_overrides(r.launch.overrides.as_ref().map(sdk_overrides))
                 .customize()
                 .config_override(
                     aws_sdk_ecs::config::Builder::default()

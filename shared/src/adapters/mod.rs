@@ -1,6 +1,7 @@
 //! Adapters at the edge: the ports implemented on AWS.
 pub mod dynamo;
 pub mod ecs;
+pub mod ecs_task_definition;
 pub mod sqs;
 
 pub use dynamo::DynamoStore;

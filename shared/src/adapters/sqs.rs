@@ -27,12 +27,9 @@ impl SqsWakeup {
 
 #[async_trait]
 impl Wakeup for SqsWakeup {
-    async fn step_later(&self, environment: &str, deployment: &str, delay_secs: u32) -> Result<()> {
-        let body = serde_json::to_string(&WakeupMessage {
-            environment: environment.to_owned(),
-            deployment_id: deployment.to_owned(),
-        })
-        .map_err(|e| Error::Internal(format!("wake-up message: {e}")))?;
+    async fn wake_later(&self, message: &WakeupMessage, delay_secs: u32) -> Result<()> {
+        let body = serde_json::to_string(message)
+            .map_err(|e| Error::Internal(format!("wake-up message: {e}")))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)

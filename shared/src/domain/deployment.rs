@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
-use super::revision::UpdateStrategy;
+use super::spec::DaemonSpec;
+use super::target::Target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,12 +38,10 @@ pub struct Deployment {
     pub id: String,
     pub environment_name: String,
     pub status: DeploymentStatus,
-    /// The revision it deploys, and that revision's task definition ARN and strategy.
+    /// The revision it deploys, and that revision's desired state.
     #[serde(default = "first_revision")]
     pub revision: u32,
-    pub task_definition: String,
-    #[serde(default)]
-    pub update_strategy: UpdateStrategy,
+    pub spec: DaemonSpec,
     pub cluster_arn: String,
     /// What the environment ran before: the revision an automatic rollback returns to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,10 +92,9 @@ impl Deployment {
             environment_name: env.name.clone(),
             status: DeploymentStatus::Pending,
             revision: revision.number,
-            task_definition: revision.task_definition.clone(),
-            update_strategy: revision.update_strategy.clone(),
+            spec: revision.spec.clone(),
             cluster_arn: env.cluster_arn().to_owned(),
-            previous_revision: env.active_revision,
+            previous_revision: env.deployed.as_ref().map(|d| d.revision),
             rollback_of,
             desired_count: 0,
             pending_count: 0,
@@ -114,7 +112,28 @@ impl Deployment {
 
     /// The circuit breaker trips when more hosts than the threshold (of `eligible`) failed.
     pub fn breaker_tripped(&self, eligible: usize) -> bool {
-        self.failed_hosts > self.update_strategy.failure_threshold.of(eligible) as i64
+        self.failed_hosts > self.spec.update_strategy.failure_threshold.of(eligible) as i64
+    }
+
+    /// What it asks of the hosts: its revision, counted by itself while in progress.
+    pub fn target(&self) -> Target {
+        Target::new(
+            &self.environment_name,
+            &self.cluster_arn,
+            self.revision,
+            &self.spec,
+            &self.id,
+            Some(&self.id),
+        )
+    }
+
+    /// The environment's health once it closes with `outcome`.
+    pub fn health_after(outcome: DeploymentStatus) -> super::Health {
+        if outcome == DeploymentStatus::Failed {
+            super::Health::Unhealthy
+        } else {
+            super::Health::Healthy
+        }
     }
 
     /// The deployment has claimed its hosts and none is still on its way: it can be closed.

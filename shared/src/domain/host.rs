@@ -1,4 +1,11 @@
+//! A container instance: what ECS says of it at one version (`Host`, from an event or a
+//! Describe call) and the part a slot records of it (`HostState`).
+
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::resources::Resources;
 
 /// Container instance status as ECS reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,10 +33,10 @@ impl HostStatus {
     }
 }
 
-/// What we know of one container instance at one version.
+/// What a slot records of its host: enough to order observations and to decide without one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Host {
+pub struct HostState {
     pub container_instance_arn: String,
     pub status: HostStatus,
     pub agent_connected: bool,
@@ -41,15 +48,67 @@ pub struct Host {
     pub other_tasks: Option<usize>,
 }
 
-impl Host {
+impl HostState {
     /// New tasks go only to ACTIVE hosts whose agent is connected.
     pub fn is_eligible(&self) -> bool {
         self.status == HostStatus::Active && self.agent_connected
     }
+
+    /// Whether `other` says something a decision could depend on that this does not: the status,
+    /// the agent, or whether other tasks still drain. (Resources and task counts change with every
+    /// task placed on the host; those changes alone are not recorded.)
+    pub fn differs_for_decisions(&self, other: &HostState) -> bool {
+        self.status != other.status
+            || self.agent_connected != other.agent_connected
+            || self.other_tasks.map(|n| n > 0) != other.other_tasks.map(|n| n > 0)
+    }
 }
 
 /// Attribute name → value (`None`: an attribute set without a value).
-pub type Attributes = std::collections::BTreeMap<String, Option<String>>;
+pub type Attributes = BTreeMap<String, Option<String>>;
+
+/// A container instance as an event or DescribeContainerInstances shows it at one version: its
+/// state, and the facts placement decides on (attributes, free resources, ids).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    pub state: HostState,
+    /// EC2 instance id, or the SSM managed instance id (`mi-…`) of an ECS Anywhere host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: Attributes,
+    /// `remainingResources`; `None` when the observation did not carry them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// The capacity provider the instance belongs to, if any (shown, not decided on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider: Option<String>,
+}
+
+impl Host {
+    /// A host known by its state only (no placement facts).
+    pub fn from_state(state: HostState) -> Self {
+        Self {
+            state,
+            ec2_instance_id: None,
+            attributes: Attributes::new(),
+            remaining: None,
+            agent_version: None,
+            capacity_provider: None,
+        }
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.state.container_instance_arn
+    }
+
+    pub fn is_eligible(&self) -> bool {
+        self.state.is_eligible()
+    }
+}
 
 /// What placement reads of a host: the subjects of the cluster query language and the values of
 /// override placeholders.
@@ -60,4 +119,22 @@ pub trait HostFacts {
     fn ec2_instance_id(&self) -> Option<&str>;
     fn agent_connected(&self) -> bool;
     fn agent_version(&self) -> Option<&str>;
+}
+
+impl HostFacts for Host {
+    fn container_instance_arn(&self) -> &str {
+        &self.state.container_instance_arn
+    }
+    fn attribute(&self, name: &str) -> Option<Option<&str>> {
+        self.attributes.get(name).map(Option::as_deref)
+    }
+    fn ec2_instance_id(&self) -> Option<&str> {
+        self.ec2_instance_id.as_deref()
+    }
+    fn agent_connected(&self) -> bool {
+        self.state.agent_connected
+    }
+    fn agent_version(&self) -> Option<&str> {
+        self.agent_version.as_deref()
+    }
 }

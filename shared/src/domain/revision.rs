@@ -161,9 +161,7 @@ pub struct Revision {
     pub environment_name: String,
     /// 1, 2, 3 … in creation order.
     pub number: u32,
-    /// Task definition ARN.
-    pub task_definition: String,
-    pub update_strategy: UpdateStrategy,
+    pub spec: super::spec::DaemonSpec,
     pub created_at: String,
 }
 

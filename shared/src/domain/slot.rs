@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 
-use super::host::Host;
+use super::host::HostState;
+use super::launch::LaunchSpec;
+use super::placement::Placement;
 
 /// Our task on one host, as far as our records go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,13 +53,19 @@ fn is_zero(n: &i64) -> bool {
 pub struct Slot {
     pub environment: String,
     pub cluster_arn: String,
-    pub host: Host,
+    pub host: HostState,
     pub task: SlotTask,
-    /// Deployment whose task runs or launches here; it is the task's `startedBy`.
+    /// What the task here runs, is launching, or will launch once it may (a waiting slot): the
+    /// planner's launch for this host. A restart launches it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_definition: Option<String>,
+    pub launch: Option<LaunchSpec>,
+    /// The last verdict on this host: runs here, waits, cannot run, or does not belong.
+    #[serde(default)]
+    pub placement: Placement,
+    /// The environments this one depends on, as of its last plan (on a host that drains, they
+    /// stop after it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     /// In-progress deployment whose counters include this slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracked_by: Option<String>,
@@ -92,14 +100,15 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(environment: &str, cluster_arn: &str, host: Host) -> Self {
+    pub fn new(environment: &str, cluster_arn: &str, host: HostState) -> Self {
         Self {
             environment: environment.to_owned(),
             cluster_arn: cluster_arn.to_owned(),
             host,
             task: SlotTask::Vacant,
-            deployment_id: None,
-            task_definition: None,
+            launch: None,
+            placement: Placement::Runs,
+            depends_on: Vec::new(),
             tracked_by: None,
             bake_ms: 0,
             baking: false,
@@ -129,6 +138,16 @@ impl Slot {
     /// Its task runs and has run long enough to count as healthy.
     pub fn is_available(&self) -> bool {
         matches!(self.task, SlotTask::Running { .. }) && !self.baking
+    }
+
+    /// The task definition its task runs (or launches).
+    pub fn task_definition(&self) -> Option<&str> {
+        self.launch.as_ref().map(|l| l.task_definition.as_str())
+    }
+
+    /// The `startedBy` of its launch.
+    pub fn started_by(&self) -> Option<&str> {
+        self.launch.as_ref().map(|l| l.started_by.as_str())
     }
 
     pub fn key(&self) -> SlotKey {

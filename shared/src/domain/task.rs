@@ -63,6 +63,8 @@ pub struct TaskObservation {
     pub container_instance_arn: String,
     pub environment: String,
     pub started_by: Option<String>,
+    /// Task definition ARN, when the observation carries it.
+    pub task_definition: Option<String>,
     pub last_status: TaskStatus,
     pub desired_status: TaskStatus,
     pub stopped_reason: Option<String>,

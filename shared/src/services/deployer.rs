@@ -7,11 +7,13 @@ use std::collections::BTreeSet;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::sqs::SqsEvent;
 
-use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus};
+use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus, SlotKey};
 use crate::error::Result;
-use crate::executor::system_now_ms;
+use crate::executor::{system_now_ms, Executor};
 use crate::ports::{Cluster, Store, WakeupMessage};
+use crate::services::on_host::{self, Look};
 use crate::services::rolling;
+use crate::work::Work;
 
 /// What one stream record asks of the deployer.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +107,8 @@ pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
     }
 }
 
-/// Bakes that ended: step each deployment named (once, however many wake-ups name it).
+/// Bakes that ended: each slot named is looked at again (the daemons that depend on it may start
+/// on its host), then each deployment named is stepped — once, however many wake-ups name it.
 pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -121,16 +124,44 @@ pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
             Err(e) => tracing::error!(body, error = %e, "not a wake-up message"),
         }
     }
-    for m in due {
-        rolling::step(
-            store,
-            cluster,
-            &m.environment,
-            &m.deployment_id,
-            system_now_ms(),
-        )
-        .await?;
+    for m in due.iter().filter(|m| m.host.is_some()) {
+        let host = m.host.as_deref().unwrap_or_default();
+        baked_on_host(store, cluster, &m.environment, host).await?;
     }
+    let mut stepped: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for m in &due {
+        let Some(id) = m.deployment_id.as_deref() else {
+            continue;
+        };
+        if stepped.insert((&m.environment, id)) {
+            rolling::step(store, cluster, &m.environment, id, system_now_ms()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A daemon's bake on `host` is over: it counts as healthy, and those waiting for it there start.
+async fn baked_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    environment: &str,
+    host: &str,
+) -> Result<()> {
+    let key = SlotKey {
+        environment: environment.to_owned(),
+        container_instance_arn: host.to_owned(),
+    };
+    let (Some(slot), Some(env)) = store.slot_and_environment(&key).await? else {
+        return Ok(());
+    };
+    Executor::new(store, cluster)
+        .run(vec![Work::end_bake(
+            &slot,
+            env.active_deployment_id.as_deref(),
+        )])
+        .await?;
+    let envs = store.environments_of_cluster(env.cluster_arn()).await?;
+    on_host::plan(store, cluster, &envs, host, Look::Records).await?;
     Ok(())
 }
 
@@ -197,7 +228,38 @@ pub async fn teardown<S: Store + ?Sized, C: Cluster + ?Sized>(
             }
         }
     }
+    forget_dependencies(store, env).await?;
     store.delete_environment_records(&env.name).await?;
     tracing::info!(environment = %env.name, stopped = tasks.len(), "environment torn down");
+    Ok(())
+}
+
+/// The environments a deleted one depended on no longer list it among their dependents.
+async fn forget_dependencies<S: Store + ?Sized>(store: &S, env: &Environment) -> Result<()> {
+    let named = env
+        .spec
+        .depends_on
+        .iter()
+        .chain(env.deployed.iter().flat_map(|d| d.spec.depends_on.iter()));
+    for dep in named.collect::<BTreeSet<_>>() {
+        for _ in 0..3 {
+            let Some(mut other) = store.get_environment(dep).await? else {
+                break;
+            };
+            if !other.dependents.contains(&env.name) {
+                break;
+            }
+            let version = other.version;
+            other.dependents.retain(|d| d != &env.name);
+            other.version += 1;
+            match store.update_environment(&other, version).await {
+                Err(crate::error::Error::ConcurrentUpdate { .. }) => continue,
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
+    }
     Ok(())
 }

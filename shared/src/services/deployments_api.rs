@@ -3,33 +3,33 @@
 use serde_json::json;
 
 use crate::clock::now_rfc3339;
-use crate::domain::{Deployment, Environment, Revision};
+use crate::domain::{Deployed, Deployment, Environment, Revision};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::Store;
 use crate::services::environments_api::get_live;
+use crate::services::views::DeploymentView;
 
 pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<ApiResponse> {
     match (req.method.as_str(), req.seg().as_slice()) {
         ("POST", ["environments", name, "deployments"]) => {
             let revision = requested_revision(req)?;
-            ApiResponse::ok(&view(
-                create(store, name, req.param("deploymentToken"), revision).await?,
-            ))
+            let dep = create(store, name, req.param("deploymentToken"), revision).await?;
+            ApiResponse::ok(&DeploymentView::from(&dep))
         }
         ("GET", ["environments", name, "deployments"]) => {
             get_live(store, name).await?;
             let page = store
                 .list_deployments(name, req.limit()?, req.param("nextToken"))
                 .await?;
-            let items: Vec<Deployment> = page.items.into_iter().map(view).collect();
+            let items: Vec<DeploymentView> = page.items.iter().map(DeploymentView::from).collect();
             ApiResponse::ok(&json!({ "items": items, "nextToken": page.next_token }))
         }
         ("GET", ["environments", name, "deployments", id]) => {
-            ApiResponse::ok(&view(get(store, name, id).await?))
+            ApiResponse::ok(&DeploymentView::from(&get(store, name, id).await?))
         }
         ("POST", ["environments", name, "deployments", id, "cancel"]) => {
-            ApiResponse::ok(&view(cancel(store, name, id).await?))
+            ApiResponse::ok(&DeploymentView::from(&cancel(store, name, id).await?))
         }
         _ => Err(not_found_route(req)),
     }
@@ -118,11 +118,12 @@ pub async fn begin<S: Store + ?Sized>(
     let dep = Deployment::new(env, revision, rollback_of, &now);
     let mut next = env.clone();
     next.deployment_token = uuid::Uuid::new_v4().to_string();
-    next.current_deployment_id = Some(dep.id.clone());
+    next.deployed = Some(Deployed {
+        deployment_id: dep.id.clone(),
+        revision: revision.number,
+        spec: revision.spec.clone(),
+    });
     next.active_deployment_id = Some(dep.id.clone());
-    next.active_revision = Some(revision.number);
-    next.active_task_definition = Some(revision.task_definition.clone());
-    next.active_min_healthy_seconds = revision.update_strategy.min_healthy_seconds;
     next.updated_at = now;
     next.version += 1;
     match store.create_deployment(&next, env.version, &dep).await {
@@ -152,19 +153,4 @@ async fn cancel<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<De
         ));
     }
     get(store, name, id).await
-}
-
-/// A host that failed, retried and failed again is listed once, with its latest reason.
-fn view(mut dep: Deployment) -> Deployment {
-    let mut seen = std::collections::HashSet::new();
-    dep.failures.reverse();
-    dep.failures
-        .retain(|f| seen.insert(f.container_instance_arn.clone()));
-    dep.failures.reverse();
-    dep.failed_instances = dep
-        .failures
-        .iter()
-        .map(|f| f.container_instance_arn.clone())
-        .collect();
-    dep
 }

@@ -1,31 +1,89 @@
 //! `/v1/ping` and `/v1/environments[/{name}]` (Blox v0.3 compatible, plus paging and timestamps).
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::clock::now_rfc3339;
 use crate::domain::names::{validate_environment_name, validate_task_definition};
-use crate::domain::{Environment, EnvironmentStatus, ManagedClusters, UpdateStrategy};
+use crate::domain::resources::TaskNeeds;
+use crate::domain::{DaemonSpec, Environment, EnvironmentStatus, ManagedClusters, SpecChanges};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::{Cluster, Page, Store};
 use crate::services::status;
+use crate::services::views::{EnvironmentView, RevisionView};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CreateEnvironment {
     name: Option<String>,
     instance_group: Option<InstanceGroupIn>,
-    task_definition: Option<String>,
-    update_strategy: Option<serde_json::Value>,
+    #[serde(flatten)]
+    revision: RevisionFields,
 }
 
-/// `PUT /v1/environments/{name}`: a new revision with these changes.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateEnvironment {
+/// What a revision is made of, as a request gives it (create, or `PUT`: a new revision with
+/// these changes). Besides the task definition, a field given replaces the revision's (`null`
+/// clears it); a field left out keeps it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RevisionFields {
     task_definition: Option<String>,
-    update_strategy: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    update_strategy: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    placement_constraints: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    sizing: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    overrides: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    depends_on: Option<Value>,
+}
+
+const REVISION_FIELDS: [&str; 6] = [
+    "taskDefinition",
+    "updateStrategy",
+    "placementConstraints",
+    "sizing",
+    "overrides",
+    "dependsOn",
+];
+
+/// A field that is present, even as `null` (which clears it), is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl RevisionFields {
+    /// A `PUT` body: only revision fields, at least one of them.
+    fn of_update(req: &ApiRequest) -> Result<Self> {
+        let body: serde_json::Map<String, Value> = req.json()?;
+        if let Some(k) = body.keys().find(|k| !REVISION_FIELDS.contains(&k.as_str())) {
+            return Err(Error::invalid(
+                k,
+                format!("unknown field {k}; expected {}", REVISION_FIELDS.join(", ")),
+            ));
+        }
+        if body.is_empty() {
+            return Err(Error::invalid(
+                "taskDefinition",
+                format!("give at least one of {}", REVISION_FIELDS.join(", ")),
+            ));
+        }
+        req.json()
+    }
+
+    fn changes(&self, task_definition: Option<(String, TaskNeeds)>) -> SpecChanges<'_> {
+        SpecChanges {
+            task_definition,
+            update_strategy: self.update_strategy.as_ref(),
+            placement_constraints: self.placement_constraints.as_ref(),
+            sizing: self.sizing.as_ref(),
+            overrides: self.overrides.as_ref(),
+            depends_on: self.depends_on.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,7 +125,9 @@ pub async fn route_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         ("GET", ["ping"]) => ApiResponse::ok(&json!({ "status": "ok" })),
         ("POST", ["environments"]) => create(store, cluster, managed, req).await,
         ("GET", ["environments"]) => list(store, cluster, req).await,
-        ("GET", ["environments", name]) => ApiResponse::ok(&get_live(store, name).await?),
+        ("GET", ["environments", name]) => {
+            ApiResponse::ok(&EnvironmentView::from(&get_live(store, name).await?))
+        }
         ("PUT", ["environments", name]) => update(store, cluster, name, req).await,
         ("DELETE", ["environments", name]) => delete(store, name).await,
         ("GET", ["environments", name, "revisions"]) => {
@@ -75,7 +135,8 @@ pub async fn route_with<S: Store + ?Sized, C: Cluster + ?Sized>(
             let page = store
                 .list_revisions(name, req.limit()?, req.param("nextToken"))
                 .await?;
-            ApiResponse::ok(&json!({ "items": page.items, "nextToken": page.next_token }))
+            let items: Vec<RevisionView> = page.items.iter().map(RevisionView::from).collect();
+            ApiResponse::ok(&json!({ "items": items, "nextToken": page.next_token }))
         }
         ("GET", ["environments", name, "revisions", number]) => {
             get_live(store, name).await?;
@@ -85,16 +146,13 @@ pub async fn route_with<S: Store + ?Sized, C: Cluster + ?Sized>(
             let rev = store.get_revision(name, n).await?.ok_or_else(|| {
                 Error::not_found(format!("revision {n} of environment '{name}' not found"))
             })?;
-            ApiResponse::ok(&rev)
+            ApiResponse::ok(&RevisionView::from(&rev))
         }
         ("GET", ["environments", name, "status"]) => {
             let env = get_live(store, name).await?;
             let slots = store.slots_of(name).await?;
-            let dep = match env
-                .active_deployment_id
-                .as_ref()
-                .or(env.current_deployment_id.as_ref())
-            {
+            let latest = env.deployed.as_ref().map(|d| &d.deployment_id);
+            let dep = match env.active_deployment_id.as_ref().or(latest) {
                 Some(id) => store.get_deployment(name, id).await?,
                 None => None,
             };
@@ -132,11 +190,7 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
         input.instance_group.and_then(|g| g.cluster),
         "instanceGroup.cluster",
     )?;
-    let task_definition = task_definition_input(input.task_definition)?;
-    let strategy = match &input.update_strategy {
-        Some(patch) => UpdateStrategy::merged(&UpdateStrategy::default(), patch)?,
-        None => UpdateStrategy::default(),
-    };
+    let task_definition = task_definition_input(input.revision.task_definition.clone())?;
 
     let cluster_arn = match cluster.describe_cluster(&cluster_name).await? {
         Some(c) if c.active => c.arn,
@@ -155,17 +209,113 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
             ),
         ));
     }
-    let task_definition_arn = active_task_definition(cluster, &task_definition).await?;
-    let now = now_rfc3339();
-    let env = Environment::new(&name, &cluster_arn, &task_definition_arn, strategy, &now);
-    store.create_environment(&env, &env.latest(&now)).await?;
-    ApiResponse::ok(&env)
+    let (arn, needs) = active_task_definition(cluster, &task_definition).await?;
+    let spec = DaemonSpec::of_task_definition(&arn, needs.clone())
+        .changed(&name, &input.revision.changes(None))?;
+    for _ in 0..3 {
+        let dependencies = dependencies_of(store, &name, &cluster_arn, &spec.depends_on).await?;
+        let now = now_rfc3339();
+        let env = Environment::new(&name, &cluster_arn, spec.clone(), &now);
+        match store
+            .create_environment(&env, &env.latest(&now), &dependencies)
+            .await
+        {
+            Ok(()) => return ApiResponse::ok(&EnvironmentView::from(&env)),
+            // An environment it depends on changed meanwhile: look again.
+            Err(Error::ConcurrentUpdate { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::ConcurrentUpdate {
+        what: format!("environment '{name}'"),
+    })
 }
 
-/// The ARN of an ACTIVE task definition, or 404.
-async fn active_task_definition<C: Cluster + ?Sized>(cluster: &C, td: &str) -> Result<String> {
+/// The environments `name` depends on, each as it must be written to list `name` among its
+/// dependents (with the version it was read at); those that already list it are left alone.
+/// Each must exist, be on the same cluster, and not depend on `name` itself, however indirectly.
+async fn dependencies_of<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    cluster_arn: &str,
+    depends_on: &[String],
+) -> Result<Vec<(Environment, u64)>> {
+    let mut out = Vec::new();
+    for (i, dep) in depends_on.iter().enumerate() {
+        let field = format!("dependsOn[{i}]");
+        let Some(other) = store
+            .get_environment(dep)
+            .await?
+            .filter(|e| e.status == EnvironmentStatus::Active)
+        else {
+            return Err(Error::invalid(&field, format!("no environment '{dep}'")));
+        };
+        if other.cluster_arn() != cluster_arn {
+            return Err(Error::invalid(
+                &field,
+                format!(
+                    "'{dep}' runs on another cluster ({}); daemons can only wait for each other on the same hosts",
+                    other.cluster_arn()
+                ),
+            ));
+        }
+        if let Some(path) = path_to(store, &other, name).await? {
+            return Err(Error::invalid(
+                &field,
+                format!("a cycle: {name} → {}", path.join(" → ")),
+            ));
+        }
+        if !other.dependents.iter().any(|d| d == name) {
+            let version = other.version;
+            let mut updated = other;
+            updated.dependents.push(name.to_owned());
+            updated.version += 1;
+            out.push((updated, version));
+        }
+    }
+    Ok(out)
+}
+
+/// A chain of `dependsOn` from `from` that reaches `target` (latest and deployed revisions), if
+/// any: `[from, …, target]`.
+async fn path_to<S: Store + ?Sized>(
+    store: &S,
+    from: &Environment,
+    target: &str,
+) -> Result<Option<Vec<String>>> {
+    let mut stack: Vec<(String, Vec<String>)> = vec![(from.name.clone(), vec![from.name.clone()])];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((at, path)) = stack.pop() {
+        if !seen.insert(at.clone()) {
+            continue;
+        }
+        let Some(env) = store.get_environment(&at).await? else {
+            continue;
+        };
+        let next = env
+            .spec
+            .depends_on
+            .iter()
+            .chain(env.deployed.iter().flat_map(|d| d.spec.depends_on.iter()));
+        for n in next {
+            let mut p = path.clone();
+            p.push(n.clone());
+            if n == target {
+                return Ok(Some(p));
+            }
+            stack.push((n.clone(), p));
+        }
+    }
+    Ok(None)
+}
+
+/// The ARN of an ACTIVE task definition and what it needs of a host, or 404.
+async fn active_task_definition<C: Cluster + ?Sized>(
+    cluster: &C,
+    td: &str,
+) -> Result<(String, TaskNeeds)> {
     match cluster.describe_task_definition(td).await? {
-        Some(found) if found.active => Ok(found.arn),
+        Some(found) if found.active => Ok((found.arn, found.needs)),
         _ => Err(Error::not_found(format!(
             "task definition '{td}' does not exist or is INACTIVE"
         ))),
@@ -180,35 +330,28 @@ async fn update<S: Store + ?Sized, C: Cluster + ?Sized>(
     name: &str,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
-    let input: UpdateEnvironment = req.json()?;
-    if input.task_definition.is_none() && input.update_strategy.is_none() {
-        return Err(Error::invalid(
-            "taskDefinition",
-            "give taskDefinition and/or updateStrategy to change",
-        ));
-    }
-    let task_definition = match input.task_definition {
+    let input = RevisionFields::of_update(req)?;
+    let task_definition = match input.task_definition.clone() {
         Some(td) => Some(active_task_definition(cluster, &task_definition_input(Some(td))?).await?),
         None => None,
     };
     for _ in 0..3 {
         let env = get_live(store, name).await?;
         let mut next = env.clone();
-        if let Some(td) = &task_definition {
-            next.task_definition = td.clone();
-        }
-        if let Some(patch) = &input.update_strategy {
-            next.update_strategy = UpdateStrategy::merged(&env.update_strategy, patch)?;
-        }
+        next.spec = env
+            .spec
+            .changed(name, &input.changes(task_definition.clone()))?;
+        let dependencies =
+            dependencies_of(store, name, env.cluster_arn(), &next.spec.depends_on).await?;
         let now = now_rfc3339();
         next.latest_revision += 1;
         next.updated_at = now.clone();
         next.version += 1;
         match store
-            .add_revision(&next, env.version, &next.latest(&now))
+            .add_revision(&next, env.version, &next.latest(&now), &dependencies)
             .await
         {
-            Ok(()) => return ApiResponse::ok(&next),
+            Ok(()) => return ApiResponse::ok(&EnvironmentView::from(&next)),
             Err(Error::ConcurrentUpdate { .. }) => continue,
             Err(e) => return Err(e),
         }
@@ -236,7 +379,8 @@ async fn list<S: Store + ?Sized, C: Cluster + ?Sized>(
     let page: Page<Environment> = store
         .list_environments(cluster_arn.as_deref(), limit, req.param("nextToken"))
         .await?;
-    ApiResponse::ok(&json!({ "items": page.items, "nextToken": page.next_token }))
+    let items: Vec<EnvironmentView> = page.items.iter().map(EnvironmentView::from).collect();
+    ApiResponse::ok(&json!({ "items": items, "nextToken": page.next_token }))
 }
 
 /// Marks the environment deleting (nothing new starts from then on); the deployer stops its tasks
@@ -247,14 +391,15 @@ async fn delete<S: Store + ?Sized>(store: &S, name: &str) -> Result<ApiResponse>
             return ApiResponse::ok(&json!({ "name": name, "status": "deleted" }));
         };
         if env.status == EnvironmentStatus::Deleting {
-            return ApiResponse::ok(&env);
+            return ApiResponse::ok(&EnvironmentView::from(&env));
         }
+        refuse_while_depended_on(store, &env).await?;
         let mut next = env.clone();
         next.status = EnvironmentStatus::Deleting;
         next.updated_at = now_rfc3339();
         next.version += 1;
         match store.update_environment(&next, env.version).await {
-            Ok(()) => return ApiResponse::ok(&next),
+            Ok(()) => return ApiResponse::ok(&EnvironmentView::from(&next)),
             Err(Error::ConcurrentUpdate { .. }) => continue,
             Err(e) => return Err(e),
         }
@@ -262,4 +407,30 @@ async fn delete<S: Store + ?Sized>(store: &S, name: &str) -> Result<ApiResponse>
     Err(Error::ConcurrentUpdate {
         what: format!("environment '{name}'"),
     })
+}
+
+/// An environment others still depend on (their latest or deployed revision names it) cannot be
+/// deleted: their daemons would wait for it forever.
+async fn refuse_while_depended_on<S: Store + ?Sized>(store: &S, env: &Environment) -> Result<()> {
+    for name in &env.dependents {
+        let Some(other) = store.get_environment(name).await? else {
+            continue;
+        };
+        let names_it = other
+            .spec
+            .depends_on
+            .iter()
+            .chain(other.deployed.iter().flat_map(|d| d.spec.depends_on.iter()))
+            .any(|d| d == &env.name);
+        if names_it && other.status == EnvironmentStatus::Active {
+            return Err(Error::conflict(
+                None,
+                format!(
+                    "environment '{name}' depends on '{}': remove it from {name}'s dependsOn (and deploy that) or delete {name} first",
+                    env.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

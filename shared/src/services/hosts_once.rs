@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Host, TaskObservation};
 use crate::error::Result;
-use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest};
+use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest, TaskDefinitionInfo};
 
 /// A `Cluster` whose `active_hosts` answers from the first read of each cluster.
 pub struct HostsReadOnce<'a, C: ?Sized> {
@@ -33,7 +33,7 @@ impl<C: Cluster + ?Sized> Cluster for HostsReadOnce<'_, C> {
     async fn describe_cluster(&self, cluster: &str) -> Result<Option<ResourceStatus>> {
         self.inner.describe_cluster(cluster).await
     }
-    async fn describe_task_definition(&self, td: &str) -> Result<Option<ResourceStatus>> {
+    async fn describe_task_definition(&self, td: &str) -> Result<Option<TaskDefinitionInfo>> {
         self.inner.describe_task_definition(td).await
     }
     async fn active_hosts(&self, cluster_arn: &str) -> Result<Vec<Host>> {
@@ -88,7 +88,7 @@ impl<C: Cluster + ?Sized> Cluster for HostsReadOnce<'_, C> {
 #[cfg(test)]
 mod tests {
     use crate::clock::now_rfc3339;
-    use crate::domain::{Environment, Host, HostStatus};
+    use crate::domain::{DaemonSpec, Environment, Host, HostState, HostStatus};
     use crate::executor::system_now_ms;
     use crate::fakes::{FakeCluster, FakeStore, FAKE_CLUSTER_ARN};
     use crate::ports::Store;
@@ -100,26 +100,21 @@ mod tests {
         // its deployment recorded but never stepped (a lost stream record)
         let (store, cluster) = (FakeStore::default(), FakeCluster::default());
         for i in 0..3 {
-            cluster.set_host(Host {
+            cluster.set_host(Host::from_state(HostState {
                 container_instance_arn: format!("{FAKE_CLUSTER_ARN}/h{i}")
                     .replace("cluster/", "container-instance/"),
                 status: HostStatus::Active,
                 agent_connected: true,
                 version: 1,
                 other_tasks: None,
-            });
+            }));
         }
         let now = now_rfc3339();
         for name in ["logs", "metrics"] {
-            let env = Environment::new(
-                name,
-                FAKE_CLUSTER_ARN,
-                &format!("{name}:1"),
-                Default::default(),
-                &now,
-            );
+            let spec = DaemonSpec::of_task_definition(&format!("{name}:1"), Default::default());
+            let env = Environment::new(name, FAKE_CLUSTER_ARN, spec, &now);
             store
-                .create_environment(&env, &env.latest(&now))
+                .create_environment(&env, &env.latest(&now), &[])
                 .await
                 .unwrap();
         }

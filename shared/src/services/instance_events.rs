@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Host, HostStatus, SlotKey};
+use crate::domain::resources::{ResourceEntry, Resources};
+use crate::domain::{Host, HostState, HostStatus};
 use crate::error::{Error, Result};
-use crate::executor::{Executor, Live, Report, Work};
-use crate::planner::plan_host;
+use crate::executor::Report;
 use crate::ports::{Cluster, Store};
+use crate::services::on_host::{self, Look};
 
 /// The part of the event's `detail` (a ContainerInstance) we use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +24,31 @@ pub struct InstanceDetail {
     pub running_tasks_count: i64,
     #[serde(default)]
     pub pending_tasks_count: i64,
+    #[serde(default)]
+    pub ec2_instance_id: Option<String>,
+    #[serde(default)]
+    pub attributes: Vec<AttributeEntry>,
+    #[serde(default)]
+    pub remaining_resources: Vec<ResourceEntry>,
+    #[serde(default)]
+    pub version_info: Option<VersionInfo>,
+    #[serde(default)]
+    pub capacity_provider_name: Option<String>,
+}
+
+/// A container instance attribute as the event lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttributeEntry {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    #[serde(default)]
+    pub agent_version: Option<String>,
 }
 
 impl InstanceDetail {
@@ -31,18 +57,35 @@ impl InstanceDetail {
             Error::invalid("detail.status", format!("unknown status {}", self.status))
         })?;
         Ok(Host {
-            container_instance_arn: self.container_instance_arn.clone(),
-            status,
-            agent_connected: self.agent_connected,
-            version: self.version,
-            other_tasks: None,
+            state: HostState {
+                container_instance_arn: self.container_instance_arn.clone(),
+                status,
+                agent_connected: self.agent_connected,
+                version: self.version,
+                other_tasks: None,
+            },
+            ec2_instance_id: self.ec2_instance_id.clone(),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+            remaining: (!self.remaining_resources.is_empty())
+                .then(|| Resources::from_entries(&self.remaining_resources)),
+            agent_version: self
+                .version_info
+                .as_ref()
+                .and_then(|v| v.agent_version.clone()),
+            capacity_provider: self.capacity_provider_name.clone(),
         })
     }
 }
 
-/// Plans the host for every deployed environment of its cluster. The event carries the host, so
-/// nothing is re-read from ECS: one Query for the environments, then per environment one claim
-/// write (assuming a new host; a wrong guess returns the record and re-plans), StartTask, record.
+/// Plans the host for every deployed environment of its cluster. The event carries the host
+/// (its attributes and free resources too), so nothing is re-read from ECS: one Query for the
+/// environments, one read of their slots on this host, then per environment what its placement
+/// decides — a claim and StartTask on a join, nothing at all (no write) when the event changes
+/// nothing for anyone, as the one ECS sends right after our task is placed.
 #[tracing::instrument(skip_all, fields(
     cluster = %detail.cluster_arn,
     host = %detail.container_instance_arn,
@@ -59,8 +102,8 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     // A draining host keeps its daemons until its other tasks are gone: count them (only then,
     // and only when the event says any task is left; ListTasks + DescribeTasks).
     let tasks_left = detail.running_tasks_count + detail.pending_tasks_count;
-    if host.status == HostStatus::Draining && !envs.is_empty() {
-        host.other_tasks = Some(if tasks_left > 0 {
+    if host.state.status == HostStatus::Draining && envs.iter().any(|e| e.target().is_some()) {
+        host.state.other_tasks = Some(if tasks_left > 0 {
             cluster
                 .other_tasks_on(&detail.cluster_arn, &detail.container_instance_arn)
                 .await?
@@ -68,26 +111,14 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
             0
         });
     }
-    let work: Vec<Work> = envs
-        .iter()
-        .filter_map(|env| env.target())
-        .map(|target| {
-            let host = host.clone();
-            Work {
-                key: SlotKey {
-                    environment: target.environment.clone(),
-                    container_instance_arn: host.container_instance_arn.clone(),
-                },
-                current: None,
-                live: Live::Is(target.tracking.clone()),
-                pending_cap: None,
-                decide: Box::new(move |slot, claim, now| {
-                    plan_host(Some(&target), slot, Some(&host), now, claim)
-                }),
-            }
-        })
-        .collect();
-    let report = Executor::new(store, cluster).run(work).await?;
+    let report = on_host::plan(
+        store,
+        cluster,
+        &envs,
+        &detail.container_instance_arn,
+        Look::Host(&host),
+    )
+    .await?;
     tracing::info!(
         environments = envs.len(),
         started = report.started.len(),

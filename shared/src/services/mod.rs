@@ -2,9 +2,12 @@
 pub mod deployer;
 pub mod deployments_api;
 pub mod environments_api;
+pub mod fleet;
 pub mod hosts_once;
 pub mod instance_events;
+pub mod on_host;
 pub mod reconciler;
 pub mod rolling;
 pub mod status;
 pub mod task_events;
+pub mod views;

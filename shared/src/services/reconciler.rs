@@ -1,54 +1,24 @@
-//! Scheduled convergence: for every deployed environment, compare its hosts in ECS with its slots
-//! and repair what events missed (lost joins and drains, due restarts, claims of dead writers).
+//! Scheduled convergence, a cluster at a time: step its deployments in progress, then for every
+//! deployed environment on it compare its hosts and tasks in ECS with its slots and repair what
+//! events missed (lost joins and drains, due restarts, claims of dead writers, tasks started by
+//! hand, hosts whose placement changed unseen).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::domain::task::{family_of, STOP_REASON_PREFIX};
+use crate::domain::task::family_of;
 use crate::domain::{
-    Host, HostStatus, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus, UpdateStrategy,
+    Environment, HostState, HostStatus, Order, Slot, SlotTask, Target, TaskObservation, TaskStatus,
+    UpdateStrategy,
 };
 use crate::error::Result;
-use crate::executor::{Executor, Live, Report, Work};
+use crate::executor::{Executor, Report};
 use crate::metrics;
-use crate::planner::Effect;
-use crate::planner::{
-    claim_expired, needs_replacement, plan_baked, plan_expired_claim, plan_host, plan_replace,
-    plan_task, Target, Transition, CLAIM_LEASE_MS,
-};
+use crate::planner::{claim_expired, CLAIM_LEASE_MS};
 use crate::ports::{Cluster, Store};
+use crate::services::fleet::Fleet;
 use crate::services::hosts_once::HostsReadOnce;
 use crate::services::rolling;
-
-/// Work for every ACTIVE host of the cluster (and its slot, if any).
-pub fn converge_work(target: &Target, hosts: Vec<Host>, slots: Vec<Slot>) -> Vec<Work> {
-    let mut by_host: HashMap<String, Slot> = slots
-        .into_iter()
-        .map(|s| (s.host.container_instance_arn.clone(), s))
-        .collect();
-    hosts
-        .into_iter()
-        .map(|host| {
-            let target = target.clone();
-            Work {
-                key: SlotKey {
-                    environment: target.environment.clone(),
-                    container_instance_arn: host.container_instance_arn.clone(),
-                },
-                current: by_host.remove(&host.container_instance_arn),
-                live: Live::Is(target.tracking.clone()),
-                pending_cap: None,
-                // Nothing to change about the host: maybe its new task has now baked long enough.
-                decide: Box::new(move |slot, claim, now| {
-                    let t = plan_host(Some(&target), slot, Some(&host), now, claim);
-                    match slot {
-                        Some(s) if t.is_nothing() => plan_baked(s, now),
-                        _ => t,
-                    }
-                }),
-            }
-        })
-        .collect()
-}
+use crate::work::Work;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
@@ -66,33 +36,77 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
     cluster: &C,
     now_ms: i64,
 ) -> Result<Summary> {
-    let cluster = &HostsReadOnce::new(cluster);
-    let mut summary = Summary::default();
+    let mut by_cluster: BTreeMap<String, Vec<Environment>> = BTreeMap::new();
     let mut token: Option<String> = None;
     loop {
         let page = store.list_environments(None, 100, token.as_deref()).await?;
-        for env in &page.items {
-            if let Some(id) = &env.active_deployment_id {
-                rolling::step(store, cluster, &env.name, id, now_ms).await?;
-                summary.deployments_stepped += 1;
-            }
-            let Some(target) = env.target() else { continue };
-            summary.environments += 1;
-            let r = reconcile_with(store, cluster, &target, &env.update_strategy, now_ms).await?;
-            summary.started += r.report.started.len();
-            summary.stopped += r.report.stopped.len();
-            summary.expired_claims += r.expired_claims;
-            summary.verified += r.verified;
+        for env in page.items {
+            by_cluster
+                .entry(env.cluster_arn().to_owned())
+                .or_default()
+                .push(env);
         }
         token = page.next_token;
         if token.is_none() {
-            metrics::count(
-                metrics::DRIFT_REPAIRED,
-                summary.started + summary.stopped + summary.expired_claims,
-            );
-            return Ok(summary);
+            break;
         }
     }
+    let mut summary = Summary::default();
+    for envs in by_cluster.values() {
+        let s = reconcile_cluster(store, cluster, envs, now_ms).await?;
+        summary.environments += s.environments;
+        summary.started += s.started;
+        summary.stopped += s.stopped;
+        summary.expired_claims += s.expired_claims;
+        summary.verified += s.verified;
+        summary.deployments_stepped += s.deployments_stepped;
+    }
+    metrics::count(
+        metrics::DRIFT_REPAIRED,
+        summary.started + summary.stopped + summary.expired_claims,
+    );
+    Ok(summary)
+}
+
+/// One cluster's environments: the hosts are read from ECS once for all of them, and each sees
+/// the others' slots (the order between daemons on a host).
+pub async fn reconcile_cluster<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    envs: &[Environment],
+    now_ms: i64,
+) -> Result<Summary> {
+    let cluster = &HostsReadOnce::new(cluster);
+    let mut summary = Summary::default();
+    for env in envs {
+        if let Some(id) = &env.active_deployment_id {
+            rolling::step(store, cluster, &env.name, id, now_ms).await?;
+            summary.deployments_stepped += 1;
+        }
+    }
+    let deployed: Vec<(Target, UpdateStrategy)> = envs
+        .iter()
+        .filter_map(|e| Some((e.target()?, e.spec.update_strategy.clone())))
+        .collect();
+    let mut slots: HashMap<String, Vec<Slot>> = HashMap::new();
+    for (t, _) in &deployed {
+        slots.insert(t.environment.clone(), store.slots_of(&t.environment).await?);
+    }
+    for (target, strategy) in &deployed {
+        summary.environments += 1;
+        let own = slots.remove(&target.environment).unwrap_or_default();
+        let neighbours: Vec<Slot> = slots.values().flatten().cloned().collect();
+        let r = reconcile_with(store, cluster, target, strategy, own, &neighbours, now_ms).await?;
+        summary.started += r.report.started.len();
+        summary.stopped += r.report.stopped.len();
+        summary.expired_claims += r.expired_claims;
+        summary.verified += r.verified;
+        slots.insert(
+            target.environment.clone(),
+            store.slots_of(&target.environment).await?,
+        );
+    }
+    Ok(summary)
 }
 
 /// What one environment's reconcile did.
@@ -106,34 +120,58 @@ pub struct Reconciled {
     pub wrong_revision: usize,
 }
 
+/// One environment alone (its dependencies' slots read for the order on each host).
 pub async fn reconcile_environment<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     target: &Target,
     now_ms: i64,
 ) -> Result<Reconciled> {
-    reconcile_with(store, cluster, target, &UpdateStrategy::default(), now_ms).await
+    let slots = store.slots_of(&target.environment).await?;
+    let neighbours = rolling::slots_of_all(store, &target.spec.depends_on).await?;
+    let strategy = target.spec.update_strategy.clone();
+    reconcile_with(
+        store,
+        cluster,
+        target,
+        &strategy,
+        slots,
+        &neighbours,
+        now_ms,
+    )
+    .await
 }
 
-/// Reconciles one environment; `strategy` bounds the wrong-revision tasks it replaces at once.
+/// Reconciles one environment from its `slots` as read; `neighbours` are the other environments'
+/// slots on the cluster; `strategy` bounds the wrong-revision tasks it replaces at once.
 #[tracing::instrument(skip_all, fields(environment = %target.environment))]
 pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     target: &Target,
     strategy: &UpdateStrategy,
+    mut slots: Vec<Slot>,
+    neighbours: &[Slot],
     now_ms: i64,
 ) -> Result<Reconciled> {
     let mut out = Reconciled::default();
-    let mut slots = store.slots_of(&target.environment).await?;
+    let order_at = |host: &str| {
+        Order::on_host(
+            &target.environment,
+            &target.spec.depends_on,
+            neighbours
+                .iter()
+                .filter(|s| s.host.container_instance_arn == host),
+        )
+    };
 
     // 1. What ECS runs for us: the live tasks of the task definition families our slots and
     //    the target name, whoever started them (ListTasks pages of 100 by family, DescribeTasks
     //    by 100; tasks of other groups are not ours and are left out).
     let families: BTreeSet<&str> = slots
         .iter()
-        .filter_map(|s| s.task_definition.as_deref())
-        .chain([target.task_definition.as_str()])
+        .filter_map(|s| s.task_definition())
+        .chain([target.spec.task_definition.as_str()])
         .map(family_of)
         .collect();
     let mut live: HashMap<String, Vec<TaskObservation>> = HashMap::new();
@@ -197,18 +235,7 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         if let SlotTask::Stopping { task_arn } = &slot.task {
             if now_ms - slot.updated_at_ms >= CLAIM_LEASE_MS && own_task_runs {
                 out.verified += 1;
-                let stop = Effect::Stop {
-                    task_arn: task_arn.clone(),
-                    reason: format!("{STOP_REASON_PREFIX}stop requested again"),
-                };
-                work.push(Work::on_slot(
-                    slot,
-                    Transition::nothing(),
-                    move |_, _, _| Transition {
-                        next: None,
-                        effect: stop.clone(),
-                    },
-                ));
+                work.push(Work::stop_again(slot, task_arn));
                 continue;
             }
         }
@@ -218,20 +245,12 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                 .iter()
                 .find(|t| !t.last_status.is_stopping())
                 .cloned();
-            work.push(Work::on_slot(
-                slot,
-                Transition::nothing(),
-                move |cur, _, now| plan_expired_claim(cur, found.as_ref(), now),
-            ));
+            work.push(Work::expired_claim(slot, found));
             continue;
         }
         out.verified += observations.len();
         for obs in observations {
-            work.push(Work::on_slot(
-                slot,
-                Transition::nothing(),
-                move |cur, claim, now| plan_task(cur, &obs, now, claim),
-            ));
+            work.push(Work::task(slot, obs, order_at(&host)));
         }
     }
     // Live tasks on hosts we have no record of: adopt one, stop the rest.
@@ -239,28 +258,17 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         if seen_hosts.contains(&host) {
             continue;
         }
-        let unknown = Host {
+        let unknown = HostState {
             container_instance_arn: host.clone(),
             status: HostStatus::Active,
             agent_connected: true,
             version: i64::MIN,
             other_tasks: None,
         };
-        let mut fresh = Slot::new(&target.environment, &target.cluster_arn, unknown);
-        fresh.deployment_id = Some(target.deployment_id.clone());
-        fresh.task_definition = Some(target.task_definition.clone());
+        let fresh = Slot::new(&target.environment, &target.cluster_arn, unknown);
         out.verified += tasks.len();
         for obs in tasks {
-            let fresh = fresh.clone();
-            work.push(Work {
-                key: fresh.key(),
-                current: None,
-                live: Live::Unknown,
-                pending_cap: None,
-                decide: Box::new(move |cur, claim, now| {
-                    plan_task(cur.unwrap_or(&fresh), &obs, now, claim)
-                }),
-            });
+            work.push(Work::task_without_record(fresh.clone(), obs));
         }
     }
     if !work.is_empty() {
@@ -268,90 +276,72 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         let mut per_slot = BTreeSet::new();
         work.retain(|w| per_slot.insert(w.key.clone()));
         let r = Executor::at(store, cluster, now_ms).run(work).await?;
-        merge(&mut out.report, r);
+        out.report.absorb(r);
         slots = store.slots_of(&target.environment).await?;
     }
 
-    // 3. Every ACTIVE host: claim and start where nothing runs (lost joins, due restarts); and
-    //    the hosts we still think eligible, or still running our task, that left the ACTIVE list
-    //    (lost drain or deregistration): described, so the daemon leaves them.
+    // 3. Every ACTIVE host as ECS shows it: claim and start where nothing runs (lost joins, due
+    //    restarts), stop where the daemon no longer belongs; and the hosts we still think
+    //    eligible, or still running our task, that left the ACTIVE list (lost drain or
+    //    deregistration): described, so the daemon leaves them.
     let mut hosts = cluster.active_hosts(&target.cluster_arn).await?;
-    let active: BTreeSet<&str> = hosts
-        .iter()
-        .map(|h| h.container_instance_arn.as_str())
-        .collect();
+    let active: BTreeSet<String> = hosts.iter().map(|h| h.arn().to_owned()).collect();
     let left: Vec<String> = slots
         .iter()
         .filter(|s| s.host.is_eligible() || s.task.task_arn().is_some())
         .map(|s| s.host.container_instance_arn.clone())
-        .filter(|h| !active.contains(h.as_str()))
+        .filter(|h| !active.contains(h))
         .collect();
     if !left.is_empty() {
         for mut h in cluster.describe_hosts(&target.cluster_arn, &left).await? {
             // Drain-last, as instance events do it: the daemon waits for the other tasks.
-            if h.status == HostStatus::Draining {
-                h.other_tasks = Some(
-                    cluster
-                        .other_tasks_on(&target.cluster_arn, &h.container_instance_arn)
-                        .await?,
-                );
+            if h.state.status == HostStatus::Draining {
+                h.state.other_tasks =
+                    Some(cluster.other_tasks_on(&target.cluster_arn, h.arn()).await?);
             }
             hosts.push(h);
         }
     }
-    let wrong = wrong_revision_work(target, strategy, &hosts, &slots);
+    let fleet = Fleet::new(target, hosts, slots, neighbours);
+    let wrong = wrong_revision_work(target, strategy, &fleet);
     let r = Executor::at(store, cluster, now_ms)
-        .run(converge_work(target, hosts, slots))
+        .run(fleet.converge(target, true))
         .await?;
-    merge(&mut out.report, r);
+    out.report.absorb(r);
 
-    // 4. Outside a deployment, tasks of another revision (a host that was away during the
-    //    rollout, a task started by hand) are replaced like a rolling update would, a few per run.
+    // 4. Outside a deployment, tasks that are not what the revision runs on their host (a host
+    //    that was away during the rollout, a task started by hand, a host whose attributes
+    //    changed) are replaced like a rolling update would, a few per run.
     out.wrong_revision = wrong.len();
     if !wrong.is_empty() {
         let r = Executor::at(store, cluster, now_ms).run(wrong).await?;
-        merge(&mut out.report, r);
+        out.report.absorb(r);
     }
     Ok(out)
 }
 
 /// Replacements of wrong-revision tasks, at most `maxUnavailable` minus the hosts already without
 /// a healthy daemon (the reconciler runs one at a time, so this budget needs no counter).
-fn wrong_revision_work(
-    target: &Target,
-    strategy: &UpdateStrategy,
-    hosts: &[Host],
-    slots: &[Slot],
-) -> Vec<Work> {
+fn wrong_revision_work(target: &Target, strategy: &UpdateStrategy, fleet: &Fleet) -> Vec<Work> {
     if target.tracking.is_some() {
         return Vec::new(); // the deployment in progress does this, within its own budget
     }
-    let eligible: BTreeSet<&str> = hosts
+    let desired = fleet.desired(target);
+    let available = fleet
+        .seats
         .iter()
-        .filter(|h| h.is_eligible())
-        .map(|h| h.container_instance_arn.as_str())
-        .collect();
-    let on_eligible = |s: &&Slot| eligible.contains(s.host.container_instance_arn.as_str());
-    let unavailable = eligible.len()
-        - slots
-            .iter()
-            .filter(on_eligible)
-            .filter(|s| s.is_available())
-            .count();
+        .filter(|s| s.host.is_eligible())
+        .filter(|s| s.slot.as_ref().is_some_and(Slot::is_available))
+        .count();
     let room = strategy
-        .max_unavailable_of(eligible.len())
-        .saturating_sub(unavailable);
-    slots
-        .iter()
-        .filter(on_eligible)
-        .filter(|s| s.is_available() && needs_replacement(target, s))
+        .max_unavailable_of(desired)
+        .saturating_sub(desired.saturating_sub(available));
+    fleet
+        .replacements(target)
+        .into_iter()
+        .filter(|(s, _)| s.is_available())
         .take(room)
-        .map(|slot| {
-            let target = target.clone();
-            Work::on_slot(slot, Transition::nothing(), move |cur, _, _| {
-                plan_replace(&target, cur)
-            })
-        })
+        .map(|(slot, verdict)| Work::replace(target, &slot, verdict, None))
         .collect()
 }
 
@@ -370,7 +360,8 @@ fn lost_stop(slot: &Slot, live: &[TaskObservation], now_ms: i64) -> Option<TaskO
         task_arn: arn.to_owned(),
         container_instance_arn: slot.host.container_instance_arn.clone(),
         environment: slot.environment.clone(),
-        started_by: slot.deployment_id.clone(),
+        started_by: slot.started_by().map(str::to_owned),
+        task_definition: slot.task_definition().map(str::to_owned),
         last_status: TaskStatus::Stopped,
         desired_status: TaskStatus::Stopped,
         stopped_reason: Some("task no longer running (found by the reconciler)".to_owned()),
@@ -392,15 +383,4 @@ fn lost_running(slot: &Slot, live: &[TaskObservation]) -> Option<TaskObservation
         version: t.version.max(version + 1),
         ..t.clone()
     })
-}
-
-fn merge(into: &mut Report, r: Report) {
-    into.written += r.written;
-    into.started.extend(r.started);
-    into.start_failures.extend(r.start_failures);
-    into.stopped.extend(r.stopped);
-    into.conflicts += r.conflicts;
-    into.gave_up += r.gave_up;
-    into.over_budget += r.over_budget;
-    into.throttled += r.throttled;
 }

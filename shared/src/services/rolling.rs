@@ -5,11 +5,11 @@
 
 use crate::domain::{Deployment, DeploymentStatus, Slot};
 use crate::error::Result;
-use crate::executor::{Executor, Live, Report, Work};
+use crate::executor::{Executor, Report};
 use crate::metrics;
-use crate::planner::{needs_replacement, plan_baked, plan_replace, Target, Transition};
 use crate::ports::{Cluster, Store};
-use crate::services::reconciler::converge_work;
+use crate::services::fleet::Fleet;
+use crate::work::Work;
 
 /// What a step did, for logs and tests.
 #[derive(Debug, Default)]
@@ -21,17 +21,6 @@ pub struct Stepped {
     pub finished: Option<DeploymentStatus>,
     /// The automatic rollback this step started.
     pub rollback: Option<String>,
-}
-
-pub fn target_of(dep: &Deployment) -> Target {
-    Target {
-        environment: dep.environment_name.clone(),
-        cluster_arn: dep.cluster_arn.clone(),
-        task_definition: dep.task_definition.clone(),
-        deployment_id: dep.id.clone(),
-        tracking: Some(dep.id.clone()),
-        bake_ms: i64::from(dep.update_strategy.min_healthy_seconds) * 1000,
-    }
 }
 
 /// Moves deployment `id` of `environment` as far as it can go now.
@@ -52,7 +41,7 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
         DeploymentStatus::Running => {
             if dep.halted_reason.is_some() {
                 release_failed_hosts(store, cluster, &dep, now_ms).await?;
-            } else if dep.update_strategy.min_healthy_seconds > 0 {
+            } else if dep.spec.update_strategy.min_healthy_seconds > 0 {
                 end_bakes(store, cluster, &dep, now_ms).await?;
             }
             let dep = store.get_deployment(environment, id).await?.unwrap_or(dep);
@@ -79,29 +68,17 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
     now_ms: i64,
     out: &mut Stepped,
 ) -> Result<()> {
-    let target = target_of(dep);
+    let target = dep.target();
     let hosts = cluster.active_hosts(&dep.cluster_arn).await?;
-    let eligible = hosts.iter().filter(|h| h.is_eligible()).count();
     let slots = store.slots_of(&dep.environment_name).await?;
-    // Old-revision hosts, as ECS has them now; the least available first (replacing them costs
-    // the least), then by host for a stable order.
-    let mut candidates: Vec<Slot> = slots
-        .iter()
-        .filter_map(|s| {
-            let host = hosts
-                .iter()
-                .find(|h| h.container_instance_arn == s.host.container_instance_arn)?;
-            let mut s = s.clone();
-            if host.version > s.host.version {
-                s.host = host.clone();
-            }
-            needs_replacement(&target, &s).then_some(s)
-        })
-        .collect();
-    candidates.sort_by_key(|s| (s.is_available(), s.host.container_instance_arn.clone()));
+    let neighbours = slots_of_all(store, &dep.spec.depends_on).await?;
+    let fleet = Fleet::new(&target, hosts, slots, &neighbours);
+    // The budget and the breaker count the hosts the revision places its daemon on.
+    let eligible = fleet.desired(&target);
+    let candidates = fleet.replacements(&target);
 
     out.report = Executor::at(store, cluster, now_ms)
-        .run(converge_work(&target, hosts, slots))
+        .run(fleet.converge(&target, true))
         .await?;
 
     if dep.breaker_tripped(eligible) {
@@ -109,7 +86,7 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
             "circuit breaker: {} of {eligible} hosts failed revision {} (threshold {})",
             dep.failed_hosts,
             dep.revision,
-            dep.update_strategy.failure_threshold.of(eligible)
+            dep.spec.update_strategy.failure_threshold.of(eligible)
         );
         out.halted = store
             .halt_deployment(&dep.environment_name, &dep.id, &reason)
@@ -129,23 +106,15 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         .get_deployment(&dep.environment_name, &dep.id)
         .await?
         .unwrap_or_else(|| dep.clone());
-    let max = dep.update_strategy.max_unavailable_of(eligible) as i64;
+    let max = dep.spec.update_strategy.max_unavailable_of(eligible) as i64;
     let room = (max - fresh.pending_count).max(0) as usize;
     let work: Vec<Work> = candidates
         .into_iter()
         .take(room)
-        .map(|slot| {
-            let target = target.clone();
-            Work {
-                key: slot.key(),
-                current: Some(slot),
-                live: Live::Is(Some(dep.id.clone())),
-                pending_cap: Some(max),
-                decide: Box::new(move |cur, _, _| match cur {
-                    Some(s) => plan_replace(&target, s),
-                    None => Transition::nothing(),
-                }),
-            }
+        .map(|(slot, verdict)| {
+            let mut w = Work::replace(&target, &slot, verdict, Some(max));
+            w.live = crate::work::Live::Is(Some(dep.id.clone()));
+            w
         })
         .collect();
     out.replacing = work.len();
@@ -180,18 +149,9 @@ async fn end_bakes<S: Store + ?Sized, C: Cluster + ?Sized>(
     let work: Vec<Work> = store
         .slots_of(&dep.environment_name)
         .await?
-        .into_iter()
+        .iter()
         .filter(|s| s.baking && s.tracked_by.as_deref() == Some(dep.id.as_str()))
-        .map(|slot| Work {
-            key: slot.key(),
-            current: Some(slot),
-            live: Live::Is(Some(dep.id.clone())),
-            pending_cap: None,
-            decide: Box::new(|cur, _, now| match cur {
-                Some(s) => plan_baked(s, now),
-                None => Transition::nothing(),
-            }),
-        })
+        .map(|slot| Work::end_bake(slot, Some(&dep.id)))
         .collect();
     if !work.is_empty() {
         Executor::at(store, cluster, now_ms).run(work).await?;
@@ -207,37 +167,29 @@ async fn release_failed_hosts<S: Store + ?Sized, C: Cluster + ?Sized>(
     dep: &Deployment,
     now_ms: i64,
 ) -> Result<()> {
-    let id = dep.id.clone();
     let work: Vec<Work> = store
         .slots_of(&dep.environment_name)
         .await?
-        .into_iter()
-        .filter(|s| s.tracked_by.as_deref() == Some(id.as_str()) && s.failed_in == s.tracked_by)
-        .map(|slot| {
-            let id = id.clone();
-            Work {
-                key: slot.key(),
-                current: Some(slot),
-                live: Live::Is(Some(id.clone())),
-                pending_cap: None,
-                decide: Box::new(move |cur, _, _| match cur {
-                    Some(s) if s.tracked_by.as_deref() == Some(id.as_str()) => {
-                        let mut next = s.clone();
-                        next.tracked_by = None;
-                        Transition {
-                            next: Some(next),
-                            effect: crate::planner::Effect::None,
-                        }
-                    }
-                    _ => Transition::nothing(),
-                }),
-            }
-        })
+        .iter()
+        .filter(|s| s.tracked_by.as_deref() == Some(dep.id.as_str()) && s.failed_in == s.tracked_by)
+        .map(|slot| Work::untrack(slot, &dep.id))
         .collect();
     if !work.is_empty() {
         Executor::at(store, cluster, now_ms).run(work).await?;
     }
     Ok(())
+}
+
+/// Every slot of these environments (the ones a daemon depends on: how they stand on each host).
+pub async fn slots_of_all<S: Store + ?Sized>(
+    store: &S,
+    environments: &[String],
+) -> Result<Vec<Slot>> {
+    let mut out = Vec::new();
+    for e in environments {
+        out.extend(store.slots_of(e).await?);
+    }
+    Ok(out)
 }
 
 /// Closes a running deployment once no host is still on its way.
@@ -248,7 +200,9 @@ pub async fn close<S: Store + ?Sized>(
     let Some(outcome) = dep.outcome() else {
         return Ok(None);
     };
-    let closed = store.finish_deployment(dep, outcome).await?;
+    let closed = store
+        .finish_deployment(dep, outcome, Deployment::health_after(outcome))
+        .await?;
     if closed {
         tracing::info!(environment = %dep.environment_name, deployment = %dep.id, outcome = ?outcome, "deployment finished");
         // Once per deployment: only the writer whose conditional close succeeded gets here.
@@ -278,7 +232,7 @@ pub async fn rollback_if_needed<S: Store + ?Sized>(
 ) -> Result<Option<String>> {
     let wanted = dep.status == DeploymentStatus::Failed
         && dep.halted_reason.is_some()
-        && dep.update_strategy.auto_rollback
+        && dep.spec.update_strategy.auto_rollback
         && dep.rollback_of.is_none();
     let (true, Some(previous)) = (wanted, dep.previous_revision) else {
         return Ok(None);
@@ -287,7 +241,7 @@ pub async fn rollback_if_needed<S: Store + ?Sized>(
         return Ok(None);
     };
     if env.active_deployment_id.is_some()
-        || env.current_deployment_id.as_deref() != Some(dep.id.as_str())
+        || env.deployed.as_ref().map(|d| d.deployment_id.as_str()) != Some(dep.id.as_str())
     {
         return Ok(None); // already rolled back, or the operator deployed something else
     }

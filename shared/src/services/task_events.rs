@@ -1,13 +1,16 @@
-//! ECS Task State Change (our group only) → record the task, restart a stopped one, stop duplicates.
+//! ECS Task State Change (our group only) → record the task (a launch is recorded by its task's
+//! first event), restart a stopped one, stop duplicates; release the daemons that wait for this
+//! one on its host.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::task::environment_of_group;
-use crate::domain::{EnvironmentStatus, SlotKey, TaskObservation, TaskStatus};
+use crate::domain::{EnvironmentStatus, Order, SlotKey, TaskObservation, TaskStatus};
 use crate::error::Result;
-use crate::executor::{Executor, Live, Report, Work};
-use crate::planner::{plan_task, Effect, Transition};
-use crate::ports::{Cluster, Store, Wakeup};
+use crate::executor::{Executor, Report};
+use crate::ports::{Cluster, Store, Wakeup, WakeupMessage};
+use crate::services::on_host::{self, Look};
+use crate::work::Work;
 
 /// The part of the event's `detail` (a Task) we use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +24,8 @@ pub struct TaskDetail {
     pub group: Option<String>,
     #[serde(default)]
     pub started_by: Option<String>,
+    #[serde(default)]
+    pub task_definition_arn: Option<String>,
     pub last_status: String,
     pub desired_status: String,
     #[serde(default)]
@@ -41,6 +46,7 @@ impl TaskDetail {
             container_instance_arn: self.container_instance_arn.clone()?,
             environment: environment_of_group(self.group.as_deref()?)?.to_owned(),
             started_by: self.started_by.clone(),
+            task_definition: self.task_definition_arn.clone(),
             last_status: TaskStatus::parse(&self.last_status)?,
             desired_status: TaskStatus::parse(&self.desired_status)?,
             stopped_reason: self.stopped_reason.clone(),
@@ -61,8 +67,9 @@ pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     handle_with(store, cluster, None, detail).await
 }
 
-/// As `handle`; a task that starts baking asks `wakeup` to step its deployment when the bake is
-/// over (without one, the reconciler does it on its next run).
+/// As `handle`; a task that starts baking asks `wakeup` to come back when the bake is over (to
+/// step its deployment, and to release the daemons waiting for it); without one, the reconciler
+/// does it on its next run.
 #[tracing::instrument(skip_all, fields(
     environment = detail.group.as_deref().unwrap_or_default(),
     host = detail.container_instance_arn.as_deref().unwrap_or_default(),
@@ -83,13 +90,12 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         environment: task.environment.clone(),
         container_instance_arn: task.container_instance_arn.clone(),
     };
-    let slot = store.get_slot(&key).await?;
+    let (slot, env) = store.slot_and_environment(&key).await?;
     let alive = !task.last_status.is_stopping() && !task.desired_status.is_stopped();
-    if slot.is_none() && alive {
+    let Some(slot) = slot else {
         // No record of this host: the environment is gone or going (stop the orphan), or the host
         // was never planned (the reconciler adopts it with the host's state).
-        let env = store.get_environment(&task.environment).await?;
-        if env.is_none_or(|e| e.status == EnvironmentStatus::Deleting) {
+        if alive && env.is_none_or(|e| e.status == EnvironmentStatus::Deleting) {
             let reason = format!(
                 "{}environment deleted",
                 crate::domain::task::STOP_REASON_PREFIX
@@ -102,29 +108,58 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                 ..Default::default()
             });
         }
-    }
-    let observed = task.clone();
-    let work = vec![Work {
-        key,
-        current: slot,
-        live: Live::Unknown,
-        pending_cap: None,
-        decide: Box::new(move |slot, claim, now| match slot {
-            Some(s) => plan_task(s, &observed, now, claim),
-            None => Transition {
-                next: None,
-                effect: Effect::None,
-            },
-        }),
-    }];
-    let report = Executor::new(store, cluster).run(work).await?;
+        return Ok(Report::default());
+    };
+    let has_dependents = env.as_ref().is_some_and(|e| !e.dependents.is_empty());
+    let report = if task.last_status.is_stopped() && !slot.depends_on.is_empty() {
+        // Its restart waits for the daemons it depends on; on a host that drains, its stop may
+        // let them stop: the whole host is planned.
+        let envs = store.environments_of_cluster(&detail.cluster_arn).await?;
+        on_host::plan(
+            store,
+            cluster,
+            &envs,
+            &key.container_instance_arn,
+            Look::Task(&task),
+        )
+        .await?
+    } else {
+        let was_available = slot.is_available();
+        let mut report = Executor::new(store, cluster)
+            .run(vec![Work::task(&slot, task.clone(), Order::none())])
+            .await?;
+        // Healthy now (no bake to wait for): the daemons waiting for it here may start.
+        let now_available = task.last_status == TaskStatus::Running && slot.bake_ms == 0;
+        if has_dependents && now_available && !was_available && report.written > 0 {
+            let envs = store.environments_of_cluster(&detail.cluster_arn).await?;
+            let released = on_host::plan(
+                store,
+                cluster,
+                &envs,
+                &key.container_instance_arn,
+                Look::Records,
+            )
+            .await?;
+            report.absorb(released);
+        }
+        report
+    };
     if let Some(wakeup) = wakeup {
-        for (environment, deployment, bake_ms) in &report.bakes {
+        for bake in &report.bakes {
+            let host = has_dependents.then(|| bake.host.clone());
+            if bake.deployment.is_none() && host.is_none() {
+                continue; // nobody waits for the end of this bake; the reconciler marks it
+            }
             // A second more than the bake: the step must find it over, whatever the clocks say.
-            let delay = u32::try_from((bake_ms + 999) / 1000 + 1).unwrap_or(u32::MAX);
-            if let Err(e) = wakeup.step_later(environment, deployment, delay).await {
+            let delay = u32::try_from((bake.bake_ms + 999) / 1000 + 1).unwrap_or(u32::MAX);
+            let message = WakeupMessage {
+                environment: bake.environment.clone(),
+                deployment_id: bake.deployment.clone(),
+                host,
+            };
+            if let Err(e) = wakeup.wake_later(&message, delay).await {
                 // Not fatal: the reconciler steps every deployment in progress.
-                tracing::warn!(%environment, %deployment, error = %e, "wake-up not scheduled");
+                tracing::warn!(environment = %bake.environment, error = %e, "wake-up not scheduled");
             }
         }
     }

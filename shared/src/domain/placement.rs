@@ -1,0 +1,399 @@
+//! Placement: which hosts an environment's daemon belongs on (placement constraints), what size
+//! it gets on each (sizing rules), the answer for one host (`Verdict`), what a slot records of it
+//! (`Placement`), and the order between daemons on a host (`Order`, from `dependsOn`).
+//!
+//! The one decision per host is `Target::wants` (domain/target.rs); these are its parts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::host::HostFacts;
+use super::launch::LaunchSpec;
+use super::overrides::{parse_cpu, parse_memory};
+use super::query::Query;
+use super::slot::{Slot, SlotTask};
+use crate::error::{Error, Result};
+use crate::limits::{EXPRESSION_MAX, PLACEMENT_CONSTRAINTS_MAX, SIZING_RULES_MAX};
+
+/// ECS's placement constraint shape; `memberOf` is the one type a daemon can use
+/// (`distinctInstance` is what a daemon is by construction).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementConstraint {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub expression: Query,
+}
+
+impl PlacementConstraint {
+    /// A request's `placementConstraints` (null or [] means none); every one must hold.
+    pub fn parse_list(field: &str, value: &Value) -> Result<Vec<Self>> {
+        let items = list(field, value, PLACEMENT_CONSTRAINTS_MAX)?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = format!("{field}[{i}]");
+                let obj = object(&at, item, &["type", "expression"])?;
+                match obj.get("type").and_then(Value::as_str) {
+                    Some("memberOf") => {}
+                    Some("distinctInstance") => {
+                        return Err(Error::invalid(
+                            &format!("{at}.type"),
+                            "distinctInstance is implied: a daemon runs one task per host",
+                        ))
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            &format!("{at}.type"),
+                            "type must be memberOf",
+                        ))
+                    }
+                }
+                Ok(Self {
+                    kind: "memberOf".to_owned(),
+                    expression: expression(&format!("{at}.expression"), obj.get("expression"))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The first rule whose expression matches a host sets the task's CPU and/or memory there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizingRule {
+    pub expression: Query,
+    /// Task-level CPU units, as a string as ECS's overrides take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Task-level memory in MiB, as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl SizingRule {
+    /// A request's `sizing` (null or [] means none). Sizes are normalised to units and MiB.
+    pub fn parse_list(field: &str, value: &Value) -> Result<Vec<Self>> {
+        let items = list(field, value, SIZING_RULES_MAX)?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = format!("{field}[{i}]");
+                let obj = object(&at, item, &["expression", "cpu", "memory"])?;
+                let size = |name: &str, parse: fn(&str) -> std::result::Result<i64, String>| {
+                    let f = format!("{at}.{name}");
+                    match obj.get(name) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::String(s)) => parse(s)
+                            .map(|n| Some(n.to_string()))
+                            .map_err(|m| Error::invalid(&f, m)),
+                        Some(Value::Number(n)) => parse(&n.to_string())
+                            .map(|n| Some(n.to_string()))
+                            .map_err(|m| Error::invalid(&f, m)),
+                        Some(_) => Err(Error::invalid(&f, format!("{name} must be a string"))),
+                    }
+                };
+                let rule = Self {
+                    expression: expression(&format!("{at}.expression"), obj.get("expression"))?,
+                    cpu: size("cpu", parse_cpu)?,
+                    memory: size("memory", parse_memory)?,
+                };
+                if rule.cpu.is_none() && rule.memory.is_none() {
+                    return Err(Error::invalid(
+                        &at,
+                        "a sizing rule sets cpu, memory or both",
+                    ));
+                }
+                Ok(rule)
+            })
+            .collect()
+    }
+
+    /// The first rule that matches `host`.
+    pub fn first_match<'a>(rules: &'a [Self], host: &dyn HostFacts) -> Option<&'a Self> {
+        rules.iter().find(|r| r.expression.matches(host))
+    }
+}
+
+fn list<'a>(field: &str, value: &'a Value, max: usize) -> Result<&'a [Value]> {
+    match value {
+        Value::Null => Ok(&[]),
+        Value::Array(items) if items.len() <= max => Ok(items),
+        Value::Array(_) => Err(Error::invalid(field, format!("at most {max} entries"))),
+        _ => Err(Error::invalid(field, format!("{field} must be a list"))),
+    }
+}
+
+fn object<'a>(
+    field: &str,
+    value: &'a Value,
+    known: &[&str],
+) -> Result<&'a serde_json::Map<String, Value>> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| Error::invalid(field, "must be an object"))?;
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Error::invalid(
+            &format!("{field}.{k}"),
+            format!("unknown field {k}; expected {}", known.join(", ")),
+        ));
+    }
+    Ok(obj)
+}
+
+fn expression(field: &str, value: Option<&Value>) -> Result<Query> {
+    let text = value
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| Error::invalid(field, "expression is required"))?;
+    if text.chars().count() > EXPRESSION_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("at most {EXPRESSION_MAX} characters"),
+        ));
+    }
+    Query::parse(text).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// The answer of `Target::wants` for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It belongs here and can run here: launch this (or keep the task that runs it).
+    Run(LaunchSpec),
+    /// It belongs here, but a daemon it depends on does not run here yet; that one's RUNNING
+    /// releases it. A task already here keeps running.
+    Wait { launch: LaunchSpec, reason: String },
+    /// It belongs here but cannot run here (resources, platform, a value the host lacks). Tried
+    /// again when the host changes; never counted as a failure. A task already here stays.
+    Unschedulable(String),
+    /// It does not belong here: the placement constraints leave the host out, or (`blocked`) a
+    /// daemon it depends on will not run here. A task here is stopped.
+    Excluded { reason: String, blocked: bool },
+}
+
+/// What a slot records of the last verdict on its host (shown by `status?hosts=true`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "state",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Placement {
+    #[default]
+    Runs,
+    Waiting {
+        reason: String,
+    },
+    /// Waits for a dependency that will not run here (shown as waiting, not desired).
+    Blocked {
+        reason: String,
+    },
+    /// `revision`: the revision it was decided for (a refusal is retried only when the host
+    /// changes or another revision is deployed, never on a timer).
+    Unschedulable {
+        reason: String,
+        revision: u32,
+    },
+    Excluded {
+        reason: String,
+    },
+}
+
+impl Placement {
+    /// The host counts toward the environment's desired hosts (DaemonSet's desiredNumberScheduled).
+    pub fn is_desired(&self) -> bool {
+        matches!(self, Self::Runs | Self::Waiting { .. })
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Runs => None,
+            Self::Waiting { reason }
+            | Self::Blocked { reason }
+            | Self::Unschedulable { reason, .. }
+            | Self::Excluded { reason } => Some(reason),
+        }
+    }
+
+    /// `runs`, `waiting` (also when blocked), `unschedulable`, `notSelected`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Runs => "runs",
+            Self::Waiting { .. } | Self::Blocked { .. } => "waiting",
+            Self::Unschedulable { .. } => "unschedulable",
+            Self::Excluded { .. } => "notSelected",
+        }
+    }
+
+    pub fn of(verdict: &Verdict, revision: u32) -> Self {
+        match verdict {
+            Verdict::Run(_) => Self::Runs,
+            Verdict::Wait { reason, .. } => Self::Waiting {
+                reason: reason.clone(),
+            },
+            Verdict::Unschedulable(reason) => Self::Unschedulable {
+                reason: reason.clone(),
+                revision,
+            },
+            Verdict::Excluded { reason, blocked } if *blocked => Self::Blocked {
+                reason: reason.clone(),
+            },
+            Verdict::Excluded { reason, .. } => Self::Excluded {
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// The verdict a slot's own record gives, without a fresh look at its host: what it was, with
+    /// the dependencies re-checked (they may have come up, or gone, since). `None`: the record
+    /// holds nothing to launch.
+    pub fn verdict(slot: &Slot, order: &Order) -> Option<Verdict> {
+        match &slot.placement {
+            Self::Unschedulable { reason, .. } => Some(Verdict::Unschedulable(reason.clone())),
+            Self::Excluded { reason } => Some(Verdict::Excluded {
+                reason: reason.clone(),
+                blocked: false,
+            }),
+            Self::Runs | Self::Waiting { .. } | Self::Blocked { .. } => {
+                if let Some(reason) = order.blocked() {
+                    return Some(Verdict::Excluded {
+                        reason,
+                        blocked: true,
+                    });
+                }
+                let launch = slot.launch.clone()?;
+                Some(match order.waiting() {
+                    Some(reason) => Verdict::Wait { launch, reason },
+                    None => Verdict::Run(launch),
+                })
+            }
+        }
+    }
+}
+
+/// How one environment's dependencies and dependents stand on one host (`dependsOn`): a daemon
+/// starts once those it depends on run there, and on a host that drains it stops before them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Order {
+    /// Dependencies that will never run here, with why.
+    pub never: Vec<String>,
+    /// Dependencies that do not run (healthy) here yet, with why.
+    pub not_yet: Vec<String>,
+    /// A daemon that depends on this one still has a task here.
+    pub dependents_live: bool,
+}
+
+impl Order {
+    /// No daemon to wait for, and none waiting on this one.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// From the other environments' slots on the same host (`neighbours` may include the
+    /// environment's own slot; it is ignored).
+    pub fn on_host<'a>(
+        environment: &str,
+        depends_on: &[String],
+        neighbours: impl IntoIterator<Item = &'a Slot> + Clone,
+    ) -> Self {
+        let mut order = Self::default();
+        for dep in depends_on {
+            let slot = neighbours
+                .clone()
+                .into_iter()
+                .find(|s| &s.environment == dep);
+            match slot {
+                Some(s) if s.is_available() => {}
+                Some(s) if !s.placement.is_desired() && !s.task.is_occupied() => {
+                    order.never.push(format!(
+                        "{dep} does not run on this host ({})",
+                        s.placement.reason().unwrap_or("not placed")
+                    ))
+                }
+                Some(s) => order.not_yet.push(format!(
+                    "waiting for {dep} to run here ({})",
+                    phase_words(&s.task)
+                )),
+                None => order.not_yet.push(format!("waiting for {dep} to run here")),
+            }
+        }
+        order.dependents_live = neighbours.into_iter().any(|s| {
+            s.environment != environment
+                && s.depends_on.iter().any(|d| d == environment)
+                && s.task.is_occupied()
+        });
+        order
+    }
+
+    pub fn blocked(&self) -> Option<String> {
+        (!self.never.is_empty()).then(|| self.never.join("; "))
+    }
+
+    pub fn waiting(&self) -> Option<String> {
+        (!self.not_yet.is_empty()).then(|| self.not_yet.join("; "))
+    }
+}
+
+fn phase_words(task: &SlotTask) -> &'static str {
+    match task {
+        SlotTask::Vacant => "not started",
+        SlotTask::Launching { .. } => "launching",
+        SlotTask::Pending { .. } => "pending",
+        SlotTask::Running { .. } => "not healthy yet",
+        SlotTask::Stopping { .. } => "stopping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn constraints_are_ecs_member_of_and_a_bad_one_names_its_place() {
+        let ok = PlacementConstraint::parse_list(
+            "placementConstraints",
+            &json!([{"type": "memberOf", "expression": "attribute:gpu == true"}]),
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].expression.text(), "attribute:gpu == true");
+        assert!(PlacementConstraint::parse_list("p", &Value::Null)
+            .unwrap()
+            .is_empty());
+        for (value, field) in [
+            (json!({}), "placementConstraints"),
+            (
+                json!([{"type": "spread", "expression": "x"}]),
+                "placementConstraints[0].type",
+            ),
+            (
+                json!([{"type": "memberOf"}]),
+                "placementConstraints[0].expression",
+            ),
+            (
+                json!([{"type": "memberOf", "expression": "a", "x": 1}]),
+                "placementConstraints[0].x",
+            ),
+        ] {
+            let e = PlacementConstraint::parse_list("placementConstraints", &value).unwrap_err();
+            assert_eq!(e.field(), Some(field), "{value}");
+        }
+    }
+
+    #[test]
+    fn sizing_rules_take_ecs_sizes_and_need_a_size() {
+        let rules = SizingRule::parse_list(
+            "sizing",
+            &json!([{"expression": "attribute:ecs.instance-type =~ m5.*", "cpu": 512, "memory": "1024"}]),
+        )
+        .unwrap();
+        assert_eq!(rules[0].cpu.as_deref(), Some("512"));
+        assert_eq!(rules[0].memory.as_deref(), Some("1024"));
+        let e = SizingRule::parse_list("sizing", &json!([{"expression": "ec2InstanceId == i-1"}]))
+            .unwrap_err();
+        assert_eq!(e.field(), Some("sizing[0]"));
+    }
+}

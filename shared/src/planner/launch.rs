@@ -1,0 +1,71 @@
+//! What StartTask did with a claim, and claims whose launcher went quiet.
+
+use crate::domain::{Placement, Refusal, Slot, SlotTask, TaskObservation};
+
+use super::task::observed;
+use super::{restart_delay_ms, Effect, Transition, CLAIM_LEASE_MS};
+
+/// StartTask refused this host with ECS's `reason`. When the host cannot take the task (resources,
+/// attributes, agent, the host gone) it is unschedulable for this revision until the host
+/// changes: no failure, no timer. Otherwise the revision failed here: free the slot with a
+/// failure and a backoff.
+pub fn plan_start_refused(slot: &Slot, claim_id: &str, reason: &str, now_ms: i64) -> Transition {
+    let SlotTask::Launching { claim_id: c, .. } = &slot.task else {
+        return Transition::nothing();
+    };
+    if c != claim_id {
+        return Transition::nothing();
+    }
+    let mut next = slot.clone();
+    next.task = SlotTask::Vacant;
+    match Refusal::classify(reason) {
+        Refusal::HostCannot(reason) => {
+            next.placement = Placement::Unschedulable {
+                reason,
+                revision: slot.launch.as_ref().map_or(0, |l| l.revision),
+            };
+            next.tracked_by = None;
+        }
+        Refusal::Failure(reason) => {
+            next.failures = slot.failures + 1;
+            next.retry_at_ms = now_ms + restart_delay_ms(next.failures).max(1_000);
+            next.last_failure = Some(reason);
+            if slot.tracked_by.is_some() {
+                next.failed_in = slot.tracked_by.clone();
+            }
+        }
+    }
+    Transition::write_if_changed(Some(slot), next, Effect::None)
+}
+
+/// StartTask was throttled: nothing started and nothing failed; free the claim so the next event
+/// or reconcile launches again (not before a second has passed).
+pub fn plan_start_throttled(slot: &Slot, claim_id: &str, now_ms: i64) -> Transition {
+    match &slot.task {
+        SlotTask::Launching { claim_id: c, .. } if c == claim_id => {
+            let mut next = slot.clone();
+            next.task = SlotTask::Vacant;
+            next.retry_at_ms = next.retry_at_ms.max(now_ms + 1_000);
+            Transition::write_if_changed(Some(slot), next, Effect::None)
+        }
+        _ => Transition::nothing(),
+    }
+}
+
+/// A claim whose writer went quiet past the lease. The caller has looked the host's tasks up in
+/// ECS: `found` is a live task of ours there (adopt it), or none (free the slot to launch again).
+pub fn plan_expired_claim(slot: &Slot, found: Option<&TaskObservation>, now_ms: i64) -> Transition {
+    if !claim_expired(slot, now_ms) {
+        return Transition::nothing();
+    }
+    let mut next = slot.clone();
+    next.task = match found {
+        Some(task) => observed(task, &slot.task, now_ms),
+        None => SlotTask::Vacant,
+    };
+    Transition::write_if_changed(Some(slot), next, Effect::None)
+}
+
+pub fn claim_expired(slot: &Slot, now_ms: i64) -> bool {
+    matches!(slot.task, SlotTask::Launching { since_ms, .. } if now_ms - since_ms >= CLAIM_LEASE_MS)
+}

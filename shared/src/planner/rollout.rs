@@ -1,0 +1,76 @@
+//! A rolling update, host by host: replacing another revision's task, and bakes that end.
+
+use crate::domain::{Placement, Slot, SlotTask, Target, Verdict};
+
+use super::{stop_reason, Effect, Transition};
+
+/// Whether rolling `target` out still has to change this host's task: an eligible host whose
+/// live task runs something other than what the verdict launches there, or belongs to another
+/// revision that no longer places the daemon here. A host the revision cannot run on keeps what
+/// it runs.
+pub fn needs_replacement(target: &Target, slot: &Slot, verdict: &Verdict) -> bool {
+    if !slot.host.is_eligible()
+        || !matches!(
+            slot.task,
+            SlotTask::Pending { .. } | SlotTask::Running { .. }
+        )
+    {
+        return false;
+    }
+    match verdict {
+        Verdict::Run(launch) => slot.launch.as_ref().is_none_or(|l| !l.runs_same_as(launch)),
+        Verdict::Excluded { .. } => slot
+            .launch
+            .as_ref()
+            .is_none_or(|l| l.revision != target.revision),
+        Verdict::Wait { .. } | Verdict::Unschedulable(_) => false,
+    }
+}
+
+/// One step of a rolling update on one host: stop the old task; its STOPPED event starts the new
+/// launch on the host (daemons often bind host ports, so never both at once). The slot already
+/// holds the new launch and counts as pending for the deployment until that task is healthy. A
+/// host the new revision leaves out is stopped the same way, within the same budget: a selector
+/// that leaves every host out does not take every daemon down at once.
+pub fn plan_replace(target: &Target, slot: &Slot, verdict: &Verdict) -> Transition {
+    if !needs_replacement(target, slot, verdict) {
+        return Transition::nothing();
+    }
+    let Some(old) = slot.task.task_arn().map(str::to_owned) else {
+        return Transition::nothing();
+    };
+    let mut next = slot.clone();
+    next.task = SlotTask::Stopping {
+        task_arn: old.clone(),
+    };
+    next.placement = Placement::of(verdict, target.revision);
+    if let Verdict::Run(launch) = verdict {
+        next.launch = Some(launch.clone());
+    }
+    next.tracked_by = target.tracking.clone();
+    next.bake_ms = target.bake_ms();
+    next.baking = false;
+    next.failures = 0;
+    next.retry_at_ms = 0;
+    next.last_failure = None;
+    Transition::write_if_changed(
+        Some(slot),
+        next,
+        Effect::Stop {
+            task_arn: old,
+            reason: stop_reason(&format!("replaced by deployment {}", target.deployment_id)),
+        },
+    )
+}
+
+/// A new task that has stayed RUNNING for its bake time now counts as healthy.
+pub fn plan_baked(slot: &Slot, now_ms: i64) -> Transition {
+    match &slot.task {
+        SlotTask::Running { since_ms, .. } if slot.baking && now_ms - since_ms >= slot.bake_ms => {
+            let mut next = slot.clone();
+            next.baking = false;
+            Transition::write_if_changed(Some(slot), next, Effect::None)
+        }
+        _ => Transition::nothing(),
+    }
+}

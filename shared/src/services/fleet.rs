@@ -1,0 +1,117 @@
+//! A cluster's hosts as one environment sees them: each host with its slot and how the daemons it
+//! depends on (and those depending on it) stand there. What a deployment step and a reconcile
+//! decide from, read once.
+
+use std::collections::HashMap;
+
+use crate::domain::{Host, Order, Slot, Target, Verdict};
+use crate::planner::needs_replacement;
+use crate::work::Work;
+
+/// One host, its slot, its neighbours' order.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub host: Host,
+    /// The slot as read, its host state brought up to what ECS says now.
+    pub slot: Option<Slot>,
+    pub order: Order,
+}
+
+impl Seat {
+    /// `Target::wants` here; what the environment's task on the host already holds counts as free.
+    pub fn verdict(&self, target: &Target) -> Verdict {
+        let own = self
+            .slot
+            .as_ref()
+            .filter(|s| s.task.is_occupied())
+            .and_then(|s| s.launch.as_ref())
+            .map(|l| &l.reserves);
+        target.wants(&self.host, &self.order, own)
+    }
+}
+
+pub struct Fleet {
+    pub seats: Vec<Seat>,
+}
+
+impl Fleet {
+    /// `hosts` as ECS lists them, `slots` the environment's, `neighbours` the slots of the other
+    /// environments on the cluster (only those its ordering involves are needed).
+    pub fn new(target: &Target, hosts: Vec<Host>, slots: Vec<Slot>, neighbours: &[Slot]) -> Self {
+        let mut by_host: HashMap<String, Slot> = slots
+            .into_iter()
+            .map(|s| (s.host.container_instance_arn.clone(), s))
+            .collect();
+        let mut around: HashMap<&str, Vec<&Slot>> = HashMap::new();
+        for s in neighbours {
+            around
+                .entry(s.host.container_instance_arn.as_str())
+                .or_default()
+                .push(s);
+        }
+        let seats = hosts
+            .into_iter()
+            .map(|host| {
+                let mut slot = by_host.remove(host.arn());
+                if let Some(s) = slot.as_mut() {
+                    if host.state.version > s.host.version {
+                        s.host = host.state.clone();
+                    }
+                }
+                let others = around.get(host.arn()).cloned().unwrap_or_default();
+                let order = Order::on_host(
+                    &target.environment,
+                    &target.spec.depends_on,
+                    others,
+                );
+                Seat { host, slot, order }
+            })
+            .collect();
+        Self { seats }
+    }
+
+    /// Hosts the revision places its daemon on (selected and able to run it, eligible): the base
+    /// of `maxUnavailable` and of the circuit breaker's threshold.
+    pub fn desired(&self, target: &Target) -> usize {
+        self.seats
+            .iter()
+            .filter(|s| s.host.is_eligible())
+            .filter(|s| matches!(s.verdict(target), Verdict::Run(_) | Verdict::Wait { .. }))
+            .count()
+    }
+
+    /// Every host planned for `target` as ECS shows it now (claims where nothing runs, stops
+    /// where the daemon does not belong or the host left). `then_bake`: where nothing else
+    /// changes, a new task's bake may be over.
+    pub fn converge(&self, target: &Target, then_bake: bool) -> Vec<Work> {
+        self.seats
+            .iter()
+            .map(|s| {
+                Work::host(
+                    target,
+                    s.host.arn(),
+                    s.slot.clone(),
+                    Some(s.host.clone()),
+                    s.order.clone(),
+                    then_bake,
+                )
+            })
+            .collect()
+    }
+
+    /// Hosts whose task `target` still has to replace, with the verdict there: the least
+    /// available first (replacing them costs the least), then by host for a stable order.
+    pub fn replacements(&self, target: &Target) -> Vec<(Slot, Verdict)> {
+        let mut out: Vec<(Slot, Verdict)> = self
+            .seats
+            .iter()
+            .filter_map(|seat| {
+                let slot = seat.slot.as_ref()?;
+                let verdict = seat.verdict(target);
+                needs_replacement(target, slot, &verdict).then(|| (slot.clone(), verdict))
+            })
+            .collect();
+        out.sort_by_key(|(s, _)| (s.is_available(), s.host.container_instance_arn.clone()));
+        out
+    }
+}
