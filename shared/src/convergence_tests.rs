@@ -74,6 +74,7 @@ struct Sim {
     revisions: u32,
     /// The deployment as the stream last showed it: every change emits a record, as DynamoDB's does.
     streamed: Option<crate::domain::Deployment>,
+    nudges: u64,
 }
 
 fn host_arn(i: usize) -> String {
@@ -134,6 +135,7 @@ impl Sim {
             versions: vec![0; 6],
             revisions: 0,
             streamed: None,
+            nudges: 0,
         }
     }
 
@@ -268,8 +270,10 @@ impl Sim {
             return;
         };
         let now = self.store.deployment(ENV, &id);
-        if now != self.streamed {
+        let nudges = self.store.nudges(ENV, &id);
+        if now != self.streamed || nudges != self.nudges {
             self.streamed = now;
+            self.nudges = nudges;
             self.queue.push(Ev::Deployment(id));
         }
     }
@@ -390,7 +394,11 @@ fn run(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=20000 for a longer soak.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn exactly_one_daemon_per_eligible_host(ops in prop::collection::vec(op(), 1..60)) {

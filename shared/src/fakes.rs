@@ -28,6 +28,8 @@ struct StoreState {
     deployments: BTreeMap<(String, String), Deployment>,
     revisions: BTreeMap<(String, u32), Revision>,
     slots: BTreeMap<SlotKey, Slot>,
+    /// How often each deployment was nudged (each would be a stream record).
+    nudges: BTreeMap<(String, String), u64>,
 }
 
 #[derive(Default)]
@@ -42,6 +44,14 @@ impl FakeStore {
     pub fn deployment(&self, env: &str, id: &str) -> Option<Deployment> {
         let s = self.state.lock().unwrap();
         s.deployments.get(&(env.to_owned(), id.to_owned())).cloned()
+    }
+    /// How often a deployment was nudged.
+    pub fn nudges(&self, env: &str, id: &str) -> u64 {
+        let s = self.state.lock().unwrap();
+        s.nudges
+            .get(&(env.to_owned(), id.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -291,6 +301,21 @@ impl Store for FakeStore {
         {
             Some(d) if d.status == DeploymentStatus::Pending => {
                 d.status = DeploymentStatus::Running;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn nudge_deployment(&self, environment: &str, id: &str) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut guard = self.state.lock().unwrap();
+        let s = &mut *guard;
+        let key = (environment.to_owned(), id.to_owned());
+        match s.deployments.get_mut(&key) {
+            Some(d) if !d.status.is_finished() => {
+                d.updated_at = crate::clock::now_rfc3339();
+                *s.nudges.entry(key).or_default() += 1;
                 Ok(true)
             }
             _ => Ok(false),

@@ -94,6 +94,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Page<Deployment>>;
     /// pending → running, once its hosts are claimed. False when it had already moved on.
     async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool>;
+    /// Touches a deployment in progress (its stream record steps it again). False when it had
+    /// finished.
+    async fn nudge_deployment(&self, environment: &str, id: &str) -> Result<bool>;
     /// The circuit breaker: no more hosts are taken (pending/running → running with the reason).
     /// False when it was already halted or finished.
     async fn halt_deployment(&self, environment: &str, id: &str, reason: &str) -> Result<bool>;

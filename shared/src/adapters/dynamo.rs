@@ -926,6 +926,27 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn nudge_deployment(&self, environment: &str, id: &str) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(env_pk(environment), dep_sk(id))))
+            .update_expression("SET updatedAt = :now")
+            .condition_expression("#st IN (:pending, :running)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":now", s(crate::clock::now_rfc3339()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(ddb(e)),
+        }
+    }
+
     async fn finish_deployment(
         &self,
         deployment: &Deployment,

@@ -9,14 +9,24 @@ use super::{stop_reason, Effect, Transition};
 /// revision that no longer places the daemon here. A host the revision cannot run on keeps what
 /// it runs.
 pub fn needs_replacement(target: &Target, slot: &Slot, verdict: &Verdict) -> bool {
-    if !slot.host.is_eligible()
-        || !matches!(
+    slot.host.is_eligible()
+        && matches!(
             slot.task,
             SlotTask::Pending { .. } | SlotTask::Running { .. }
         )
-    {
-        return false;
-    }
+        && replaces(target, slot, verdict)
+}
+
+/// A launch in flight on this host that rolling `target` out will have to replace once its task
+/// shows up (a restart of the old revision, a join just before the deployment).
+pub fn launch_to_replace(target: &Target, slot: &Slot, verdict: &Verdict) -> bool {
+    slot.host.is_eligible()
+        && matches!(slot.task, SlotTask::Launching { .. })
+        && replaces(target, slot, verdict)
+}
+
+/// What the slot runs (or launches) is not what the verdict wants there.
+fn replaces(target: &Target, slot: &Slot, verdict: &Verdict) -> bool {
     match verdict {
         Verdict::Run(launch) => slot.launch.as_ref().is_none_or(|l| !l.runs_same_as(launch)),
         Verdict::Excluded { .. } => slot

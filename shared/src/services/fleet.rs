@@ -5,19 +5,29 @@
 use std::collections::HashMap;
 
 use crate::domain::{Host, Order, Slot, Target, Verdict};
-use crate::planner::needs_replacement;
+use crate::planner::{launch_to_replace, needs_replacement};
 use crate::work::Work;
 
 /// One host, its slot, its neighbours' order.
 #[derive(Debug, Clone)]
 pub struct Seat {
     pub host: Host,
-    /// The slot as read, its host state brought up to what ECS says now.
+    /// The slot as read.
     pub slot: Option<Slot>,
     pub order: Order,
 }
 
 impl Seat {
+    /// The slot with the host as ECS shows it now (when that is newer than its record): what a
+    /// replacement is decided on. The slot as read stays what writes compare against.
+    fn slot_now(&self) -> Option<Slot> {
+        let mut slot = self.slot.clone()?;
+        if self.host.state.version > slot.host.version {
+            slot.host = self.host.state.clone();
+        }
+        Some(slot)
+    }
+
     /// `Target::wants` here; what the environment's task on the host already holds counts as free.
     pub fn verdict(&self, target: &Target) -> Verdict {
         let own = self
@@ -52,18 +62,9 @@ impl Fleet {
         let seats = hosts
             .into_iter()
             .map(|host| {
-                let mut slot = by_host.remove(host.arn());
-                if let Some(s) = slot.as_mut() {
-                    if host.state.version > s.host.version {
-                        s.host = host.state.clone();
-                    }
-                }
+                let slot = by_host.remove(host.arn());
                 let others = around.get(host.arn()).cloned().unwrap_or_default();
-                let order = Order::on_host(
-                    &target.environment,
-                    &target.spec.depends_on,
-                    others,
-                );
+                let order = Order::on_host(&target.environment, &target.spec.depends_on, others);
                 Seat { host, slot, order }
             })
             .collect();
@@ -99,6 +100,18 @@ impl Fleet {
             .collect()
     }
 
+    /// Hosts where a launch of something `target` would replace is in flight: once its task shows
+    /// up, it is a replacement like any other.
+    pub fn launching_to_replace(&self, target: &Target) -> usize {
+        self.seats
+            .iter()
+            .filter(|seat| {
+                seat.slot_now()
+                    .is_some_and(|slot| launch_to_replace(target, &slot, &seat.verdict(target)))
+            })
+            .count()
+    }
+
     /// Hosts whose task `target` still has to replace, with the verdict there: the least
     /// available first (replacing them costs the least), then by host for a stable order.
     pub fn replacements(&self, target: &Target) -> Vec<(Slot, Verdict)> {
@@ -106,9 +119,10 @@ impl Fleet {
             .seats
             .iter()
             .filter_map(|seat| {
-                let slot = seat.slot.as_ref()?;
                 let verdict = seat.verdict(target);
-                needs_replacement(target, slot, &verdict).then(|| (slot.clone(), verdict))
+                let now = seat.slot_now()?;
+                let read = seat.slot.clone()?;
+                needs_replacement(target, &now, &verdict).then_some((read, verdict))
             })
             .collect();
         out.sort_by_key(|(s, _)| (s.is_available(), s.host.container_instance_arn.clone()));

@@ -96,9 +96,14 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         return Ok(());
     }
     if candidates.is_empty() {
-        store
-            .mark_deployment_running(&dep.environment_name, &dep.id)
-            .await?;
+        // A launch of what this revision replaces may still be in flight (a restart, a join
+        // just before the deployment): its task's first event nudges the deployment, which then
+        // replaces it. Until then, the deployment is not done claiming its hosts.
+        if fleet.launching_to_replace(&target) == 0 {
+            store
+                .mark_deployment_running(&dep.environment_name, &dep.id)
+                .await?;
+        }
         return Ok(());
     }
     // The budget, against the counters as the claims above left them.

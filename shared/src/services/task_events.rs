@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::task::environment_of_group;
-use crate::domain::{EnvironmentStatus, Order, SlotKey, TaskObservation, TaskStatus};
+use crate::domain::{
+    Environment, EnvironmentStatus, Order, Slot, SlotKey, SlotTask, TaskObservation, TaskStatus,
+};
 use crate::error::Result;
 use crate::executor::{Executor, Report};
 use crate::ports::{Cluster, Store, Wakeup, WakeupMessage};
@@ -128,6 +130,13 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         let mut report = Executor::new(store, cluster)
             .run(vec![Work::task(&slot, task.clone(), Order::none())])
             .await?;
+        // A launch of another revision turned into a task while a deployment is in progress:
+        // that deployment may not have seen it to replace; its stream record steps it again.
+        if let Some(id) = env.as_ref().and_then(|e| rollout_to_nudge(e, &slot)) {
+            if alive && report.written > 0 {
+                store.nudge_deployment(&task.environment, id).await?;
+            }
+        }
         // Healthy now (no bake to wait for): the daemons waiting for it here may start.
         let now_available = task.last_status == TaskStatus::Running && slot.bake_ms == 0;
         if has_dependents && now_available && !was_available && report.written > 0 {
@@ -174,4 +183,16 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         "task event handled"
     );
     Ok(report)
+}
+
+/// The deployment in progress that must replace what this launching slot is about to run.
+fn rollout_to_nudge<'a>(env: &'a Environment, slot: &Slot) -> Option<&'a str> {
+    let id = env.active_deployment_id.as_deref()?;
+    let deployed = env.deployed.as_ref()?;
+    let launching = matches!(slot.task, SlotTask::Launching { .. });
+    let other = slot
+        .launch
+        .as_ref()
+        .is_some_and(|l| l.revision != deployed.revision);
+    (launching && other).then_some(id)
 }
