@@ -251,25 +251,37 @@ impl Placement {
     /// holds nothing to launch.
     pub fn verdict(slot: &Slot, order: &Order) -> Option<Verdict> {
         match &slot.placement {
+            // What another revision cannot run here does not stop this host's own launch from
+            // running again (the host keeps the revision it has).
+            Self::Unschedulable { revision, .. }
+                if slot.launch.as_ref().is_some_and(|l| l.revision != *revision) =>
+            {
+                Self::launch_again(slot, order)
+            }
             Self::Unschedulable { reason, .. } => Some(Verdict::Unschedulable(reason.clone())),
             Self::Excluded { reason } => Some(Verdict::Excluded {
                 reason: reason.clone(),
                 blocked: false,
             }),
             Self::Runs | Self::Waiting { .. } | Self::Blocked { .. } => {
-                if let Some(reason) = order.blocked() {
-                    return Some(Verdict::Excluded {
-                        reason,
-                        blocked: true,
-                    });
-                }
-                let launch = slot.launch.clone()?;
-                Some(match order.waiting() {
-                    Some(reason) => Verdict::Wait { launch, reason },
-                    None => Verdict::Run(launch),
-                })
+                Self::launch_again(slot, order)
             }
         }
+    }
+
+    /// The slot's own launch, once the daemons it depends on run here.
+    fn launch_again(slot: &Slot, order: &Order) -> Option<Verdict> {
+        if let Some(reason) = order.blocked() {
+            return Some(Verdict::Excluded {
+                reason,
+                blocked: true,
+            });
+        }
+        let launch = slot.launch.clone()?;
+        Some(match order.waiting() {
+            Some(reason) => Verdict::Wait { launch, reason },
+            None => Verdict::Run(launch),
+        })
     }
 }
 

@@ -101,4 +101,6 @@ impl Transition {
 }
 
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod tests;
