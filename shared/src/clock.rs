@@ -13,8 +13,23 @@ pub fn millis_between(from: &str, to: &str) -> Option<i64> {
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn system_now_ms() -> i64 {
-    std::time::SystemTime::now()
+    let real = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    #[cfg(test)]
+    let real = real + SKEW_MS.with(std::cell::Cell::get);
+    real
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How far the simulations moved this thread's clock on (they run on one thread).
+    static SKEW_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Moves this thread's clock on by `ms` (`None`: back to the system's): simulated time passing.
+#[cfg(test)]
+pub fn skew_for_tests(ms: Option<i64>) {
+    SKEW_MS.with(|s| s.set(ms.map_or(0, |ms| s.get() + ms)));
 }

@@ -9,11 +9,12 @@
 use proptest::prelude::*;
 
 use crate::clock::now_rfc3339;
-use crate::domain::{DaemonSpec, Environment, Health, Host, HostState, HostStatus};
+use crate::domain::{DaemonSpec, Environment, Health, HostStatus};
 use crate::executor::system_now_ms;
-use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
+use crate::fakes::{FakeStore, FAKE_CLUSTER_ARN};
 use crate::ports::Store;
-use crate::services::{deployments_api, instance_events, reconciler, rolling, task_events};
+use crate::services::deployments_api;
+use crate::sim::{block_on, host_arn, Ev, Sim, HOSTS};
 
 const ENV: &str = "env";
 
@@ -58,67 +59,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-#[derive(Debug, Clone)]
-enum Ev {
-    Instance(instance_events::InstanceDetail),
-    Task(task_events::TaskDetail),
-    Deployment(String),
-}
-
-struct Sim {
-    store: FakeStore,
-    cluster: FakeCluster,
-    queue: Vec<Ev>,
-    versions: Vec<i64>,
+/// The classic simulation: one environment, no placement rules, hosts without tracked resources.
+struct Classic {
+    sim: Sim,
     /// Revisions added by `Update`.
     revisions: u32,
-    /// The deployment as the stream last showed it: every change emits a record, as DynamoDB's does.
-    streamed: Option<crate::domain::Deployment>,
-    nudges: u64,
 }
 
-fn host_arn(i: usize) -> String {
-    format!("arn:aws:ecs:us-east-1:123456789012:container-instance/fake/h{i}")
-}
-
-fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
-    let status = if t.alive { "RUNNING" } else { "STOPPED" };
-    task_events::TaskDetail {
-        task_arn: t.arn.clone(),
-        cluster_arn: FAKE_CLUSTER_ARN.into(),
-        container_instance_arn: Some(t.host.clone()),
-        group: Some(t.group.clone()),
-        started_by: Some(t.started_by.clone()),
-        task_definition_arn: Some(t.task_definition.clone()),
-        last_status: status.into(),
-        desired_status: status.into(),
-        stopped_reason: (!t.alive).then(|| "Essential container in task exited".into()),
-        version: t.version,
-        started_at: None,
-        stopped_at: None,
-    }
-}
-
-/// The event ECS sends for a host as it is now.
-fn instance_detail(host: &Host) -> instance_events::InstanceDetail {
-    serde_json::from_value(serde_json::json!({
-        "clusterArn": FAKE_CLUSTER_ARN,
-        "containerInstanceArn": host.arn(),
-        "status": format!("{:?}", host.state.status).to_uppercase(),
-        "agentConnected": host.state.agent_connected,
-        "version": host.state.version,
-        "ec2InstanceId": host.ec2_instance_id,
-        "attributes": host.attributes.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect::<Vec<_>>(),
-        "remainingResources": host.remaining.as_ref().map(|r| serde_json::json!([
-            {"name": "CPU", "integerValue": r.cpu},
-            {"name": "MEMORY", "integerValue": r.memory},
-            {"name": "PORTS", "stringSetValue": r.ports.iter().map(u16::to_string).collect::<Vec<_>>()},
-        ])).unwrap_or_else(|| serde_json::json!([])),
-    }))
-    .unwrap()
-}
-
-impl Sim {
+impl Classic {
     async fn new() -> Self {
         let store = FakeStore::default();
         let now = now_rfc3339();
@@ -129,84 +77,33 @@ impl Sim {
             .await
             .unwrap();
         Self {
-            store,
-            cluster: FakeCluster::default(),
-            queue: Vec::new(),
-            versions: vec![0; 6],
+            sim: Sim::new(store, &[ENV], None),
             revisions: 0,
-            streamed: None,
-            nudges: 0,
         }
     }
 
-    /// ECS changes a host; its event joins the queue.
-    fn set_host(&mut self, i: usize, status: Option<HostStatus>, agent: Option<bool>) {
-        let arn = host_arn(i);
-        let current = self.cluster.host(&arn);
-        if current.is_none() && status != Some(HostStatus::Active) {
-            return; // a host that never joined cannot drain or disconnect
+    /// A simulation with `n` hosts joined and every event delivered.
+    async fn with_hosts(n: usize) -> Self {
+        let mut c = Classic::new().await;
+        for i in 0..n {
+            c.apply(&Op::Join(i)).await;
         }
-        if current.as_ref().is_some_and(|h| h.state.status.is_gone()) {
-            return; // deregistered hosts do not come back
-        }
-        self.versions[i] += 1;
-        let host = Host::from_state(HostState {
-            container_instance_arn: arn.clone(),
-            status: status.unwrap_or_else(|| current.as_ref().unwrap().state.status),
-            agent_connected: agent
-                .unwrap_or_else(|| current.as_ref().is_none_or(|h| h.state.agent_connected)),
-            version: self.versions[i],
-            other_tasks: None,
-        });
-        self.cluster.set_host(host.clone());
-        self.queue.push(Ev::Instance(instance_detail(&host)));
-    }
-
-    fn collect_task_changes(&mut self) {
-        for t in self.cluster.take_changes() {
-            self.queue.push(Ev::Task(task_detail(&t)));
-        }
-    }
-
-    async fn deliver(&self, ev: &Ev) {
-        match ev {
-            Ev::Instance(d) => {
-                instance_events::handle(&self.store, &self.cluster, d)
-                    .await
-                    .unwrap();
-            }
-            Ev::Task(d) => {
-                task_events::handle(&self.store, &self.cluster, d)
-                    .await
-                    .unwrap();
-            }
-            Ev::Deployment(id) => {
-                // The stream delivers the deployment's change; the deployer steps it.
-                rolling::step(&self.store, &self.cluster, ENV, id, system_now_ms())
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-
-    async fn reconcile(&mut self, at_ms: i64) {
-        reconciler::reconcile_all(&self.store, &self.cluster, at_ms)
-            .await
-            .unwrap();
-        self.stream_deployment().await;
+        c.sim.drain_queue().await;
+        c
     }
 
     async fn apply(&mut self, op: &Op) {
+        let sim = &mut self.sim;
         match op {
-            Op::Join(i) => self.set_host(*i, Some(HostStatus::Active), Some(true)),
-            Op::Drain(i) => self.set_host(*i, Some(HostStatus::Draining), None),
-            Op::Disconnect(i) => self.set_host(*i, None, Some(false)),
-            Op::Reconnect(i) => self.set_host(*i, None, Some(true)),
-            Op::Deregister(i) => self.set_host(*i, Some(HostStatus::Inactive), Some(false)),
+            Op::Join(i) => sim.set_host(*i, Some(HostStatus::Active), Some(true), None),
+            Op::Drain(i) => sim.set_host(*i, Some(HostStatus::Draining), None, None),
+            Op::Disconnect(i) => sim.set_host(*i, None, Some(false), None),
+            Op::Reconnect(i) => sim.set_host(*i, None, Some(true), None),
+            Op::Deregister(i) => sim.set_host(*i, Some(HostStatus::Inactive), Some(false), None),
             Op::Kill(i) => {
-                let live = self.cluster.live_tasks();
+                let live = sim.cluster.live_tasks();
                 if !live.is_empty() {
-                    self.cluster.kill(&live[i % live.len()].arn);
+                    sim.cluster.kill(&live[i % live.len()].arn);
                 }
             }
             Op::Update(max_unavailable) => {
@@ -220,7 +117,7 @@ impl Sim {
                     body: Some(body.to_string().into_bytes()),
                     ..Default::default()
                 };
-                if crate::services::environments_api::route(&self.store, &self.cluster, &req)
+                if crate::services::environments_api::route(&sim.store, &sim.cluster, &req)
                     .await
                     .is_ok()
                 {
@@ -228,143 +125,36 @@ impl Sim {
                 }
             }
             Op::Deploy => {
-                if let Ok(dep) = deployments_api::create(&self.store, ENV, None, None).await {
-                    self.queue.push(Ev::Deployment(dep.id));
+                if let Ok(dep) = deployments_api::create(&sim.store, ENV, None, None).await {
+                    sim.queue.push(Ev::Deployment(ENV.into(), dep.id));
                 }
             }
-            Op::Deliver { pick, keep } => {
-                if !self.queue.is_empty() {
-                    let i = pick % self.queue.len();
-                    let ev = if *keep {
-                        self.queue[i].clone()
-                    } else {
-                        self.queue.remove(i)
-                    };
-                    self.deliver(&ev).await;
-                }
-            }
-            Op::DeliverConcurrently(n) => {
-                let n = (*n).min(self.queue.len());
-                let batch: Vec<Ev> = self.queue.drain(..n).collect();
-                futures::future::join_all(batch.iter().map(|e| self.deliver(e))).await;
-            }
-            Op::Reconcile => self.reconcile(system_now_ms()).await,
-            Op::Lose(i) => {
-                if !self.queue.is_empty() {
-                    let i = i % self.queue.len();
-                    // The stream never loses a record; only EventBridge events go missing.
-                    if !matches!(self.queue[i], Ev::Deployment(_)) {
-                        self.queue.remove(i);
-                    }
-                }
-            }
+            Op::Deliver { pick, keep } => sim.deliver_one(*pick, *keep).await,
+            Op::DeliverConcurrently(n) => sim.deliver_concurrently(*n).await,
+            Op::Reconcile => sim.reconcile(system_now_ms()).await,
+            Op::Lose(i) => sim.lose(*i),
         }
-        self.collect_task_changes();
-        self.stream_deployment().await;
-    }
-
-    /// Queues a stream record of the active deployment when its item changed since the last one.
-    async fn stream_deployment(&mut self) {
-        let env = self.store.get_environment(ENV).await.unwrap().unwrap();
-        let Some(id) = env.active_deployment_id else {
-            return;
-        };
-        let now = self.store.deployment(ENV, &id);
-        let nudges = self.store.nudges(ENV, &id);
-        if now != self.streamed || nudges != self.nudges {
-            self.streamed = now;
-            self.nudges = nudges;
-            self.queue.push(Ev::Deployment(id));
-        }
-    }
-
-    async fn drain_queue(&mut self) {
-        for _ in 0..200 {
-            if self.queue.is_empty() {
-                return;
-            }
-            let ev = self.queue.remove(0);
-            self.deliver(&ev).await;
-            self.collect_task_changes();
-            self.stream_deployment().await;
-        }
-        panic!("events keep coming: {:?}", self.queue);
-    }
-
-    fn check_safety(&self) {
-        let mut per_host = std::collections::BTreeMap::<String, usize>::new();
-        for t in self.cluster.live_tasks() {
-            *per_host.entry(t.host.clone()).or_default() += 1;
-        }
-        for (h, n) in &per_host {
-            assert!(
-                *n <= 1,
-                "{n} live tasks on {h}: {:?}",
-                self.cluster.live_tasks()
-            );
-        }
-        for s in self.store.slots() {
-            if let Some(id) = &s.tracked_by {
-                let d = self.store.deployment(ENV, id).unwrap();
-                assert_eq!(
-                    d.desired_count,
-                    d.pending_count + d.running_count + d.failed_count,
-                    "{d:?}"
-                );
-            }
-        }
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-impl Sim {
-    /// A simulation with `n` hosts joined and every event delivered.
-    async fn with_hosts(n: usize) -> Self {
-        let mut sim = Sim::new().await;
-        for i in 0..n {
-            sim.apply(&Op::Join(i)).await;
-        }
-        sim.drain_queue().await;
-        sim
+        sim.settle().await;
     }
 }
 
 fn run(ops: Vec<Op>) {
     block_on(async {
-        let mut sim = Sim::new().await;
+        let mut c = Classic::new().await;
         for op in &ops {
-            sim.apply(op).await;
-            sim.check_safety();
+            c.apply(op).await;
+            c.sim.check_safety();
         }
-        // Quiesce: every event delivered, then two reconciler runs past every backoff.
-        sim.drain_queue().await;
-        let deployed = sim
-            .store
-            .get_environment(ENV)
-            .await
-            .unwrap()
-            .unwrap()
-            .deployed
-            .is_some();
-        for minutes in [20, 40] {
-            sim.reconcile(system_now_ms() + minutes * 60_000).await;
-            sim.collect_task_changes();
-            sim.drain_queue().await;
-            sim.check_safety();
-        }
-        let live = sim.cluster.live_tasks();
-        for i in 0..6 {
+        let sim = &mut c.sim;
+        sim.quiesce().await;
+        let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
+        let deployed = env.deployed.is_some();
+        for i in 0..HOSTS {
             let Some(h) = sim.cluster.host(&host_arn(i)) else {
                 continue;
             };
-            let n = live.iter().filter(|t| t.host == h.arn()).count();
+            let n = sim.tasks_on(ENV, i);
+            let live = sim.cluster.live_tasks();
             if h.is_eligible() {
                 assert_eq!(n, usize::from(deployed), "eligible host {h:?}: {live:?}");
             } else if h.state.status != HostStatus::Active {
@@ -373,7 +163,6 @@ fn run(ops: Vec<Op>) {
         }
         // Every deployment ends once its hosts settled, and every eligible host runs the revision
         // it deployed (rolling updates under the same chaos).
-        let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
         for slot in sim.store.slots() {
             let h = sim.cluster.host(&slot.host.container_instance_arn);
             if h.is_some_and(|h| h.is_eligible()) && deployed {
@@ -430,14 +219,15 @@ fn a_deployment_racing_duplicated_joins_converges() {
 #[test]
 fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
     block_on(async {
-        let mut sim = Sim::with_hosts(3).await;
-        sim.cluster.lose_next_start_answers(1);
-        sim.apply(&Op::Deploy).await;
+        let mut c = Classic::with_hosts(3).await;
+        c.sim.cluster.lose_next_start_answers(1);
+        c.apply(&Op::Deploy).await;
+        let sim = &mut c.sim;
         // The rollout only: its task events are "lost" with the answer.
-        let Ev::Deployment(id) = sim.queue.pop().unwrap() else {
+        let Some(Ev::Deployment(env, id)) = sim.queue.pop() else {
             panic!("a deployment")
         };
-        sim.deliver(&Ev::Deployment(id.clone())).await;
+        sim.deliver(&Ev::Deployment(env, id)).await;
         sim.cluster.take_changes();
         assert_eq!(sim.cluster.live_tasks().len(), 3);
         assert!(sim.store.slots().iter().all(crate::executor::is_launching));
@@ -450,7 +240,7 @@ fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
         // After it: ECS is asked, the tasks are adopted, still one per host.
         sim.reconcile(system_now_ms() + crate::planner::CLAIM_LEASE_MS + 1)
             .await;
-        sim.collect_task_changes();
+        sim.settle().await;
         sim.drain_queue().await;
         assert_eq!(sim.cluster.start_calls().len(), 1, "no second launch");
         assert_eq!(sim.cluster.live_tasks().len(), 3);
@@ -468,9 +258,10 @@ fn a_launch_whose_answer_was_lost_is_adopted_not_repeated() {
 #[test]
 fn a_deployment_whose_hosts_are_refused_fails_with_their_reasons() {
     block_on(async {
-        let mut sim = Sim::with_hosts(2).await;
-        sim.cluster.refuse_next_starts(1);
-        sim.apply(&Op::Deploy).await;
+        let mut c = Classic::with_hosts(2).await;
+        c.sim.cluster.refuse_next_starts(1);
+        c.apply(&Op::Deploy).await;
+        let sim = &mut c.sim;
         sim.drain_queue().await;
 
         let env = sim.store.get_environment(ENV).await.unwrap().unwrap();
@@ -501,7 +292,7 @@ fn a_deployment_whose_hosts_are_refused_fails_with_their_reasons() {
 
         // The backoff over, the reconciler starts them.
         sim.reconcile(system_now_ms() + 60_000).await;
-        sim.collect_task_changes();
+        sim.settle().await;
         sim.drain_queue().await;
         assert_eq!(sim.cluster.live_tasks().len(), 2);
     });

@@ -22,3 +22,7 @@ pub use error::{Error, Result};
 
 #[cfg(test)]
 mod convergence_tests;
+#[cfg(test)]
+mod placement_properties;
+#[cfg(test)]
+mod sim;

@@ -254,7 +254,10 @@ impl Placement {
             // What another revision cannot run here does not stop this host's own launch from
             // running again (the host keeps the revision it has).
             Self::Unschedulable { revision, .. }
-                if slot.launch.as_ref().is_some_and(|l| l.revision != *revision) =>
+                if slot
+                    .launch
+                    .as_ref()
+                    .is_some_and(|l| l.revision != *revision) =>
             {
                 Self::launch_again(slot, order)
             }

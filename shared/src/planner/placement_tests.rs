@@ -45,8 +45,11 @@ fn target_of(env: &str, revision: u32, spec: &DaemonSpec) -> Target {
 }
 
 fn constraint(expression: &str) -> Vec<PlacementConstraint> {
-    PlacementConstraint::parse_list("placementConstraints", &json!([{"type": "memberOf", "expression": expression}]))
-        .unwrap()
+    PlacementConstraint::parse_list(
+        "placementConstraints",
+        &json!([{"type": "memberOf", "expression": expression}]),
+    )
+    .unwrap()
 }
 
 /// An ACTIVE host at `version` with these attributes and `free` MiB of memory (4,096 CPU units).
@@ -83,7 +86,9 @@ fn start_of(t: &Transition) -> Option<&crate::domain::LaunchSpec> {
 }
 
 fn running_slot(env: &str, t: &Target, h: &Host) -> Slot {
-    let claimed = plan_host(Some(t), None, Some(h), &none(), NOW, "C").next.unwrap();
+    let claimed = plan_host(Some(t), None, Some(h), &none(), NOW, "C")
+        .next
+        .unwrap();
     let mut s = claimed;
     s.environment = env.into();
     s.task = SlotTask::Running {
@@ -112,7 +117,14 @@ fn a_host_outside_the_selection_gets_nothing_and_says_why() {
     );
     assert_eq!(counters::bucket(&rec), None, "not desired");
     // AND a labelled host gets the daemon
-    let gpu = plan_host(Some(&t), None, Some(&host(1, &[("gpu", "true")], 4000)), &none(), NOW, "C");
+    let gpu = plan_host(
+        Some(&t),
+        None,
+        Some(&host(1, &[("gpu", "true")], 4000)),
+        &none(),
+        NOW,
+        "C",
+    );
     assert!(start_of(&gpu).is_some());
 }
 
@@ -123,7 +135,14 @@ fn relabelling_a_host_moves_the_daemon_off_and_back() {
     let t = target_of("exporter", 1, &s);
     let running = running_slot("exporter", &t, &host(1, &[("gpu", "true")], 4000));
     // WHEN PutAttributes removes the label (a newer instance event)
-    let off = plan_host(Some(&t), Some(&running), Some(&host(2, &[], 4000)), &none(), NOW, "C");
+    let off = plan_host(
+        Some(&t),
+        Some(&running),
+        Some(&host(2, &[], 4000)),
+        &none(),
+        NOW,
+        "C",
+    );
     // THEN the daemon is stopped there
     assert!(matches!(off.effect, Effect::Stop { ref task_arn, .. } if task_arn == "task-exporter"));
     let stopping = off.next.unwrap();
@@ -149,7 +168,14 @@ fn relabelling_a_host_moves_the_daemon_off_and_back() {
     .unwrap();
     assert_eq!(stopped.task, SlotTask::Vacant, "and not restarted");
     // WHEN the label comes back, it starts again
-    let back = plan_host(Some(&t), Some(&stopped), Some(&host(3, &[("gpu", "true")], 4000)), &none(), NOW, "C3");
+    let back = plan_host(
+        Some(&t),
+        Some(&stopped),
+        Some(&host(3, &[("gpu", "true")], 4000)),
+        &none(),
+        NOW,
+        "C3",
+    );
     assert!(start_of(&back).is_some());
 }
 
@@ -168,10 +194,20 @@ fn a_host_without_room_is_unschedulable_with_the_reason_never_failed_and_retried
             revision: 1
         }
     );
-    assert_eq!((rec.failures, rec.retry_at_ms, rec.last_failure.clone()), (0, 0, None));
+    assert_eq!(
+        (rec.failures, rec.retry_at_ms, rec.last_failure.clone()),
+        (0, 0, None)
+    );
     assert_eq!(counters::bucket(&rec), None);
     // AND once the host has room (another task stopped: a newer event), it starts
-    let roomy = plan_host(Some(&t), Some(&rec), Some(&host(2, &[], 900)), &none(), NOW, "C2");
+    let roomy = plan_host(
+        Some(&t),
+        Some(&rec),
+        Some(&host(2, &[], 900)),
+        &none(),
+        NOW,
+        "C2",
+    );
     assert!(start_of(&roomy).is_some());
 }
 
@@ -204,7 +240,11 @@ fn overrides_are_filled_from_each_host_and_a_missing_value_makes_it_unschedulabl
         .unwrap(),
     );
     let t = target_of("agent", 1, &s);
-    let h = host(1, &[("ecs.availability-zone", "us-east-1b"), ("team", "obs")], 4000);
+    let h = host(
+        1,
+        &[("ecs.availability-zone", "us-east-1b"), ("team", "obs")],
+        4000,
+    );
     let Verdict::Run(launch) = t.wants(&h, &none(), None) else {
         panic!("runs")
     };
@@ -239,22 +279,33 @@ fn the_first_matching_sizing_rule_sizes_the_task_and_fit_uses_that_size() {
         panic!("runs")
     };
     let o = launch.overrides.clone().unwrap();
-    assert_eq!((o.cpu.as_deref(), o.memory.as_deref()), (Some("1024"), Some("2048")));
+    assert_eq!(
+        (o.cpu.as_deref(), o.memory.as_deref()),
+        (Some("1024"), Some("2048"))
+    );
     assert_eq!((launch.reserves.cpu, launch.reserves.memory), (1024, 2048));
-    let Verdict::Run(small) = t.wants(&host(1, &[("ecs.instance-type", "t3.small")], 8000), &none(), None)
-    else {
+    let Verdict::Run(small) = t.wants(
+        &host(1, &[("ecs.instance-type", "t3.small")], 8000),
+        &none(),
+        None,
+    ) else {
         panic!("runs")
     };
     assert_eq!(small.reserves.memory, 512);
     // No rule matches: the task definition's own size.
-    let Verdict::Run(plain) = t.wants(&host(1, &[("ecs.instance-type", "c6g.xlarge")], 8000), &none(), None)
-    else {
+    let Verdict::Run(plain) = t.wants(
+        &host(1, &[("ecs.instance-type", "c6g.xlarge")], 8000),
+        &none(),
+        None,
+    ) else {
         panic!("runs")
     };
     assert_eq!((plain.overrides, plain.reserves.memory), (None, 256));
     // An m5 host with 1,500 MiB free cannot take the 2 GB size.
     let tight = host(1, &[("ecs.instance-type", "m5.large")], 1500);
-    assert!(matches!(t.wants(&tight, &none(), None), Verdict::Unschedulable(r) if r.contains("2048")));
+    assert!(
+        matches!(t.wants(&tight, &none(), None), Verdict::Unschedulable(r) if r.contains("2048"))
+    );
 }
 
 #[test]
@@ -279,7 +330,9 @@ fn a_replacement_is_fitted_with_what_the_old_task_gives_back() {
     let rec = t.next.unwrap_or(running.clone());
     let mut crashed = rec.clone();
     crashed.task = SlotTask::Vacant;
-    assert!(matches!(plan_restart(&crashed, &none(), NOW, "C").effect, Effect::Start(ref l) if l.revision == 1));
+    assert!(
+        matches!(plan_restart(&crashed, &none(), NOW, "C").effect, Effect::Start(ref l) if l.revision == 1)
+    );
 }
 
 #[test]
@@ -320,14 +373,18 @@ fn a_daemon_waits_for_the_one_it_depends_on_and_starts_when_that_one_is_healthy(
     let agent_t = target_of("agent", 1, &agent_spec);
     let h = host(1, &[], 4000);
     // GIVEN the router launching on the host
-    let router = plan_host(Some(&router_t), None, Some(&h), &none(), NOW, "C").next.unwrap();
+    let router = plan_host(Some(&router_t), None, Some(&h), &none(), NOW, "C")
+        .next
+        .unwrap();
     // WHEN the agent is planned there
     let order = order_for("agent", &["router"], std::slice::from_ref(&router));
     let agent = plan_host(Some(&agent_t), None, Some(&h), &order, NOW, "C2");
     // THEN it waits, with the reason, holding what it will launch
     assert_eq!(agent.effect, Effect::None);
     let waiting = agent.next.unwrap();
-    assert!(matches!(&waiting.placement, Placement::Waiting { reason } if reason.contains("router")));
+    assert!(
+        matches!(&waiting.placement, Placement::Waiting { reason } if reason.contains("router"))
+    );
     assert!(waiting.launch.is_some());
     // WHEN the router runs and is healthy, the agent's record alone releases it
     let mut healthy = router.clone();
@@ -351,15 +408,23 @@ fn a_daemon_whose_dependency_will_not_run_on_a_host_does_not_run_there_either() 
     agent_spec.depends_on = vec!["router".into()];
     let agent_t = target_of("agent", 1, &agent_spec);
     let h = host(2, &[], 4000);
-    let router = plan_host(Some(&router_t), None, Some(&h), &none(), NOW, "C").next.unwrap();
+    let router = plan_host(Some(&router_t), None, Some(&h), &none(), NOW, "C")
+        .next
+        .unwrap();
     let order = order_for("agent", &["router"], std::slice::from_ref(&router));
     // A running agent there is stopped; a vacant one shows it waits, and why.
     let running = running_slot("agent", &agent_t, &host(1, &[], 4000));
     let t = plan_host(Some(&agent_t), Some(&running), Some(&h), &order, NOW, "C2");
     assert!(matches!(t.effect, Effect::Stop { .. }), "{t:?}");
-    let vacant = plan_host(Some(&agent_t), None, Some(&h), &order, NOW, "C3").next.unwrap();
+    let vacant = plan_host(Some(&agent_t), None, Some(&h), &order, NOW, "C3")
+        .next
+        .unwrap();
     assert_eq!(vacant.placement.label(), "waiting");
-    assert!(vacant.placement.reason().unwrap().contains("router does not run on this host"));
+    assert!(vacant
+        .placement
+        .reason()
+        .unwrap()
+        .contains("router does not run on this host"));
     assert!(!vacant.placement.is_desired());
 }
 
@@ -378,16 +443,37 @@ fn on_a_draining_host_a_daemon_stops_only_after_those_depending_on_it() {
     // WHILE the agent still runs, the router stays
     let order = order_for("router", &[], std::slice::from_ref(&agent));
     assert!(order.dependents_live);
-    let t = plan_host(Some(&router_t), Some(&router), Some(&draining), &order, NOW, "C");
+    let t = plan_host(
+        Some(&router_t),
+        Some(&router),
+        Some(&draining),
+        &order,
+        NOW,
+        "C",
+    );
     assert!(!matches!(t.effect, Effect::Stop { .. }));
     // AND the agent itself stops
-    let t = plan_host(Some(&agent_t), Some(&agent), Some(&draining), &none(), NOW, "C");
+    let t = plan_host(
+        Some(&agent_t),
+        Some(&agent),
+        Some(&draining),
+        &none(),
+        NOW,
+        "C",
+    );
     assert!(matches!(t.effect, Effect::Stop { .. }));
     // ONCE the agent is gone, the router stops too
     let mut gone = agent.clone();
     gone.task = SlotTask::Vacant;
     let order = order_for("router", &[], std::slice::from_ref(&gone));
-    let t = plan_host(Some(&router_t), Some(&router), Some(&draining), &order, NOW, "C");
+    let t = plan_host(
+        Some(&router_t),
+        Some(&router),
+        Some(&draining),
+        &order,
+        NOW,
+        "C",
+    );
     assert!(matches!(t.effect, Effect::Stop { .. }));
 }
 
