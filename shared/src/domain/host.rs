@@ -119,6 +119,10 @@ pub trait HostFacts {
     fn ec2_instance_id(&self) -> Option<&str>;
     fn agent_connected(&self) -> bool;
     fn agent_version(&self) -> Option<&str>;
+    /// The capacity provider the instance belongs to, if any.
+    fn capacity_provider(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl HostFacts for Host {
@@ -136,5 +140,8 @@ impl HostFacts for Host {
     }
     fn agent_version(&self) -> Option<&str> {
         self.agent_version.as_deref()
+    }
+    fn capacity_provider(&self) -> Option<&str> {
+        self.capacity_provider.as_deref()
     }
 }

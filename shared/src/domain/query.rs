@@ -32,6 +32,9 @@
 //! - `agentVersion`: `== != > >= < <=`, compared as dotted versions (`1.10.0 > 1.9.2`; a missing
 //!   component is 0, so `1.10 == 1.10.0`). A host version that is not dotted numbers counts as
 //!   missing.
+//! - `capacityProvider` (ours: ECS's language has no subject for it): the capacity provider the
+//!   container instance belongs to, `== != in not_in =~ !~ exists !exists`. ECS's own daemon
+//!   services cannot run on capacity providers at all; here a daemon can be kept to one.
 //!
 //! Refused, never accepted and ignored: `task:group` (it needs the host's task list, an extra ECS
 //! call per event), `runningTasksCount` (it changes with every task placed, so a daemon selected
@@ -174,6 +177,7 @@ enum Subject {
     Ec2InstanceId,
     AgentConnected,
     AgentVersion,
+    CapacityProvider,
 }
 
 #[derive(Debug, Clone)]
@@ -217,7 +221,8 @@ const OPERATORS: [Operator; 12] = [
     (Op::Matches, true, "not_matches", "!~"),
 ];
 
-const SUBJECTS: &str = "attribute:NAME, ec2InstanceId, agentConnected and agentVersion";
+const SUBJECTS: &str =
+    "attribute:NAME, ec2InstanceId, agentConnected, agentVersion and capacityProvider";
 
 /// Deeper nesting is refused so that parsing and evaluating cannot overflow the stack.
 const MAX_DEPTH: usize = 64;
@@ -262,6 +267,7 @@ impl Subject {
                 "false"
             }),
             Subject::AgentVersion => host.agent_version().filter(|v| version(v).is_some()),
+            Subject::CapacityProvider => host.capacity_provider(),
         };
         let Some(value) = value else {
             return false;
@@ -308,6 +314,7 @@ impl Subject {
             Subject::AgentVersion => {
                 matches!(op, Equals | Greater | GreaterEqual | Less | LessEqual)
             }
+            Subject::CapacityProvider => matches!(op, Equals | In | Matches | Exists),
         }
     }
 
@@ -709,6 +716,7 @@ fn subject(at: usize, word: &str) -> Result<Subject, QueryError> {
         "ec2InstanceId" => return Ok(Subject::Ec2InstanceId),
         "agentConnected" => return Ok(Subject::AgentConnected),
         "agentVersion" => return Ok(Subject::AgentVersion),
+        "capacityProvider" => return Ok(Subject::CapacityProvider),
         "task:group" => ": it needs the host's task list, an extra ECS call per event",
         "runningTasksCount" => ": it changes with each task placed, so daemons would come and go",
         "registeredAt" => "",
@@ -736,6 +744,7 @@ mod tests {
         attributes: Attributes,
         ec2_instance_id: Option<String>,
         agent_version: Option<String>,
+        capacity_provider: Option<String>,
     }
 
     impl HostFacts for TestHost {
@@ -754,6 +763,9 @@ mod tests {
         fn agent_version(&self) -> Option<&str> {
             self.agent_version.as_deref()
         }
+        fn capacity_provider(&self) -> Option<&str> {
+            self.capacity_provider.as_deref()
+        }
     }
 
     /// A connected host `i-abcd1234` with agent 1.10.0 and these attributes.
@@ -765,12 +777,37 @@ mod tests {
             attributes: attributes.collect(),
             ec2_instance_id: Some("i-abcd1234".into()),
             agent_version: Some("1.10.0".into()),
+            capacity_provider: None,
         }
     }
 
     fn eval(text: &str, host: &TestHost) -> bool {
         let query = Query::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         query.matches(host)
+    }
+
+    #[test]
+    fn any_capacity_is_told_apart_ec2_anywhere_and_capacity_providers() {
+        // An EC2 host of a capacity provider, an ECS Anywhere host (SSM id, no instance type),
+        // and a plain EC2 host.
+        let mut asg = host(&[("ecs.instance-type", Some("g5.xlarge"))]);
+        asg.capacity_provider = Some("gpu-asg".into());
+        let mut anywhere = host(&[("ecs.os-type", Some("linux"))]);
+        anywhere.ec2_instance_id = Some("mi-0f1e2d3c4b5a69788".into());
+        let plain = host(&[("ecs.instance-type", Some("m5.large"))]);
+        for (text, on) in [
+            ("capacityProvider == gpu-asg", [true, false, false]),
+            ("capacityProvider exists", [true, false, false]),
+            ("capacityProvider !exists", [false, true, true]),
+            ("capacityProvider in [gpu-asg, spot]", [true, false, false]),
+            ("ec2InstanceId =~ mi-.*", [false, true, false]),
+            ("attribute:ecs.instance-type exists", [true, false, true]),
+        ] {
+            let got = [eval(text, &asg), eval(text, &anywhere), eval(text, &plain)];
+            assert_eq!(got, on, "{text}");
+        }
+        let e = Query::parse("capacityProvider > a").unwrap_err();
+        assert!(e.message.contains("capacityProvider"), "{e}");
     }
 
     #[test]
