@@ -429,7 +429,8 @@ impl World {
             .send()
             .await
             .unwrap();
-        let ec2_ami = "ami-12c6146b".to_owned();
+        // Amazon Linux (moto makes a Windows AMI's hosts `ecs.os-type` windows).
+        let ec2_ami = "ami-760aaa0f".to_owned();
         let world = Self {
             store: DynamoStore::new(counted_ddb, &table),
             view: DynamoStore::new(ddb.clone(), &table),
@@ -455,12 +456,18 @@ impl World {
 
     /// Registers `n` container instances (each backed by an EC2 instance, as moto requires).
     pub async fn add_hosts(&self, n: usize) -> Vec<String> {
+        self.add_hosts_of(n, "t3.micro").await
+    }
+
+    /// Registers `n` container instances of an EC2 instance type (moto makes it the host's
+    /// `ecs.instance-type` attribute).
+    pub async fn add_hosts_of(&self, n: usize, instance_type: &str) -> Vec<String> {
         let mut arns = Vec::new();
         for _ in 0..n {
-            let instance_id = self.http.run_instance(&self.ec2_ami).await;
+            let instance_id = self.http.run_instance(&self.ec2_ami, instance_type).await;
             let doc = json!({
                 "instanceId": instance_id, "region": "us-east-1", "availabilityZone": "us-east-1a",
-                "instanceType": "t3.micro", "accountId": "123456789012"
+                "instanceType": instance_type, "accountId": "123456789012"
             });
             let ci = self
                 .ecs
@@ -476,6 +483,136 @@ impl World {
         }
         self.calls.reset();
         arns
+    }
+
+    /// The Container Instance State Change event ECS would send for a host as moto has it now
+    /// (status, agent, attributes, free resources, EC2 id), at `version` (moto keeps none).
+    pub async fn host_event(&self, host: &str, version: i64) -> instance_events::InstanceDetail {
+        let ci = self
+            .ecs
+            .describe_container_instances()
+            .cluster(&self.cluster_name)
+            .container_instances(host)
+            .send()
+            .await
+            .unwrap()
+            .container_instances
+            .unwrap()
+            .remove(0);
+        let attributes: Vec<Value> = ci
+            .attributes()
+            .iter()
+            .map(|a| json!({"name": a.name(), "value": a.value()}))
+            .collect();
+        let remaining: Vec<Value> = ci
+            .remaining_resources()
+            .iter()
+            .map(|r| {
+                json!({"name": r.name(), "type": r.r#type(), "integerValue": r.integer_value(),
+                       "stringSetValue": r.string_set_value()})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "clusterArn": self.cluster_arn, "containerInstanceArn": host,
+            "status": ci.status(), "agentConnected": ci.agent_connected(), "version": version,
+            "ec2InstanceId": ci.ec2_instance_id(), "attributes": attributes,
+            "remainingResources": remaining,
+            "runningTasksCount": ci.running_tasks_count(), "pendingTasksCount": ci.pending_tasks_count(),
+        }))
+        .unwrap()
+    }
+
+    /// PutAttributes (`Some` value) or DeleteAttributes (`None`) of a custom attribute on a host.
+    pub async fn label(&self, host: &str, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                self.ecs
+                    .put_attributes()
+                    .cluster(&self.cluster_name)
+                    .attributes(
+                        aws_sdk_ecs::types::Attribute::builder()
+                            .name(name)
+                            .value(v)
+                            .target_id(host)
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            None => {
+                // moto deletes a named attribute only with the value it has: read it first.
+                let ci = self
+                    .ecs
+                    .describe_container_instances()
+                    .cluster(&self.cluster_name)
+                    .container_instances(host)
+                    .send()
+                    .await
+                    .unwrap()
+                    .container_instances
+                    .unwrap()
+                    .remove(0);
+                let Some(old) = ci.attributes().iter().find(|a| a.name() == name).cloned() else {
+                    return;
+                };
+                self.ecs
+                    .delete_attributes()
+                    .cluster(&self.cluster_name)
+                    .attributes(
+                        aws_sdk_ecs::types::Attribute::builder()
+                            .name(name)
+                            .set_value(old.value().map(str::to_owned))
+                            .target_id(host)
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Registers a task definition of the world's family whose one container reserves `memory`
+    /// MiB (and maps `host_port`, if given); returns its ARN.
+    pub async fn register_sized_task_definition(&self, family: &str, memory: i32) -> String {
+        self.ecs
+            .register_task_definition()
+            .family(family)
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("agent")
+                    .image("public.ecr.aws/docker/library/busybox:latest")
+                    .memory(memory)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap()
+    }
+
+    /// Another workload's task on a host (not ours: another group); returns its ARN.
+    pub async fn start_other_task(&self, host: &str, task_definition: &str) -> String {
+        self.ecs
+            .start_task()
+            .cluster(&self.cluster_name)
+            .task_definition(task_definition)
+            .container_instances(host)
+            .group("service:web")
+            .send()
+            .await
+            .unwrap()
+            .tasks
+            .unwrap()
+            .remove(0)
+            .task_arn
+            .unwrap()
     }
 
     pub fn instance_event(
@@ -632,6 +769,7 @@ impl World {
                 out.push(TaskInfo {
                     arn: t.task_arn().unwrap().to_owned(),
                     host: t.container_instance_arn().unwrap_or_default().to_owned(),
+                    group: t.group().unwrap_or_default().to_owned(),
                     task_definition: t.task_definition_arn().unwrap_or_default().to_owned(),
                     status: if stopped {
                         "STOPPED".to_owned()
@@ -948,6 +1086,8 @@ pub fn most_per_host(tasks: &[TaskInfo]) -> usize {
 pub struct TaskInfo {
     pub arn: String,
     pub host: String,
+    /// ECS `group` (`daemon-scheduler:<environment>` for ours).
+    pub group: String,
     pub task_definition: String,
     /// RUNNING/PENDING as moto has it, STOPPED once a stop was accepted.
     pub status: String,
@@ -1015,9 +1155,9 @@ mod reqwest_like {
         }
 
         /// EC2 RunInstances (query protocol); returns the instance id.
-        pub async fn run_instance(&self, ami: &str) -> String {
+        pub async fn run_instance(&self, ami: &str, instance_type: &str) -> String {
             let body = format!(
-                "Action=RunInstances&Version=2016-11-15&ImageId={ami}&MinCount=1&MaxCount=1&InstanceType=t3.micro"
+                "Action=RunInstances&Version=2016-11-15&ImageId={ami}&MinCount=1&MaxCount=1&InstanceType={instance_type}"
             );
             let out = self
                 .request("POST", "/", "application/x-www-form-urlencoded", &body)

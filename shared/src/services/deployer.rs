@@ -234,18 +234,11 @@ pub async fn teardown<S: Store + ?Sized, C: Cluster + ?Sized>(
     Ok(())
 }
 
-/// The environments a deleted one depended on no longer list it among their dependents.
+/// No environment of the cluster lists a deleted one among its dependents any more (whatever its
+/// revisions named over time: the cluster's environments are one Query).
 async fn forget_dependencies<S: Store + ?Sized>(store: &S, env: &Environment) -> Result<()> {
-    let named = env
-        .spec
-        .depends_on
-        .iter()
-        .chain(env.deployed.iter().flat_map(|d| d.spec.depends_on.iter()));
-    for dep in named.collect::<BTreeSet<_>>() {
+    for mut other in store.environments_of_cluster(env.cluster_arn()).await? {
         for _ in 0..3 {
-            let Some(mut other) = store.get_environment(dep).await? else {
-                break;
-            };
             if !other.dependents.contains(&env.name) {
                 break;
             }
@@ -253,7 +246,12 @@ async fn forget_dependencies<S: Store + ?Sized>(store: &S, env: &Environment) ->
             other.dependents.retain(|d| d != &env.name);
             other.version += 1;
             match store.update_environment(&other, version).await {
-                Err(crate::error::Error::ConcurrentUpdate { .. }) => continue,
+                Err(crate::error::Error::ConcurrentUpdate { .. }) => {
+                    match store.get_environment(&other.name).await? {
+                        Some(again) => other = again,
+                        None => break,
+                    }
+                }
                 r => {
                     r?;
                     break;
