@@ -10,7 +10,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use lambda_runtime::{service_fn, LambdaEvent};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -84,7 +87,8 @@ pub async fn sdk_config() -> Result<SdkConfig, BoxError> {
 /// reads no file. Certificates are verified as before. `extra_roots` (from `SSL_CERT_FILE`) is a
 /// PEM file whose certificates are trusted as well, e.g. the private CA of a proxy that inspects
 /// TLS in front of VPC endpoints; it is read once, here, and a file that cannot be read or holds no
-/// usable certificate is an error.
+/// usable certificate is an error. The TLS configuration is built with the first request's
+/// connection (see [`FirstRequest`]).
 pub fn https_client(extra_roots: Option<&Path>) -> Result<SharedHttpClient, BoxError> {
     let pems: Vec<pem::Pem> = public_roots()
         .iter()
@@ -98,19 +102,42 @@ pub fn https_client(extra_roots: Option<&Path>) -> Result<SharedHttpClient, BoxE
     }
     let tls = TlsContext::builder().with_trust_store(trust).build()?;
     // As the SDK's default client (aws-smithy-runtime's `default_https_client`), plus the trust store.
-    Ok(
-        Builder::new().build_with_connector_fn(move |settings, components| {
-            let mut connector = ConnectorBuilder::default()
-                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                .tls_context(tls.clone())
-                .proxy_config(ProxyConfig::from_env());
-            connector.set_connector_settings(settings.cloned());
-            if let Some(components) = components {
-                connector.set_sleep_impl(components.sleep_impl());
-            }
-            connector.build()
-        }),
-    )
+    let client = Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls.clone())
+            .proxy_config(ProxyConfig::from_env());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.build()
+    });
+    Ok(SharedHttpClient::new(FirstRequest(client)))
+}
+
+/// The SDK's client less its eager connector: the SDK builds a connector (and so the TLS
+/// configuration, every root certificate decoded and parsed) as each SDK client is built, then
+/// drops it, "so that native certs load at client initialization time"; with no native roots
+/// that is work thrown away, twice or three times per init. The connector the requests use is
+/// built once, by the first request, and kept (the SDK's cache), as before.
+#[derive(Debug)]
+struct FirstRequest(SharedHttpClient);
+
+impl HttpClient for FirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The root certificates trusted without `SSL_CERT_FILE`: Mozilla's, as the `webpki-root-certs`

@@ -47,6 +47,14 @@ fn the_public_roots_hold_the_cas_aws_endpoints_chain_to() {
 }
 
 #[test]
+fn every_public_root_is_usable_as_a_trust_anchor() {
+    // The SDK builds its connector on the first request and panics on a root it cannot parse.
+    let mut store = rustls::RootCertStore::empty();
+    let (usable, unusable) = store.add_parsable_certificates(public_roots().iter().cloned());
+    assert_eq!((usable, unusable), (public_roots().len(), 0));
+}
+
+#[test]
 fn an_unusable_extra_roots_file_is_an_error_not_a_panic() {
     let dir = TempDir::new("bad-roots");
     let missing = dir.path().join("missing.pem");
