@@ -101,7 +101,9 @@ pub fn https_client(extra_roots: Option<&Path>) -> Result<SharedHttpClient, BoxE
         trust = trust.with_pem_certificate(read_roots(path)?);
     }
     let tls = TlsContext::builder().with_trust_store(trust).build()?;
-    // As the SDK's default client (aws-smithy-runtime's `default_https_client`), plus the trust store.
+    // As the SDK's default client (aws-smithy-runtime's `default_https_client`), plus the trust
+    // store. `build_with_connector_fn` is hidden from the crate's docs but is what that default is
+    // built with; the documented `build_https` would drop the proxy settings.
     let client = Builder::new().build_with_connector_fn(move |settings, components| {
         let mut connector = ConnectorBuilder::default()
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
