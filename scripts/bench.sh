@@ -91,15 +91,13 @@ for f in "${FUNCTIONS[@]}"; do
   say "cold start ×$RUNS and one invocation: $f"
   ROWS+="$("$BENCH" lambda "$f" "target/release/$f" "${EVENT[$f]}" "$RUNS")"$'\n'
 done
-# What the init is made of: the same binary without the native root certificates' directory walk
-# (SSL_CERT_FILE alone), and with no root certificates at all (SSL_CERT_DIR on an empty directory).
-mkdir -p "$WORK/empty-certs"
-ATTR="$("$BENCH" coldstart "as in the table above" target/release/deployer "$RUNS")"$'\n'
+# What the init is made of: the same binary with SSL_CERT_FILE on the system's bundle, i.e. the cost
+# of extra root certificates (shared::runtime::https_client) at their largest.
+ATTR="$("$BENCH" coldstart "as in the table above (no certificate file read)" target/release/deployer "$RUNS")"
 BUNDLE="$(ls /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt 2>/dev/null | head -1 || true)"
 if [[ -n "$BUNDLE" ]]; then
-  ATTR+="$("$BENCH" coldstart "\`SSL_CERT_FILE=$BUNDLE\` (the bundle only, no directory walk)" target/release/deployer "$RUNS" "SSL_CERT_FILE=$BUNDLE")"$'\n'
+  ATTR+=$'\n'"$("$BENCH" coldstart "\`SSL_CERT_FILE=$BUNDLE\` (the system's bundle, $(grep -c 'BEGIN CERTIFICATE' "$BUNDLE") certificates, as extra roots)" target/release/deployer "$RUNS" "SSL_CERT_FILE=$BUNDLE")"
 fi
-ATTR+="$("$BENCH" coldstart "\`SSL_CERT_DIR=<empty dir>\` (no root certificates loaded at all)" target/release/deployer "$RUNS" "SSL_CERT_DIR=$ROOT/$WORK/empty-certs")"
 CERTS="$(find /etc/ssl/certs -maxdepth 1 \( -type f -o -type l \) 2>/dev/null | wc -l)"
 say "AWS calls (World on moto; registering 1,000 hosts takes a while)"
 CALLS="$("$BENCH" calls target/release/deployer)"
@@ -156,18 +154,56 @@ and max columns carry that noise; the medians are the figures to compare).
 ${ROWS}
 ### Where the init time goes
 
-Every function builds its SDK clients at init, and the SDK's HTTPS client (rustls with
-\`rustls-native-certs\`) loads the system's root certificates then: the bundle file and every file
-of the certificate directory (here \`/etc/ssl/certs\`, $CERTS entries). Same binary, same
-environment, plus one variable:
+Every function builds its AWS clients at init over one HTTPS client, \`shared::runtime::https_client\`:
+the SDK's own client (hyper 1, rustls on aws-lc) trusting Mozilla's root certificates compiled into
+the binary (the \`webpki-root-certs\` crate) instead of the system's files (here \`/etc/ssl/certs\`,
+$CERTS entries, which it does not read), plus the certificates of \`SSL_CERT_FILE\` when it is set
+(a private CA: docs/operations.md); its TLS configuration is built with the first request's
+connection. Same binary, same environment, plus one variable:
 
 | function | variant | median | p90 | min – max |
 |---|---|---:|---:|---:|
 ${ATTR}
 
-The difference between the first and last rows is the root-certificate loading; the last row is
-the rest of the init (exec and dynamic linking, tokio, tracing, configuration, SDK clients).
-How many certificate files the Lambda image (Amazon Linux 2023) has decides that share in AWS.
+The second row is what extra roots cost at their largest (a whole bundle read and parsed at init);
+a file with one CA measured as none (2.2 ms and 2.3 ms, deployer, 20 starts each, 2026-12-01).
+
+Before that client (measured once when it was made, 2026-12-01, not by this script: each build of
+instance-events started 30 times with \`target/debug/bench coldstart <label> <binary> 30\`, the five
+in turn, three rounds; load 1.2 at the start):
+
+| instance-events build | median (the three rounds' medians) | min – max of the 90 starts |
+|---|---:|---:|
+| before: the SDK's default client; \`rustls-native-certs\` reads the bundle and every file of \`/etc/ssl/certs\` (291 entries here) | 5.1 ms (5.1, 5.1, 5.1) | 4.5 ms – 6.1 ms |
+| compiled-in roots; the TLS configuration built (and dropped) as each SDK client is built | 3.9 ms (3.9, 3.8, 3.9) | 3.4 ms – 4.5 ms |
+| compiled-in roots; the TLS configuration built with the first request | 2.6 ms (2.6, 2.6, 2.3) | 2.1 ms – 6.7 ms |
+| that, and the SDK crates' legacy TLS stack no longer linked (now) | 2.2 ms (2.2, 2.3, 2.2) | 1.9 ms – 2.7 ms |
+| before, with \`SSL_CERT_DIR=<empty dir>\`: no root certificate at all (the floor; TLS unusable) | 2.2 ms (2.2, 2.2, 2.1) | 1.8 ms – 2.5 ms |
+
+The earlier full run of this page measured 11.4 ms for the same default client on the same kind of
+machine, under other conditions: compare rows measured together; in proportion, 5.1 ms to 2.2 ms
+is 11.4 ms to 4.9 ms. The first invocation did not get slower: the SDK built a connector
+with the first request before too (3 ms either way at this bench's millisecond resolution). What is
+left of the 2 ms (\`perf\` over 60 starts of a build with symbols, before the legacy stack went):
+about 55 % kernel (exec, page faults of the binary and the heap, tokio's threads, sockets), 13 % the
+dynamic loader (relocations), 8 % libc, 21 % the binary (the SDK clients' configuration and
+endpoint partitions, tracing; encoding the compiled-in roots for the SDK's trust store is about 2 %).
+
+**Amazon Linux 2023's Lambda image.** \`provided.al2023\` is built from the AL2023 minimal container
+image (AL2023 user guide, "Using AL2023 in AWS Lambda"). AL2023 keeps Fedora's layout: OpenSSL's
+directory is \`/etc/pki/tls\`; \`/etc/pki/tls/cert.pem\` and \`/etc/pki/tls/certs/ca-bundle.crt\` are
+links to \`/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem\`; \`/etc/pki/tls/certs\` holds only
+that link and \`ca-bundle.trust.crt\`, and \`/etc/ssl/certs\` leads there too (a listing from an
+AL2023 host in aws/aws-lambda-dotnet pull request 1661; the amazonlinux:2023 container's
+\`/etc/ssl/certs\` shows the same two files). So in Lambda the default client read one bundle and
+\`ca-bundle.trust.crt\`, not a directory of hundreds of files: in the earlier run of this page the
+bundle alone was 2.9 ms of the 7.6 ms the walk cost here (deployer: 3.7 ms with no roots, 6.6 ms
+with \`SSL_CERT_FILE\` on the bundle, 11.3 ms with the walk). The compiled-in roots remove that cost
+either way. AWS's .NET runtime image sets \`SSL_CERT_FILE\` to an empty file (aws-lambda-dotnet pull
+request 1663), which \`https_client\` refuses at init; the template's runtime, \`provided.al2023\`,
+sets none as far as public sources show. Not verified here (no Lambda image, no network): the number
+of certificates in the image's bundles, that the Lambda image matches the amazonlinux:2023 container
+file for file, and what these reads cost on Lambda's CPU.
 
 ## AWS calls
 

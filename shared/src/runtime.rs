@@ -1,11 +1,22 @@
 //! Start-up shared by every function: logging, configuration read once, the AWS clients with the
-//! SDK's standard retries, and the Lambda runtime loop. Each `main` is one call to `serve_*`.
+//! SDK's standard retries over one HTTPS client, and the Lambda runtime loop. Each `main` is one
+//! call to `serve_*`.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 
 use aws_config::retry::RetryConfig;
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use lambda_runtime::{service_fn, LambdaEvent};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::adapters::{DynamoStore, EcsCluster, SqsWakeup};
@@ -37,11 +48,7 @@ impl App {
     /// variables.
     pub async fn from_env() -> Result<Self, BoxError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            // Throttling and transient errors: standard mode, exponential backoff with jitter.
-            .retry_config(RetryConfig::standard().with_max_attempts(5))
-            .load()
-            .await;
+        let config = sdk_config().await?;
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
             cluster: EcsCluster::new(aws_sdk_ecs::Client::new(&config)),
@@ -52,6 +59,113 @@ impl App {
             managed_clusters: crate::domain::ManagedClusters::from_env(),
         })
     }
+}
+
+/// The AWS configuration every function builds its clients from: the standard AWS variables, the
+/// SDK's standard retries (5 attempts), and [`https_client`] with `SSL_CERT_FILE`'s certificates.
+pub async fn sdk_config() -> Result<SdkConfig, BoxError> {
+    let extra_roots = std::env::var_os("SSL_CERT_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(extra_roots.as_deref())?)
+        // Throttling and transient errors: standard mode, exponential backoff with jitter.
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .load()
+        .await)
+}
+
+/// The HTTPS client of every AWS call (the SDK clients', and the credential providers' too).
+///
+/// Why not the SDK's default client: it loads the platform's root certificates with
+/// `rustls-native-certs` while the SDK clients are built, the bundle file and then every file of
+/// the certificate directory (291 entries under /etc/ssl/certs on Debian), which was most of the
+/// functions' init time (docs/benchmarks.md, "Where the init time goes"). This is the same client
+/// as the default (the SDK's hyper 1 client, rustls on aws-lc, proxies from `HTTPS_PROXY` /
+/// `NO_PROXY`) with another trust store: no native roots, Mozilla's root program compiled in
+/// ([`public_roots`], which holds the Amazon and Starfield roots AWS endpoints chain to), so init
+/// reads no file. Certificates are verified as before. `extra_roots` (from `SSL_CERT_FILE`) is a
+/// PEM file whose certificates are trusted as well, e.g. the private CA of a proxy that inspects
+/// TLS in front of VPC endpoints; it is read once, here, and a file that cannot be read or holds no
+/// usable certificate is an error. The TLS configuration is built with the first request's
+/// connection (see [`FirstRequest`]).
+pub fn https_client(extra_roots: Option<&Path>) -> Result<SharedHttpClient, BoxError> {
+    let pems: Vec<pem::Pem> = public_roots()
+        .iter()
+        .map(|cert| pem::Pem::new("CERTIFICATE", cert.as_ref()))
+        .collect();
+    let mut trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem::encode_many(&pems));
+    if let Some(path) = extra_roots {
+        trust = trust.with_pem_certificate(read_roots(path)?);
+    }
+    let tls = TlsContext::builder().with_trust_store(trust).build()?;
+    // As the SDK's default client (aws-smithy-runtime's `default_https_client`), plus the trust
+    // store. `build_with_connector_fn` is hidden from the crate's docs but is what that default is
+    // built with; the documented `build_https` would drop the proxy settings.
+    let client = Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls.clone())
+            .proxy_config(ProxyConfig::from_env());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.build()
+    });
+    Ok(SharedHttpClient::new(FirstRequest(client)))
+}
+
+/// The SDK's client less its eager connector: the SDK builds a connector (and so the TLS
+/// configuration, every root certificate decoded and parsed) as each SDK client is built, then
+/// drops it, "so that native certs load at client initialization time"; with no native roots
+/// that is work thrown away, twice or three times per init. The connector the requests use is
+/// built once, by the first request, and kept (the SDK's cache), as before.
+#[derive(Debug)]
+struct FirstRequest(SharedHttpClient);
+
+impl HttpClient for FirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+/// The root certificates trusted without `SSL_CERT_FILE`: Mozilla's, as the `webpki-root-certs`
+/// crate compiles them in (update the crate to update them).
+pub fn public_roots() -> &'static [CertificateDer<'static>] {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+}
+
+/// The PEM file of extra roots, checked the way the TLS layer will load it (so a bad file fails
+/// init with its name rather than a panic in the connector).
+fn read_roots(path: &Path) -> Result<Vec<u8>, BoxError> {
+    let bad = |why: String| format!("SSL_CERT_FILE {}: {why}", path.display());
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no CERTIFICATE".into()).into());
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for cert in certs {
+        store
+            .add(cert)
+            .map_err(|e| bad(format!("not a usable root certificate: {e}")))?;
+    }
+    Ok(pem)
 }
 
 /// JSON logs when Lambda's log format is JSON (AWS_LAMBDA_LOG_FORMAT), filtered by RUST_LOG (the
