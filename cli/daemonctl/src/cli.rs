@@ -85,6 +85,132 @@ pub struct StrategyArgs {
     pub auto_rollback: Option<bool>,
 }
 
+/// One `--size` rule: `EXPR=CPU/MEMORY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeRule {
+    pub expression: String,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+}
+
+const SIZE_SYNTAX: &str =
+    "expected EXPR=CPU/MEMORY, e.g. 'attribute:ecs.instance-type =~ m5\\..*=1024/2048'";
+
+/// `EXPR=CPU/MEMORY`, split at the last `=` (a size holds none, an expression may: `==`, `=~`);
+/// either size may be empty (`EXPR=1024/`, `EXPR=/2 GB`), not both. The API checks the values.
+pub fn parse_size(s: &str) -> Result<SizeRule, String> {
+    let (expression, size) = s.rsplit_once('=').ok_or(SIZE_SYNTAX)?;
+    // The last `=` belongs to an operator (`==`, `!=`, `<=`, `>=`, `=~`): no size was given.
+    if size.starts_with('~') || expression.ends_with(['=', '!', '<', '>']) {
+        return Err(format!(
+            "no size after the expression (the last = is part of an operator); {SIZE_SYNTAX}"
+        ));
+    }
+    let (cpu, memory) = size.split_once('/').ok_or_else(|| {
+        format!("{size:?} is not CPU/MEMORY (leave one empty: 1024/ or /2048); {SIZE_SYNTAX}")
+    })?;
+    let some = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let rule = SizeRule {
+        expression: expression.trim().to_owned(),
+        cpu: some(cpu),
+        memory: some(memory),
+    };
+    if rule.expression.is_empty() {
+        return Err("no expression before the =".into());
+    }
+    if rule.cpu.is_none() && rule.memory.is_none() {
+        return Err(format!("give a CPU, a memory or both; {SIZE_SYNTAX}"));
+    }
+    Ok(rule)
+}
+
+/// One `--env` entry: `CONTAINER:NAME=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub container: String,
+    pub name: String,
+    pub value: String,
+}
+
+/// `CONTAINER:NAME=VALUE`: the container up to the first `:`, the name up to the next `=`, the
+/// value (which may be empty, or hold `:` and `=`) the rest.
+pub fn parse_env(s: &str) -> Result<EnvVar, String> {
+    const SYNTAX: &str = "expected CONTAINER:NAME=VALUE, e.g. 'agent:AZ=${host.availabilityZone}'";
+    let (container, rest) = s.split_once(':').ok_or(SYNTAX)?;
+    let (name, value) = rest.split_once('=').ok_or(SYNTAX)?;
+    if container.is_empty() || container.contains('=') || name.is_empty() {
+        return Err(SYNTAX.into());
+    }
+    Ok(EnvVar {
+        container: container.to_owned(),
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// Placement, sizing, overrides and ordering of a revision (`env create`, `env update`).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Placement")]
+pub struct PlacementArgs {
+    /// Run only on the hosts this cluster query language expression selects (a memberOf
+    /// placement constraint); repeat for several, all must hold
+    ///
+    /// Example: --placement-constraint 'attribute:ecs.instance-type =~ (m5|c5)\..*'
+    #[arg(long = "placement-constraint", value_name = "EXPR")]
+    pub placement_constraints: Vec<String>,
+    /// Size the task on the hosts EXPR selects, e.g. 'attribute:ecs.instance-type =~
+    /// m5\..*=1024/2048'; repeat for several rules, in order: the first that matches a host wins
+    ///
+    /// EXPR=CPU/MEMORY is split at the LAST `=` (sizes hold none), so `==` and `=~` inside EXPR
+    /// are fine. Sizes as ECS takes them ("1024" or "1 vCPU"; "2048" or "2 GB"); leave one
+    /// empty to keep the task definition's (EXPR=/4 GB).
+    ///
+    /// Example: --size 'attribute:ecs.instance-type =~ m5\..*=1024/2048' --size
+    /// 'attribute:ecs.instance-type =~ c5\..*=2 vCPU/'
+    #[arg(long = "size", value_name = "EXPR=CPU/MEMORY", value_parser = parse_size)]
+    pub sizing: Vec<SizeRule>,
+    /// Task overrides, ECS's TaskOverride JSON: a file, - for stdin, or the JSON itself
+    ///
+    /// The JSON itself is anything starting with `{`: {"containerOverrides": [{"name": ...,
+    /// "environment": [...], "command": [...], "cpu", "memory", "memoryReservation"}], "cpu",
+    /// "memory"}. Placeholders such as ${host.availabilityZone} are filled in per host. --env
+    /// entries are added to this document.
+    #[arg(long, value_name = "FILE|-|JSON")]
+    pub overrides: Option<String>,
+    /// An environment variable of a container in the overrides, e.g.
+    /// 'agent:AZ=${host.availabilityZone}'; repeatable
+    ///
+    /// Added to the --overrides document, or to an empty one: the container's entry is created
+    /// if missing, and a NAME it already sets takes this VALUE. Single quotes keep the shell off
+    /// placeholders.
+    ///
+    /// Example: --env 'agent:AZ=${host.availabilityZone}' --env 'agent:TYPE=${host.instanceType}'
+    #[arg(long = "env", value_name = "CONTAINER:NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<EnvVar>,
+    /// An environment (same cluster) whose task must run on a host before this one starts
+    /// there; repeat for several
+    #[arg(long = "depends-on", value_name = "ENV")]
+    pub depends_on: Vec<String>,
+}
+
+/// `env update`: clear what the latest revision has (sent as `null`).
+#[derive(Debug, Clone, Args, Default)]
+#[command(next_help_heading = "Placement")]
+pub struct ClearArgs {
+    /// Remove the placement constraints: every host of the cluster again
+    #[arg(long, conflicts_with = "placement_constraints")]
+    pub no_placement_constraints: bool,
+    /// Remove the sizing rules: the task definition's size on every host
+    #[arg(long, conflicts_with = "sizing")]
+    pub no_sizing: bool,
+    /// Remove the task overrides
+    #[arg(long, conflicts_with_all = ["overrides", "env"])]
+    pub no_overrides: bool,
+    /// Depend on no other environment
+    #[arg(long, conflicts_with = "depends_on")]
+    pub no_depends_on: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PageArgs {
     /// Items per page (1-100)
@@ -112,6 +238,8 @@ pub enum EnvCommand {
         task_definition: String,
         #[command(flatten)]
         strategy: StrategyArgs,
+        #[command(flatten)]
+        placement: PlacementArgs,
     },
     /// GET /v1/environments
     List {
@@ -127,6 +255,12 @@ pub enum EnvCommand {
         name: String,
     },
     /// PUT /v1/environments/{name}: a new revision (deploy it with `daemonctl deploy`)
+    #[command(
+        after_help = "Each field given replaces the latest revision's; one left out is \
+                            kept. --overrides and --env replace the overrides as a whole: to add \
+                            to them, pass the current ones (daemonctl -o json env get NAME | \
+                            jq .overrides > o.json; --overrides o.json --env ...)."
+    )]
     Update {
         /// Environment name
         name: String,
@@ -135,6 +269,10 @@ pub enum EnvCommand {
         task_definition: Option<String>,
         #[command(flatten)]
         strategy: StrategyArgs,
+        #[command(flatten)]
+        placement: PlacementArgs,
+        #[command(flatten)]
+        clear: ClearArgs,
     },
     /// DELETE /v1/environments/{name}: stops its tasks and removes it
     Delete {
@@ -354,6 +492,133 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["daemonctl", "env", "list", "--limit", "101"]).is_err());
         assert!(Cli::try_parse_from(["daemonctl", "deploy", "web", "--interval", "5"]).is_err());
+    }
+
+    #[test]
+    fn size_rules_split_at_the_last_equals_sign() {
+        let rule = |e: &str, c: Option<&str>, m: Option<&str>| SizeRule {
+            expression: e.into(),
+            cpu: c.map(Into::into),
+            memory: m.map(Into::into),
+        };
+        assert_eq!(
+            parse_size("attribute:ecs.instance-type =~ m5\\..*=1024/2048"),
+            Ok(rule(
+                "attribute:ecs.instance-type =~ m5\\..*",
+                Some("1024"),
+                Some("2048")
+            ))
+        );
+        assert_eq!(
+            parse_size("attribute:a == 'x=y' = 1 vCPU / 2 GB"),
+            Ok(rule("attribute:a == 'x=y'", Some("1 vCPU"), Some("2 GB")))
+        );
+        assert_eq!(
+            parse_size("attribute:gpu exists=/4096"),
+            Ok(rule("attribute:gpu exists", None, Some("4096")))
+        );
+        assert_eq!(
+            parse_size("attribute:gpu exists=512/"),
+            Ok(rule("attribute:gpu exists", Some("512"), None))
+        );
+        // No size: the last `=` is an operator's.
+        for no_size in [
+            "attribute:a == m5/x",
+            "attribute:a != b/c",
+            "attribute:a >= 1/2",
+            "attribute:a =~ m5/.*",
+        ] {
+            let err = parse_size(no_size).unwrap_err();
+            assert!(
+                err.starts_with("no size after the expression"),
+                "{no_size}: {err}"
+            );
+        }
+        assert!(parse_size("attribute:a !~ m5.*")
+            .unwrap_err()
+            .starts_with("expected EXPR="));
+        assert!(parse_size("attribute:a exists=1024")
+            .unwrap_err()
+            .starts_with("\"1024\" is not CPU/MEMORY"));
+        assert!(parse_size("attribute:a exists=/").is_err());
+        assert!(parse_size(" =1/2").is_err());
+    }
+
+    #[test]
+    fn env_entries_are_container_name_and_value() {
+        assert_eq!(
+            parse_env("agent:AZ=${host.availabilityZone}"),
+            Ok(EnvVar {
+                container: "agent".into(),
+                name: "AZ".into(),
+                value: "${host.availabilityZone}".into()
+            })
+        );
+        assert_eq!(parse_env("a:B=").map(|v| v.value), Ok(String::new()));
+        assert_eq!(parse_env("a:B=x=y:z").map(|v| v.value), Ok("x=y:z".into()));
+        for bad in ["AZ=x", "AZ=x:y", ":AZ=x", "a:=x", "a:AZ"] {
+            assert!(parse_env(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn placement_flags_repeat_and_clear_flags_only_on_update() {
+        let cli = Cli::try_parse_from([
+            "daemonctl",
+            "env",
+            "update",
+            "web",
+            "--placement-constraint",
+            "attribute:a == b",
+            "--placement-constraint",
+            "attribute:c exists",
+            "--size",
+            "attribute:a == b=1/2",
+            "--depends-on",
+            "base",
+            "--no-overrides",
+            "--no-depends-on",
+        ]);
+        // --depends-on and --no-depends-on together: refused.
+        assert!(cli.is_err());
+        let cli = Cli::try_parse_from([
+            "daemonctl",
+            "env",
+            "update",
+            "web",
+            "--placement-constraint",
+            "attribute:a == b",
+            "--placement-constraint",
+            "attribute:c exists",
+            "--overrides",
+            "-",
+            "--env",
+            "a:B=c",
+            "--no-sizing",
+        ])
+        .unwrap();
+        let Command::Env(EnvCommand::Update {
+            placement, clear, ..
+        }) = cli.command
+        else {
+            panic!("not env update")
+        };
+        assert_eq!(
+            placement.placement_constraints,
+            ["attribute:a == b", "attribute:c exists"]
+        );
+        assert_eq!(placement.overrides.as_deref(), Some("-"));
+        assert!(clear.no_sizing && !clear.no_overrides);
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["daemonctl", "env"].iter().chain(args)).map(|_| ())
+        };
+        assert!(parse(&["update", "web", "--env", "a:B=c", "--no-overrides"]).is_err());
+        assert!(parse(&["update", "web", "--size", "x exists=1/", "--no-sizing"]).is_err());
+        assert!(parse(&["update", "web", "--size", "x == y"]).is_err());
+        let create = ["create", "web", "--cluster", "c", "--task-definition", "td"];
+        assert!(parse(&create).is_ok());
+        assert!(parse(&[&create[..], &["--no-sizing"]].concat()).is_err());
+        assert!(parse(&[&create[..], &["--env", "a:B=${host.instanceId}"]].concat()).is_ok());
     }
 
     #[test]

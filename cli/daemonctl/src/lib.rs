@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod output;
 pub mod replay;
 pub mod signing;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -168,6 +169,10 @@ pub fn strategy_json(s: &StrategyArgs) -> Option<Value> {
     (!m.is_empty()).then_some(Value::Object(m))
 }
 
+fn read_stdin() -> std::io::Result<String> {
+    std::io::read_to_string(std::io::stdin())
+}
+
 fn emit(output: Output, answer: &Answer, render: fn(&Value) -> String) {
     match output {
         Output::Json => println!("{}", answer.raw.trim_end()),
@@ -232,6 +237,7 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 cluster,
                 task_definition,
                 strategy,
+                placement,
             } => {
                 let mut body = json!({
                     "name": name,
@@ -240,6 +246,11 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 });
                 if let Some(s) = strategy_json(&strategy) {
                     body["updateStrategy"] = s;
+                }
+                for (k, v) in
+                    spec::placement_fields(&placement, None, read_stdin).map_err(Error::Usage)?
+                {
+                    body[k] = v;
                 }
                 let a = api
                     .call(Method::POST, &["environments"], &[], Some(&body))
@@ -260,6 +271,8 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 name,
                 task_definition,
                 strategy,
+                placement,
+                clear,
             } => {
                 let mut body = serde_json::Map::new();
                 if let Some(td) = task_definition {
@@ -268,10 +281,16 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 if let Some(s) = strategy_json(&strategy) {
                     body.insert("updateStrategy".into(), s);
                 }
+                body.extend(
+                    spec::placement_fields(&placement, Some(&clear), read_stdin)
+                        .map_err(Error::Usage)?,
+                );
                 if body.is_empty() {
                     return Err(Error::Usage(
-                        "nothing to update: give --task-definition and/or a strategy flag \
-                         (--max-unavailable, --min-healthy-seconds, --failure-threshold, --auto-rollback)"
+                        "nothing to update: give --task-definition, a strategy flag \
+                         (--max-unavailable, --min-healthy-seconds, --failure-threshold, --auto-rollback) \
+                         and/or a placement flag (--placement-constraint, --size, --overrides, --env, \
+                         --depends-on, or a --no-... flag to clear one)"
                             .into(),
                     ));
                 }
