@@ -33,15 +33,39 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `Key:  value` lines, keys padded to the longest; pairs with an empty value are left out.
+/// `Key:  value` lines, keys padded to the longest; pairs with an empty value are left out. A
+/// value of several lines continues under its first.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let pairs: Vec<&(&str, String)> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let indent = format!("\n{}", " ".repeat(width + 3));
     pairs
         .iter()
-        .map(|(k, v)| format!("{:<width$}  {v}\n", format!("{k}:"), width = width + 1))
+        .map(|(k, v)| {
+            format!(
+                "{:<width$}  {}\n",
+                format!("{k}:"),
+                v.replace('\n', &indent),
+                width = width + 1
+            )
+        })
         .collect()
 }
+
+/// At most `width` characters; longer text ends in `…` (tables stay aligned; `-o json` has it
+/// all).
+pub fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Widths of the long text cells of tables.
+pub const REASON_WIDTH: usize = 48;
+pub const SUMMARY_WIDTH: usize = 36;
 
 /// A scalar as text; absent or null is empty.
 fn text(v: &Value, key: &str) -> String {
@@ -100,6 +124,117 @@ pub fn strategy(s: &Value) -> String {
     )
 }
 
+/// The expressions of `placementConstraints` (`type expression` for a type other than
+/// memberOf).
+fn constraints(v: &Value) -> Vec<String> {
+    list(v, "placementConstraints")
+        .iter()
+        .map(|c| match text(c, "type").as_str() {
+            "" | "memberOf" => text(c, "expression"),
+            kind => format!("{kind} {}", text(c, "expression")),
+        })
+        .collect()
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// All constraints on one line: `a`, or `(a) and (b)`.
+fn constraints_line(v: &Value) -> String {
+    match constraints(v).as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        many => many
+            .iter()
+            .map(|c| format!("({c})"))
+            .collect::<Vec<_>>()
+            .join(" and "),
+    }
+}
+
+/// Each sizing rule as `EXPR → CPU/MEMORY` (`-` for a size it leaves to the task definition).
+fn sizing_rules(v: &Value) -> Vec<String> {
+    list(v, "sizing")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} → {}/{}",
+                text(r, "expression"),
+                or_dash(text(r, "cpu")),
+                or_dash(text(r, "memory"))
+            )
+        })
+        .collect()
+}
+
+/// `1 rule`, `3 rules`, or empty.
+fn count(n: usize, what: &str) -> String {
+    match n {
+        0 => String::new(),
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
+/// A TaskOverride in one line: `NAME=VALUE` per environment variable, `command=[…]`,
+/// `cpu=`, `memory=`, `memoryReservation=` of a container (each prefixed with `container:` when
+/// several containers are overridden), and with `task_size` the task-level `cpu=` / `memory=`.
+pub fn overrides_line(o: &Value, task_size: bool) -> String {
+    let containers = list(o, "containerOverrides");
+    let mut parts = Vec::new();
+    for c in containers {
+        let prefix = if containers.len() > 1 {
+            format!("{}:", text(c, "name"))
+        } else {
+            String::new()
+        };
+        for e in list(c, "environment") {
+            parts.push(format!("{prefix}{}={}", text(e, "name"), text(e, "value")));
+        }
+        if let Some(cmd) = c.get("command").filter(|v| !v.is_null()) {
+            parts.push(format!("{prefix}command={cmd}"));
+        }
+        for key in ["cpu", "memory", "memoryReservation"] {
+            let v = text(c, key);
+            if !v.is_empty() {
+                parts.push(format!("{prefix}{key}={v}"));
+            }
+        }
+    }
+    if task_size {
+        for key in ["cpu", "memory"] {
+            let v = text(o, key);
+            if !v.is_empty() {
+                parts.push(format!("task {key}={v}"));
+            }
+        }
+    }
+    parts.join(", ")
+}
+
+/// A list of names, comma separated.
+fn names(v: &Value, key: &str) -> String {
+    list(v, key)
+        .iter()
+        .map(|n| n.as_str().map_or_else(|| n.to_string(), str::to_owned))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The placement fields of a revision's desired state, as `fields` pairs.
+fn placement_pairs(v: &Value) -> [(&'static str, String); 4] {
+    [
+        ("Placement", constraints(v).join("\n")),
+        ("Sizing", sizing_rules(v).join("\n")),
+        ("Overrides", overrides_line(&v["overrides"], true)),
+        ("Depends on", names(v, "dependsOn")),
+    ]
+}
+
 pub fn ping(v: &Value) -> String {
     format!("{}\n", or_dash(text(v, "status")))
 }
@@ -117,7 +252,7 @@ pub fn environment(v: &Value) -> String {
         (a, _) if !a.is_empty() => format!("{a} (in progress)"),
         (_, c) => c,
     };
-    fields(&[
+    let mut pairs = vec![
         ("Name", text(v, "name")),
         ("Status", text(v, "status")),
         ("Health", text(v, "health")),
@@ -126,11 +261,16 @@ pub fn environment(v: &Value) -> String {
         ("Deployed task definition", text(v, "activeTaskDefinition")),
         ("Revisions", revisions),
         ("Update strategy", strategy(&v["updateStrategy"])),
+    ];
+    pairs.extend(placement_pairs(v));
+    pairs.extend([
+        ("Dependents", names(v, "dependents")),
         ("Deployment", deployment),
         ("Deployment token", text(v, "deploymentToken")),
         ("Created", text(v, "createdAt")),
         ("Updated", text(v, "updatedAt")),
-    ])
+    ]);
+    fields(&pairs)
 }
 
 pub fn environment_list(v: &Value) -> String {
@@ -152,6 +292,8 @@ pub fn environment_list(v: &Value) -> String {
                     ),
                     or_dash(text(e, "health")),
                     or_dash(text(e, "status")),
+                    or_dash(clip(&constraints_line(e), SUMMARY_WIDTH)),
+                    or_dash(names(e, "dependsOn")),
                 ]
             })
             .collect();
@@ -163,6 +305,8 @@ pub fn environment_list(v: &Value) -> String {
                 "DEPLOYED/LATEST",
                 "HEALTH",
                 "STATUS",
+                "PLACEMENT",
+                "DEPENDS ON",
             ],
             &rows,
         )
@@ -172,13 +316,15 @@ pub fn environment_list(v: &Value) -> String {
 }
 
 pub fn revision(v: &Value) -> String {
-    fields(&[
+    let mut pairs = vec![
         ("Environment", text(v, "environmentName")),
         ("Revision", text(v, "number")),
         ("Task definition", text(v, "taskDefinition")),
         ("Update strategy", strategy(&v["updateStrategy"])),
-        ("Created", text(v, "createdAt")),
-    ])
+    ];
+    pairs.extend(placement_pairs(v));
+    pairs.push(("Created", text(v, "createdAt")));
+    fields(&pairs)
 }
 
 pub fn revision_list(v: &Value) -> String {
@@ -194,6 +340,10 @@ pub fn revision_list(v: &Value) -> String {
                 or_dash(text(s, "failureThreshold")),
                 or_dash(text(s, "autoRollback")),
                 or_dash(text(r, "createdAt")),
+                or_dash(clip(&constraints_line(r), SUMMARY_WIDTH)),
+                or_dash(count(list(r, "sizing").len(), "rule")),
+                or_dash(clip(&overrides_line(&r["overrides"], true), SUMMARY_WIDTH)),
+                or_dash(names(r, "dependsOn")),
             ]
         })
         .collect();
@@ -209,6 +359,10 @@ pub fn revision_list(v: &Value) -> String {
                 "FAILURE THRESHOLD",
                 "AUTO ROLLBACK",
                 "CREATED",
+                "PLACEMENT",
+                "SIZING",
+                "OVERRIDES",
+                "DEPENDS ON",
             ],
             &rows,
         )
@@ -344,6 +498,8 @@ pub fn status(v: &Value) -> String {
         "available",
         "misscheduled",
         "unavailable",
+        "unschedulable",
+        "waiting",
     ];
     let headers: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
@@ -356,15 +512,33 @@ pub fn status(v: &Value) -> String {
         let rows: Vec<Vec<String>> = hosts
             .iter()
             .map(|h| {
+                let launch = &h["launch"];
+                let size = if launch.is_object() {
+                    format!(
+                        "{}/{}",
+                        or_dash(text(launch, "cpu")),
+                        or_dash(text(launch, "memory"))
+                    )
+                } else {
+                    String::new()
+                };
                 vec![
                     short(h, "containerInstanceArn"),
                     or_dash(text(h, "hostStatus")),
                     or_dash(text(h, "agentConnected")),
+                    or_dash(text(h, "placement")),
                     or_dash(text(h, "task")),
                     or_dash(short(h, "taskDefinition")),
+                    or_dash(text(launch, "revision")),
+                    or_dash(size),
+                    or_dash(clip(
+                        &overrides_line(&launch["overrides"], false),
+                        SUMMARY_WIDTH,
+                    )),
                     or_dash(text(h, "updated")),
                     or_dash(text(h, "available")),
-                    or_dash(text(h, "lastFailure")),
+                    or_dash(clip(&text(h, "reason"), REASON_WIDTH)),
+                    or_dash(clip(&text(h, "lastFailure"), REASON_WIDTH)),
                 ]
             })
             .collect();
@@ -377,10 +551,15 @@ pub fn status(v: &Value) -> String {
                     "CONTAINER INSTANCE",
                     "HOST",
                     "AGENT",
+                    "PLACEMENT",
                     "TASK",
                     "TASK DEFINITION",
+                    "REVISION",
+                    "CPU/MEMORY",
+                    "OVERRIDES",
                     "UPDATED",
                     "AVAILABLE",
+                    "REASON",
                     "LAST FAILURE",
                 ],
                 &rows,
@@ -405,6 +584,9 @@ mod tests {
             "deploymentToken": "tok",
             "health": "healthy",
             "status": "active",
+            "placementConstraints": [],
+            "sizing": [],
+            "dependsOn": [],
             "currentDeploymentId": "01DEP",
             "activeRevision": 1,
             "createdAt": "2026-12-01T00:00:00Z",
@@ -465,14 +647,81 @@ mod tests {
         let out = environment_list(&json!({"items": [env()], "nextToken": "abc"}));
         assert_eq!(
             out,
-            "NAME  CLUSTER  TASK DEFINITION  DEPLOYED/LATEST  HEALTH   STATUS\n\
-             web   prod     web:3            1/2              healthy  active\n\
+            "NAME  CLUSTER  TASK DEFINITION  DEPLOYED/LATEST  HEALTH   STATUS  PLACEMENT  DEPENDS ON\n\
+             web   prod     web:3            1/2              healthy  active  -          -\n\
              (more: --next-token abc, or --all)\n"
+        );
+        let mut placed = env();
+        placed["name"] = json!("agent");
+        placed["placementConstraints"] = json!([
+            {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ m5\\..*"},
+            {"type": "memberOf", "expression": "attribute:ecs.os-type == linux"}
+        ]);
+        placed["dependsOn"] = json!(["web", "base"]);
+        let out = environment_list(&json!({"items": [env(), placed]}));
+        assert_eq!(
+            out,
+            "NAME   CLUSTER  TASK DEFINITION  DEPLOYED/LATEST  HEALTH   STATUS  PLACEMENT                             DEPENDS ON\n\
+             web    prod     web:3            1/2              healthy  active  -                                     -\n\
+             agent  prod     web:3            1/2              healthy  active  (attribute:ecs.instance-type =~ m5\\…  web, base\n"
         );
         assert_eq!(
             environment_list(&json!({"items": [], "nextToken": null})),
             "no environments\n"
         );
+    }
+
+    #[test]
+    fn environment_view_shows_placement_one_item_a_line() {
+        let mut e = env();
+        e["placementConstraints"] = json!([
+            {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ m5\\..*"},
+            {"type": "memberOf", "expression": "agentConnected == true"}
+        ]);
+        e["sizing"] = json!([
+            {"expression": "attribute:ecs.instance-type == m5.2xlarge", "cpu": "2048", "memory": "4096"},
+            {"expression": "attribute:ecs.instance-type =~ m5\\..*", "memory": "2048"}
+        ]);
+        e["overrides"] = json!({"containerOverrides": [
+            {"name": "agent", "environment": [{"name": "AZ", "value": "${host.availabilityZone}"}], "command": ["run", "--fast"]}
+        ], "cpu": "512"});
+        e["dependsOn"] = json!(["base"]);
+        e["dependents"] = json!(["logs", "metrics"]);
+        let out = environment(&e);
+        assert!(
+            out.contains(
+                "Update strategy:   maxUnavailable 25%, minHealthySeconds 30, failureThreshold 1, autoRollback true\n\
+                 Placement:         attribute:ecs.instance-type =~ m5\\..*\n\
+                \x20                  agentConnected == true\n\
+                 Sizing:            attribute:ecs.instance-type == m5.2xlarge → 2048/4096\n\
+                \x20                  attribute:ecs.instance-type =~ m5\\..* → -/2048\n\
+                 Overrides:         AZ=${host.availabilityZone}, command=[\"run\",\"--fast\"], task cpu=512\n\
+                 Depends on:        base\n\
+                 Dependents:        logs, metrics\n\
+                 Deployment:        01DEP\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn overrides_in_one_line_name_containers_only_when_several() {
+        let two = json!({"containerOverrides": [
+            {"name": "a", "environment": [{"name": "X", "value": "1"}, {"name": "Y", "value": ""}], "memoryReservation": 64},
+            {"name": "b", "cpu": 256, "memory": 512}
+        ], "memory": "2048"});
+        assert_eq!(
+            overrides_line(&two, false),
+            "a:X=1, a:Y=, a:memoryReservation=64, b:cpu=256, b:memory=512"
+        );
+        assert_eq!(
+            overrides_line(&two, true),
+            "a:X=1, a:Y=, a:memoryReservation=64, b:cpu=256, b:memory=512, task memory=2048"
+        );
+        assert_eq!(overrides_line(&Value::Null, true), "");
+        assert_eq!(clip("abcdef", 6), "abcdef");
+        assert_eq!(clip("abcdefg", 6), "abcde…");
+        assert_eq!(clip("ääääää", 3), "ää…");
     }
 
     #[test]
@@ -504,7 +753,7 @@ mod tests {
     fn status_view_shows_counts_and_hosts_when_asked() {
         let v = json!({
             "name": "web", "activeRevision": 1, "latestRevision": 1,
-            "counts": {"desired": 2, "current": 2, "ready": 1, "updated": 2, "available": 1, "misscheduled": 0, "unavailable": 1},
+            "counts": {"desired": 2, "current": 2, "ready": 1, "updated": 2, "available": 1, "misscheduled": 0, "unavailable": 1, "unschedulable": 0, "waiting": 0},
             "health": "healthy",
             "deployment": {"id": "01DEP", "status": "running", "revision": 1, "desiredCount": 2, "runningCount": 1, "pendingCount": 1, "failedHosts": 0},
             "hosts": [{"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/i-1", "hostStatus": "ACTIVE", "agentConnected": true, "task": "running", "taskDefinition": "arn:aws:ecs:r:1:task-definition/web:1", "updated": true, "available": true}]
@@ -515,13 +764,14 @@ mod tests {
         ), "{out}");
         assert!(
             out.contains(
-                "DESIRED  CURRENT  READY  UPDATED  AVAILABLE  MISSCHEDULED  UNAVAILABLE\n\
-             2        2        1      2        1          0             1\n"
+                "DESIRED  CURRENT  READY  UPDATED  AVAILABLE  MISSCHEDULED  UNAVAILABLE  UNSCHEDULABLE  WAITING\n\
+                 2        2        1      2        1          0             1            0              0\n"
             ),
             "{out}"
         );
+        // An API without placement yet: its hosts still render.
         assert!(out.contains(
-            "i-1                 ACTIVE  true   running  web:1            true     true       -\n"
+            "i-1                 ACTIVE  true   -          running  web:1            -         -           -          true     true       -       -\n"
         ), "{out}");
         let mut without = v.clone();
         without.as_object_mut().unwrap().remove("hosts");
@@ -529,14 +779,78 @@ mod tests {
     }
 
     #[test]
+    fn status_hosts_show_placement_reasons_and_what_each_host_got() {
+        let v = json!({
+            "name": "agent", "activeRevision": 2, "latestRevision": 2, "health": "healthy",
+            "counts": {"desired": 2, "current": 1, "ready": 1, "updated": 1, "available": 1, "misscheduled": 0, "unavailable": 1, "unschedulable": 1, "waiting": 1},
+            "hosts": [
+                {"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/i-1", "hostStatus": "ACTIVE", "agentConnected": true,
+                 "placement": "runs", "task": "running", "taskDefinition": "arn:aws:ecs:r:1:task-definition/agent:4",
+                 "launch": {"revision": 2, "cpu": 1024, "memory": 2048, "overrides": {"containerOverrides": [
+                     {"name": "agent", "environment": [{"name": "AZ", "value": "us-east-1a"}, {"name": "TYPE", "value": "m5.large"}]}]}},
+                 "updated": true, "available": true},
+                {"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/i-2", "hostStatus": "ACTIVE", "agentConnected": true,
+                 "placement": "waiting", "reason": "waits for base to run here", "task": "vacant",
+                 "launch": {"revision": 2, "cpu": 512, "memory": 1024}, "updated": false, "available": false},
+                {"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/i-3", "hostStatus": "ACTIVE", "agentConnected": true,
+                 "placement": "unschedulable", "reason": "needs 2048 MiB memory, 512 free (after the tasks of web, base and metrics-collector)",
+                 "task": "vacant", "updated": false, "available": false, "lastFailure": "RESOURCE:MEMORY on the previous attempt at 2026-12-01T00:00:00Z"},
+                {"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/i-4", "hostStatus": "ACTIVE", "agentConnected": true,
+                 "placement": "notSelected", "reason": "not selected by attribute:ecs.instance-type =~ m5\\..*", "task": "vacant",
+                 "updated": false, "available": false}
+            ]
+        });
+        let out = status(&v);
+        assert!(
+            out.contains(
+                "DESIRED  CURRENT  READY  UPDATED  AVAILABLE  MISSCHEDULED  UNAVAILABLE  UNSCHEDULABLE  WAITING\n\
+                 2        1        1      1        1          0             1            1              1\n"
+            ),
+            "{out}"
+        );
+        let hosts = out.split_once("\n\nCONTAINER").unwrap().1;
+        assert_eq!(
+            format!("CONTAINER{hosts}"),
+            "CONTAINER INSTANCE  HOST    AGENT  PLACEMENT      TASK     TASK DEFINITION  REVISION  CPU/MEMORY  OVERRIDES                     UPDATED  AVAILABLE  REASON                                            LAST FAILURE\n\
+             i-1                 ACTIVE  true   runs           running  agent:4          2         1024/2048   AZ=us-east-1a, TYPE=m5.large  true     true       -                                                 -\n\
+             i-2                 ACTIVE  true   waiting        vacant   -                2         512/1024    -                             false    false      waits for base to run here                        -\n\
+             i-3                 ACTIVE  true   unschedulable  vacant   -                -         -           -                             false    false      needs 2048 MiB memory, 512 free (after the task…  RESOURCE:MEMORY on the previous attempt at 2026…\n\
+             i-4                 ACTIVE  true   notSelected    vacant   -                -         -           -                             false    false      not selected by attribute:ecs.instance-type =~ …  -\n"
+        );
+    }
+
+    #[test]
     fn lists_of_revisions_and_deployments() {
         let r = revision_list(&json!({"items": [{"environmentName": "web", "number": 1,
             "taskDefinition": "arn:aws:ecs:r:1:task-definition/web:1",
             "updateStrategy": {"maxUnavailable": 1, "minHealthySeconds": 0, "failureThreshold": "20%", "autoRollback": false},
-            "createdAt": "t0"}], "nextToken": null}));
+            "createdAt": "t0", "placementConstraints": [], "sizing": [], "dependsOn": []},
+            {"environmentName": "web", "number": 2,
+            "taskDefinition": "arn:aws:ecs:r:1:task-definition/web:2",
+            "updateStrategy": {"maxUnavailable": 1, "minHealthySeconds": 0, "failureThreshold": "20%", "autoRollback": false},
+            "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.os-type == linux"}],
+            "sizing": [{"expression": "attribute:ecs.instance-type == m5.large", "cpu": "1024"},
+                       {"expression": "attribute:ecs.instance-type == m5.xlarge", "cpu": "2048"}],
+            "overrides": {"containerOverrides": [{"name": "web", "environment": [{"name": "AZ", "value": "${host.availabilityZone}"}]}]},
+            "dependsOn": ["base"],
+            "createdAt": "t1"}], "nextToken": null}));
         assert_eq!(
-            r.lines().nth(1).unwrap(),
-            "1         web:1            1                0              20%                false          t0"
+            r,
+            "REVISION  TASK DEFINITION  MAX UNAVAILABLE  MIN HEALTHY S  FAILURE THRESHOLD  AUTO ROLLBACK  CREATED  PLACEMENT                       SIZING   OVERRIDES                    DEPENDS ON\n\
+             1         web:1            1                0              20%                false          t0       -                               -        -                            -\n\
+             2         web:2            1                0              20%                false          t1       attribute:ecs.os-type == linux  2 rules  AZ=${host.availabilityZone}  base\n"
+        );
+        let one = revision(
+            &json!({"environmentName": "web", "number": 3, "taskDefinition": "td",
+            "sizing": [{"expression": "attribute:a exists", "memory": "4096"}], "createdAt": "t2"}),
+        );
+        assert_eq!(
+            one,
+            "Environment:      web\n\
+             Revision:         3\n\
+             Task definition:  td\n\
+             Sizing:           attribute:a exists → -/4096\n\
+             Created:          t2\n"
         );
         let d = deployment_list(
             &json!({"items": [{"id": "01A", "status": "completed", "revision": 1,
