@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{daemonctl, stderr, stdout, Recorded, Reply, Server};
+use common::{daemonctl, daemonctl_with_stdin, stderr, stdout, Recorded, Reply, Server};
 use serde_json::{json, Value};
 
 fn environment(name: &str) -> Value {
@@ -37,6 +37,51 @@ fn deployment(status: &str, running: i64) -> Value {
     })
 }
 
+/// An environment as the API answers a create or update of it: the placement fields of the body
+/// (a `null` one cleared).
+fn echoed(name: &str, body: &Value) -> Value {
+    let mut e = environment(name);
+    for key in ["placementConstraints", "sizing", "dependsOn"] {
+        e[key] = match &body[key] {
+            Value::Null => json!([]),
+            v => v.clone(),
+        };
+    }
+    if !body["overrides"].is_null() {
+        e["overrides"] = body["overrides"].clone();
+    }
+    e
+}
+
+/// The status of `agent`: placed on some hosts, waiting on one, unable to run on another.
+fn agent_status() -> Value {
+    json!({
+        "name": "agent", "activeRevision": 2, "latestRevision": 2, "health": "healthy",
+        "counts": {"desired": 2, "current": 1, "ready": 1, "updated": 1, "available": 1, "misscheduled": 0,
+                   "unavailable": 1, "unschedulable": 1, "waiting": 1},
+        "hosts": [
+            {"containerInstanceArn": "arn:aws:ecs:us-east-1:1:container-instance/prod/ci-1", "hostStatus": "ACTIVE",
+             "agentConnected": true, "placement": "runs", "task": "running",
+             "taskArn": "arn:aws:ecs:us-east-1:1:task/prod/t1",
+             "taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/agent:7",
+             "launch": {"revision": 2, "cpu": 1024, "memory": 2048, "overrides": {"containerOverrides": [
+                 {"name": "agent", "environment": [{"name": "AZ", "value": "us-east-1a"}]}], "cpu": "1024", "memory": "2048"}},
+             "updated": true, "available": true},
+            {"containerInstanceArn": "arn:aws:ecs:us-east-1:1:container-instance/prod/ci-2", "hostStatus": "ACTIVE",
+             "agentConnected": true, "placement": "waiting", "reason": "waits for base to run here", "task": "vacant",
+             "launch": {"revision": 2, "cpu": 256, "memory": 512}, "updated": false, "available": false},
+            {"containerInstanceArn": "arn:aws:ecs:us-east-1:1:container-instance/prod/ci-3", "hostStatus": "ACTIVE",
+             "agentConnected": true, "placement": "unschedulable",
+             "reason": "needs 2048 MiB memory, 1536 free on this host after the other daemons' reservations",
+             "task": "vacant", "updated": false, "available": false},
+            {"containerInstanceArn": "arn:aws:ecs:us-east-1:1:container-instance/prod/ci-4", "hostStatus": "ACTIVE",
+             "agentConnected": true, "placement": "notSelected",
+             "reason": "not selected by attribute:ecs.availability-zone in [us-east-1a, us-east-1b]",
+             "task": "vacant", "updated": false, "available": false}
+        ]
+    })
+}
+
 /// The fake API: the answers the real one gives for these requests.
 async fn fake_api() -> Server {
     let polls = Arc::new(AtomicUsize::new(0));
@@ -44,6 +89,20 @@ async fn fake_api() -> Server {
         let (path, query) = r.target.split_once('?').unwrap_or((&r.target, ""));
         match (r.method.as_str(), path) {
             ("GET", "/v1/ping") => Reply::json(200, json!({"status": "ok"})),
+            ("POST", "/v1/environments")
+                if r.json()["placementConstraints"][0]["expression"] == "attribute:a ==" =>
+            {
+                Reply::json(
+                    400,
+                    json!({"code": "InvalidParameter", "message": "expected a value after ==",
+                           "field": "placementConstraints[0].expression"}),
+                )
+            }
+            ("POST", "/v1/environments") if r.json()["name"] == "agent" => {
+                Reply::json(200, echoed("agent", &r.json()))
+            }
+            ("PUT", "/v1/environments/agent") => Reply::json(200, echoed("agent", &r.json())),
+            ("GET", "/v1/environments/agent/status") => Reply::json(200, agent_status()),
             ("POST", "/v1/environments") => {
                 let mut e = environment(r.json()["name"].as_str().unwrap_or("?"));
                 e["updateStrategy"]["maxUnavailable"] = r.json()["updateStrategy"]["maxUnavailable"].clone();
@@ -335,4 +394,322 @@ async fn deploy_wait_polls_until_the_deployment_ends_and_exits_3_when_it_failed(
         "{}",
         stdout(&o)
     );
+}
+
+/// The flags of issue 9, each as the JSON the API takes; the clear flags as `null`.
+#[tokio::test]
+async fn placement_flags_send_the_api_fields() {
+    let api = fake_api().await;
+    let ep = api.url.clone();
+    let o = daemonctl(
+        &[
+            "env",
+            "create",
+            "agent",
+            "--cluster",
+            "prod",
+            "--task-definition",
+            "agent:7",
+            "--placement-constraint",
+            "attribute:ecs.instance-type =~ (m5|c5)\\..*",
+            "--placement-constraint",
+            "attribute:ecs.os-type == linux",
+            "--size",
+            "attribute:ecs.instance-type =~ m5\\..*=1024/2048",
+            "--size",
+            "attribute:ecs.instance-type == 'c5=big' = 2 vCPU/",
+            "--overrides",
+            r#"{"containerOverrides": [{"name": "agent", "command": ["run"]}], "memory": "2 GB"}"#,
+            "--env",
+            "agent:AZ=${host.availabilityZone}",
+            "--env",
+            "sidecar:ID=${host.instanceId}",
+            "--depends-on",
+            "base",
+            "--depends-on",
+            "logs",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = api.requests().pop().unwrap();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("POST", "/v1/environments")
+    );
+    assert_eq!(
+        r.json(),
+        json!({
+            "name": "agent", "instanceGroup": {"cluster": "prod"}, "taskDefinition": "agent:7",
+            "placementConstraints": [
+                {"type": "memberOf", "expression": "attribute:ecs.instance-type =~ (m5|c5)\\..*"},
+                {"type": "memberOf", "expression": "attribute:ecs.os-type == linux"}
+            ],
+            "sizing": [
+                {"expression": "attribute:ecs.instance-type =~ m5\\..*", "cpu": "1024", "memory": "2048"},
+                {"expression": "attribute:ecs.instance-type == 'c5=big'", "cpu": "2 vCPU"}
+            ],
+            "overrides": {"containerOverrides": [
+                {"name": "agent", "command": ["run"], "environment": [{"name": "AZ", "value": "${host.availabilityZone}"}]},
+                {"name": "sidecar", "environment": [{"name": "ID", "value": "${host.instanceId}"}]}
+            ], "memory": "2 GB"},
+            "dependsOn": ["base", "logs"]
+        })
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "Placement:         attribute:ecs.instance-type =~ (m5|c5)\\..*\n\
+             \x20                  attribute:ecs.os-type == linux\n\
+             Sizing:            attribute:ecs.instance-type =~ m5\\..* → 1024/2048\n\
+             \x20                  attribute:ecs.instance-type == 'c5=big' → 2 vCPU/-\n\
+             Overrides:         agent:AZ=${host.availabilityZone}, agent:command=[\"run\"], sidecar:ID=${host.instanceId}, task memory=2 GB\n\
+             Depends on:        base, logs\n"
+        ),
+        "{out}"
+    );
+
+    // Update: each clear flag sends null; other fields are left out (kept).
+    let o = daemonctl(
+        &[
+            "env",
+            "update",
+            "agent",
+            "--no-placement-constraints",
+            "--no-sizing",
+            "--no-overrides",
+            "--no-depends-on",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = api.requests().pop().unwrap();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("PUT", "/v1/environments/agent")
+    );
+    assert_eq!(
+        r.json(),
+        json!({"placementConstraints": null, "sizing": null, "overrides": null, "dependsOn": null})
+    );
+    assert!(!stdout(&o).contains("Placement:"), "{}", stdout(&o));
+
+    // Update: one field given replaces it; overrides from stdin, with --env added.
+    let o = daemonctl_with_stdin(
+        &[
+            "env",
+            "update",
+            "agent",
+            "--size",
+            "attribute:gpu exists=/4 GB",
+            "--overrides",
+            "-",
+            "--env",
+            "agent:AZ=${host.availabilityZone}",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+        r#"{"containerOverrides": [{"name": "agent", "environment": [{"name": "AZ", "value": "x"}, {"name": "B", "value": "1"}]}]}"#,
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        api.requests().pop().unwrap().json(),
+        json!({
+            "sizing": [{"expression": "attribute:gpu exists", "memory": "4 GB"}],
+            "overrides": {"containerOverrides": [{"name": "agent", "environment": [
+                {"name": "AZ", "value": "${host.availabilityZone}"}, {"name": "B", "value": "1"}]}]}
+        })
+    );
+
+    // Overrides from a file; --env alone makes a document of its own.
+    let file = std::env::temp_dir().join(format!("daemonctl-api-{}.json", std::process::id()));
+    std::fs::write(&file, r#"{"cpu": "512"}"#).unwrap();
+    let o = daemonctl(
+        &[
+            "env",
+            "update",
+            "agent",
+            "--overrides",
+            file.to_str().unwrap(),
+            "--placement-constraint",
+            "attribute:ecs.availability-zone in [us-east-1a, us-east-1b]",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    std::fs::remove_file(&file).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        api.requests().pop().unwrap().json(),
+        json!({
+            "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.availability-zone in [us-east-1a, us-east-1b]"}],
+            "overrides": {"cpu": "512"}
+        })
+    );
+    let o = daemonctl(
+        &[
+            "env",
+            "update",
+            "agent",
+            "--env",
+            "agent:MODE=a=b",
+            "--depends-on",
+            "base",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        api.requests().pop().unwrap().json(),
+        json!({
+            "overrides": {"containerOverrides": [{"name": "agent", "environment": [{"name": "MODE", "value": "a=b"}]}]},
+            "dependsOn": ["base"]
+        })
+    );
+}
+
+#[tokio::test]
+async fn placement_flag_mistakes_are_usage_errors_and_api_refusals_name_the_field() {
+    let api = fake_api().await;
+    let ep = api.url.clone();
+    let update = |extra: &'static [&'static str]| {
+        let ep = ep.clone();
+        async move {
+            let mut args = vec!["env", "update", "agent", "--endpoint", &ep];
+            args.extend_from_slice(extra);
+            daemonctl(&args, &[]).await
+        }
+    };
+    for (args, message) in [
+        (
+            &["--size", "attribute:a == m5.large"][..],
+            "no size after the expression",
+        ),
+        (&["--size", "attribute:a exists=1024"], "is not CPU/MEMORY"),
+        (&["--env", "AZ=x"], "expected CONTAINER:NAME=VALUE"),
+        (
+            &["--overrides", "{nope"],
+            "--overrides: the inline JSON is not JSON",
+        ),
+        (
+            &["--overrides", "/nonexistent/daemonctl/o.json"],
+            "--overrides /nonexistent/daemonctl/o.json: ",
+        ),
+        // Only what starts with `{` is inline JSON; anything else is a file name.
+        (&["--overrides", "[]"], "--overrides []: "),
+        (
+            &["--no-sizing", "--size", "x exists=1/"],
+            "cannot be used with",
+        ),
+        (&["--no-overrides", "--env", "a:B=c"], "cannot be used with"),
+    ] {
+        let o = update(args).await;
+        let err = stderr(&o);
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    }
+    let o = daemonctl_with_stdin(
+        &[
+            "env",
+            "update",
+            "agent",
+            "--overrides",
+            "-",
+            "--env",
+            "a:B=c",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+        "[]",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "daemonctl: error: --env a: the --overrides document is not a JSON object\n"
+    );
+    assert!(api.requests().is_empty());
+
+    // What the API refuses comes back as it said it, with the field, exit 1.
+    let o = daemonctl(
+        &[
+            "env",
+            "create",
+            "web",
+            "--cluster",
+            "prod",
+            "--task-definition",
+            "web:1",
+            "--placement-constraint",
+            "attribute:a ==",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "daemonctl: error: InvalidParameter (HTTP 400): expected a value after == \
+         [field: placementConstraints[0].expression]\n"
+    );
+}
+
+/// `env status --hosts`: each host's placement, why, and what it got; long reasons clipped so
+/// the columns hold.
+#[tokio::test]
+async fn status_hosts_show_placement_reasons_and_launch_values() {
+    let api = fake_api().await;
+    let o = daemonctl(
+        &["env", "status", "agent", "--hosts", "--endpoint", &api.url],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "Environment:  agent\n\
+         Health:       healthy\n\
+         Revision:     deployed 2, latest 2\n\
+         \n\
+         DESIRED  CURRENT  READY  UPDATED  AVAILABLE  MISSCHEDULED  UNAVAILABLE  UNSCHEDULABLE  WAITING\n\
+         2        1        1      1        1          0             1            1              1\n\
+         \n\
+         CONTAINER INSTANCE  HOST    AGENT  PLACEMENT      TASK     TASK DEFINITION  REVISION  CPU/MEMORY  OVERRIDES      UPDATED  AVAILABLE  REASON                                            LAST FAILURE\n\
+         ci-1                ACTIVE  true   runs           running  agent:7          2         1024/2048   AZ=us-east-1a  true     true       -                                                 -\n\
+         ci-2                ACTIVE  true   waiting        vacant   -                2         256/512     -              false    false      waits for base to run here                        -\n\
+         ci-3                ACTIVE  true   unschedulable  vacant   -                -         -           -              false    false      needs 2048 MiB memory, 1536 free on this host a…  -\n\
+         ci-4                ACTIVE  true   notSelected    vacant   -                -         -           -              false    false      not selected by attribute:ecs.availability-zone…  -\n"
+    );
+    // -o json: everything, as the API sent it.
+    let o = daemonctl(
+        &[
+            "-o",
+            "json",
+            "env",
+            "status",
+            "agent",
+            "--hosts",
+            "--endpoint",
+            &api.url,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(stdout(&o), format!("{}\n", agent_status()));
 }

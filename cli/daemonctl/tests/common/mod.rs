@@ -139,6 +139,24 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Recorded> {
 
 /// Runs the built binary with static test credentials and nothing from the caller's AWS setup.
 pub async fn daemonctl(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(args, env).output().await.expect("run daemonctl")
+}
+
+/// `daemonctl` with `input` on its stdin.
+pub async fn daemonctl_with_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
+    let mut child = command(args, env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run daemonctl");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.expect("run daemonctl")
+}
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_daemonctl"));
     for var in [
         "AWS_PROFILE",
@@ -162,7 +180,8 @@ pub async fn daemonctl(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args).output().await.expect("run daemonctl")
+    cmd.args(args);
+    cmd
 }
 
 pub fn stdout(o: &Output) -> String {
