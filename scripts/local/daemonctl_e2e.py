@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end check of the built `daemonctl` against the local stack (moto + cargo lambda watch +
 the local API gateway + the event bus): ping, environment create/get/list, a deployment waited
-for to completion, status with hosts, an API error, and a DLQ replay through watch's Invoke API.
+for to completion, status with hosts, placement (a constraint, a per-host placeholder, a
+dependency), an API error, and a DLQ replay through watch's Invoke API.
 
     cargo build -p daemonctl
     .venv/bin/python scripts/local/daemonctl_e2e.py [--daemonctl target/debug/daemonctl]
@@ -30,6 +31,8 @@ import stack as stackmod  # noqa: E402
 CLUSTER = "cli"
 ENV = "cli-shipper"
 HOSTS = 2
+PLACED = "cli-zonal"  # placed on ZONE's host only (fleet.add_hosts spreads hosts over zones)
+ZONE = "us-east-1a"
 
 
 class Check:
@@ -124,6 +127,37 @@ def main(argv: list[str] | None = None) -> int:
         p = c.run("-o", "json", "deployments", "list", ENV)
         deps = json.loads(p.stdout).get("items", []) if p.returncode == 0 else []
         dep_id = deps[0]["id"] if deps else ""
+        print("\n== placement: one zone, a per-host placeholder, a dependency", flush=True)
+        fleet.register_task_definition(ecs, PLACED)
+        p = c.run("env", "create", PLACED, "--cluster", CLUSTER, "--task-definition", f"{PLACED}:1",
+                  "--min-healthy-seconds", "0", "--placement-constraint", f"attribute:ecs.availability-zone == {ZONE}",
+                  "--env", f"{PLACED}:AZ=${{host.availabilityZone}}", "--depends-on", ENV)
+        c.expect(p.returncode == 0 and f"Placement:         attribute:ecs.availability-zone == {ZONE}\n" in p.stdout,
+                 "env create --placement-constraint --env --depends-on", detail(p))
+        p = c.run("-o", "json", "env", "get", PLACED)
+        placed: dict[str, Any] = json.loads(p.stdout) if p.returncode == 0 else {}
+        c.expect(placed.get("placementConstraints") == [{"type": "memberOf",
+                                                         "expression": f"attribute:ecs.availability-zone == {ZONE}"}]
+                 and placed.get("overrides") == {"containerOverrides": [
+                     {"name": PLACED, "environment": [{"name": "AZ", "value": "${host.availabilityZone}"}]}]}
+                 and placed.get("dependsOn") == [ENV],
+                 "env get -o json: placementConstraints, overrides and dependsOn read back", detail(p))
+        p = c.run("deploy", PLACED, "--wait", "--interval", "1", "--wait-timeout", "120")
+        c.expect(p.returncode == 0 and "completed" in p.stdout, "deploy --wait of the placed daemon", detail(p))
+        p = c.run("-o", "json", "env", "status", PLACED, "--hosts")
+        st = json.loads(p.stdout) if p.returncode == 0 else {}
+        hosts = st.get("hosts", [])
+        runs = [h for h in hosts if h.get("placement") == "runs"]
+        left_out = [h for h in hosts if h.get("placement") == "notSelected"]
+        filled = [e for h in runs for co in ((h.get("launch") or {}).get("overrides") or {}).get("containerOverrides", [])
+                  for e in co.get("environment", [])]
+        c.expect(st.get("counts", {}).get("desired") == 1 and len(runs) == 1 and len(left_out) == HOSTS - 1
+                 and filled == [{"name": "AZ", "value": ZONE}],
+                 f"status --hosts: runs on the {ZONE} host with AZ={ZONE}, not selected elsewhere", detail(p))
+        p = c.run("env", "status", PLACED, "--hosts")
+        c.expect(p.returncode == 0 and f"AZ={ZONE}" in p.stdout and "notSelected" in p.stdout
+                 and "not selected by" in p.stdout, "env status --hosts (table): placement, reason, overrides", detail(p))
+
         p = c.run("env", "get", "no-such-env")
         c.expect(p.returncode == 1 and "NotFound (HTTP 404)" in p.stderr and p.stdout == "",
                  "an API error: stderr, exit 1", detail(p))
