@@ -118,7 +118,8 @@ class EventBusIntegrationTest(unittest.TestCase):
         task_events = self.stub.received["task-events"]
         self.assertTrue(all(e["detail"]["group"] == "daemon-scheduler:log-shipper" for e in task_events))
         seq = [(e["detail"]["lastStatus"], e["detail"]["version"]) for e in task_events if e["detail"]["taskArn"] == ours[0]["taskArn"]]
-        self.assertEqual(seq, [("PENDING", 1), ("RUNNING", 2), ("STOPPED", 3)])
+        # PENDING (version 1) is emitted but not routed: the rule takes RUNNING and STOPPED only
+        self.assertEqual(seq, [("RUNNING", 2), ("STOPPED", 3)])
         stopped = task_events[-1]
         self.assertEqual(stopped["detail-type"], "ECS Task State Change")
         self.assertEqual(stopped["source"], "aws.ecs")

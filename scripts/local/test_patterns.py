@@ -103,10 +103,16 @@ class TemplateRulesTest(unittest.TestCase):
     def test_our_task_events_and_only_ours(self):
         ev = sample("ecs/task-running.json")
         self.assertEqual(self.routed(ev), ["task-events"])
-        for status in ("PENDING", "RUNNING", "STOPPED"):
+        for status in ("RUNNING", "STOPPED"):
             e = copy.deepcopy(ev)
             e["detail"]["lastStatus"] = status
             self.assertEqual(self.routed(e), ["task-events"], status)
+        # the other transitions (PENDING, STOPPING, ...) invoke nothing: a launch is recorded by
+        # its task's RUNNING event
+        for status in ("PROVISIONING", "PENDING", "ACTIVATING", "DEACTIVATING", "STOPPING", "DEPROVISIONING"):
+            e = copy.deepcopy(ev)
+            e["detail"]["lastStatus"] = status
+            self.assertEqual(self.routed(e), [], status)
         other = copy.deepcopy(ev)
         other["detail"]["group"] = "service:web"
         self.assertEqual(self.routed(other), [])
@@ -126,7 +132,7 @@ class TemplateRulesTest(unittest.TestCase):
         ev = eventbus.eventbridge_event(eventbus.INSTANCE_DETAIL_TYPE, "aws.ecs", [ci["containerInstanceArn"]], ci)
         self.assertEqual(self.routed(ev), ["instance-events"])
         task = {"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/demo/t", "group": "daemon-scheduler:log-shipper",
-                "lastStatus": "PENDING", "desiredStatus": "RUNNING"}
+                "lastStatus": "RUNNING", "desiredStatus": "RUNNING"}
         ev = eventbus.eventbridge_event(eventbus.TASK_DETAIL_TYPE, "aws.ecs", [task["taskArn"]], task)
         self.assertEqual(self.routed(ev), ["task-events"])
 

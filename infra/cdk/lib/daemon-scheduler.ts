@@ -394,7 +394,7 @@ export class DaemonScheduler extends Construct {
       eventPattern: {
         source: ['aws.ecs'],
         detailType: ['ECS Task State Change'],
-        detail: { group: [{ prefix: 'daemon-scheduler:' }], lastStatus: ['PENDING', 'RUNNING', 'STOPPED'] },
+        detail: { group: [{ prefix: 'daemon-scheduler:' }], lastStatus: ['RUNNING', 'STOPPED'] },
       },
       targets: [new targets.LambdaFunction(fns.taskEvents, {
         ...EVENT_RETRIES, deadLetterQueue: this.taskEventsDeadLetterQueue,

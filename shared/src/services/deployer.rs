@@ -107,8 +107,8 @@ pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
     }
 }
 
-/// Bakes that ended: each slot named is looked at again (the daemons that depend on it may start
-/// on its host), then each deployment named is stepped — once, however many wake-ups name it.
+/// Bakes that ended: each slot named counts as healthy now (and the daemons that depend on it may
+/// start on its host), then each deployment named is stepped — once, however many wake-ups name it.
 pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -140,7 +140,8 @@ pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     Ok(())
 }
 
-/// A daemon's bake on `host` is over: it counts as healthy, and those waiting for it there start.
+/// A daemon's bake on `host` is over: it counts as healthy (for its deployment too), and those
+/// waiting for it there start.
 async fn baked_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -160,8 +161,10 @@ async fn baked_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
             env.active_deployment_id.as_deref(),
         )])
         .await?;
-    let envs = store.environments_of_cluster(env.cluster_arn()).await?;
-    on_host::plan(store, cluster, &envs, host, Look::Records).await?;
+    if !env.dependents.is_empty() {
+        let envs = store.environments_of_cluster(env.cluster_arn()).await?;
+        on_host::plan(store, cluster, &envs, host, Look::Records).await?;
+    }
     Ok(())
 }
 

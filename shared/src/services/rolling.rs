@@ -1,7 +1,13 @@
-//! Carrying one deployment forward: claim the free hosts, replace old-revision tasks host by host
-//! within `maxUnavailable`, trip the circuit breaker, close, and roll back. `step` is idempotent
-//! and re-reads what it decides on, so the stream (every change of the deployment's counters) and
-//! the reconciler (a backstop) can both call it at any time, any number of times.
+//! Carrying one deployment forward: claim the free hosts, replace old-revision tasks within
+//! `maxUnavailable`, trip the circuit breaker, close, and roll back. `step` is idempotent and
+//! re-reads what it decides on, so the stream (every change of the deployment's counters), the
+//! wake-ups and the reconciler (a backstop) can all call it at any time, any number of times.
+//!
+//! A rollout goes in waves: a step reads the cluster (List + DescribeContainerInstances, 100 a
+//! call) and replaces up to `maxUnavailable` hosts only when no host of the previous wave is still
+//! on its way (`pendingCount` 0). The steps in between — one per batch of counter changes — cost
+//! one read of the deployment and nothing else: at 5,000 hosts a read of the cluster is 100 ECS
+//! calls, so reading it per counter change would be a storm against ECS's rate limits.
 
 use crate::domain::{Deployment, DeploymentStatus, Slot};
 use crate::error::Result;
@@ -37,12 +43,12 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
         return Ok(out);
     };
     match dep.status {
+        // A wave still in flight: its hosts settle first (their events step the deployment).
+        DeploymentStatus::Pending if dep.pending_count > 0 => {}
         DeploymentStatus::Pending => advance(store, cluster, &dep, now_ms, &mut out).await?,
         DeploymentStatus::Running => {
             if dep.halted_reason.is_some() {
                 release_failed_hosts(store, cluster, &dep, now_ms).await?;
-            } else if dep.spec.update_strategy.min_healthy_seconds > 0 {
-                end_bakes(store, cluster, &dep, now_ms).await?;
             }
             let dep = store.get_deployment(environment, id).await?.unwrap_or(dep);
             out.finished = close(store, &dep).await?;
@@ -57,10 +63,10 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
     Ok(out)
 }
 
-/// A pending deployment: claim every free eligible host and count those already on the revision;
-/// mark bakes that are done; then, unless the breaker trips, replace as many old-revision hosts
-/// as the budget allows. Once no host is left to replace it is `running`, and closes when the
-/// last one is healthy.
+/// A pending deployment between waves: claim every free eligible host and count those already on
+/// the revision; mark bakes that are done; then, unless the breaker trips, replace the next wave:
+/// as many old-revision hosts as the budget allows. The wave that leaves none to replace marks it
+/// `running`; it closes when the last host is healthy.
 async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -113,6 +119,7 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         .unwrap_or_else(|| dep.clone());
     let max = dep.spec.update_strategy.max_unavailable_of(eligible) as i64;
     let room = (max - fresh.pending_count).max(0) as usize;
+    let candidates_left = candidates.len();
     let work: Vec<Work> = candidates
         .into_iter()
         .take(room)
@@ -122,6 +129,7 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
             w
         })
         .collect();
+    let last_wave = work.len() == candidates_left && fleet.launching_to_replace(&target) == 0;
     out.replacing = work.len();
     if !work.is_empty() {
         let r = Executor::at(store, cluster, now_ms).run(work).await?;
@@ -129,6 +137,13 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         out.report.stopped.extend(r.stopped);
         out.report.written += r.written;
         out.report.over_budget += r.over_budget;
+    }
+    // Every host left is in this wave, and each replacement was made: no need to read the cluster
+    // once more to find nothing; the deployment closes when the wave settles.
+    if last_wave && out.replacing == candidates_left {
+        store
+            .mark_deployment_running(&dep.environment_name, &dep.id)
+            .await?;
     }
     tracing::info!(
         environment = %dep.environment_name,
@@ -140,27 +155,6 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         started = out.report.started.len(),
         "deployment advanced"
     );
-    Ok(())
-}
-
-/// Every host is on the new revision: what still holds the deployment open may be bakes that are
-/// over (a wake-up, or the reconciler, brought us here).
-async fn end_bakes<S: Store + ?Sized, C: Cluster + ?Sized>(
-    store: &S,
-    cluster: &C,
-    dep: &Deployment,
-    now_ms: i64,
-) -> Result<()> {
-    let work: Vec<Work> = store
-        .slots_of(&dep.environment_name)
-        .await?
-        .iter()
-        .filter(|s| s.baking && s.tracked_by.as_deref() == Some(dep.id.as_str()))
-        .map(|slot| Work::end_bake(slot, Some(&dep.id)))
-        .collect();
-    if !work.is_empty() {
-        Executor::at(store, cluster, now_ms).run(work).await?;
-    }
     Ok(())
 }
 

@@ -155,8 +155,7 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
     };
     if let Some(wakeup) = wakeup {
         for bake in &report.bakes {
-            let host = has_dependents.then(|| bake.host.clone());
-            if bake.deployment.is_none() && host.is_none() {
+            if bake.deployment.is_none() && !has_dependents {
                 continue; // nobody waits for the end of this bake; the reconciler marks it
             }
             // A second more than the bake: the step must find it over, whatever the clocks say.
@@ -164,7 +163,7 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
             let message = WakeupMessage {
                 environment: bake.environment.clone(),
                 deployment_id: bake.deployment.clone(),
-                host,
+                host: Some(bake.host.clone()),
             };
             if let Err(e) = wakeup.wake_later(&message, delay).await {
                 // Not fatal: the reconciler steps every deployment in progress.
