@@ -974,6 +974,16 @@ impl Pump {
         Self::default()
     }
 
+    /// A pump for which the tasks as they are now were already reported: it delivers what changes
+    /// from here on, as ECS would (a task's RUNNING event comes once).
+    pub async fn from_now(w: &World) -> Self {
+        let mut pump = Self::default();
+        for t in w.all_tasks().await {
+            pump.reported.insert(t.arn, t.status);
+        }
+        pump
+    }
+
     /// Rounds until nothing moves and no deployment is in progress (at most 300; a round in which
     /// nothing happened waits 100 ms, for a delayed wake-up to come due).
     pub async fn run(&mut self, w: &World, env: &str, hosts: &[String], crashing: Option<&str>) {
