@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::host::HostFacts;
 use super::launch::LaunchSpec;
-use super::overrides::{parse_cpu, parse_memory};
+use super::overrides::TaskOverride;
 use super::query::Query;
+use super::resources::TaskNeeds;
 use super::slot::{Slot, SlotTask};
 use crate::error::{Error, Result};
 use crate::limits::{EXPRESSION_MAX, PLACEMENT_CONSTRAINTS_MAX, SIZING_RULES_MAX};
@@ -73,7 +74,9 @@ pub struct SizingRule {
 }
 
 impl SizingRule {
-    /// A request's `sizing` (null or [] means none). Sizes are normalised to units and MiB.
+    /// A request's `sizing` (null or [] means none). Sizes are normalised to units and MiB, and
+    /// must be what ECS takes as a task's size: they become the task-level `cpu` / `memory` of
+    /// the launch's overrides, so they are checked as those are.
     pub fn parse_list(field: &str, value: &Value) -> Result<Vec<Self>> {
         let items = list(field, value, SIZING_RULES_MAX)?;
         items
@@ -82,23 +85,14 @@ impl SizingRule {
             .map(|(i, item)| {
                 let at = format!("{field}[{i}]");
                 let obj = object(&at, item, &["expression", "cpu", "memory"])?;
-                let size = |name: &str, parse: fn(&str) -> std::result::Result<i64, String>| {
-                    let f = format!("{at}.{name}");
-                    match obj.get(name) {
-                        None | Some(Value::Null) => Ok(None),
-                        Some(Value::String(s)) => parse(s)
-                            .map(|n| Some(n.to_string()))
-                            .map_err(|m| Error::invalid(&f, m)),
-                        Some(Value::Number(n)) => parse(&n.to_string())
-                            .map(|n| Some(n.to_string()))
-                            .map_err(|m| Error::invalid(&f, m)),
-                        Some(_) => Err(Error::invalid(&f, format!("{name} must be a string"))),
-                    }
-                };
+                let expression = expression(&format!("{at}.expression"), obj.get("expression"))?;
+                let sizes =
+                    serde_json::json!({ "cpu": obj.get("cpu"), "memory": obj.get("memory") });
+                let sizes = TaskOverride::parse(&at, &sizes, &TaskNeeds::default())?;
                 let rule = Self {
-                    expression: expression(&format!("{at}.expression"), obj.get("expression"))?,
-                    cpu: size("cpu", parse_cpu)?,
-                    memory: size("memory", parse_memory)?,
+                    expression,
+                    cpu: sizes.cpu,
+                    memory: sizes.memory,
                 };
                 if rule.cpu.is_none() && rule.memory.is_none() {
                     return Err(Error::invalid(
@@ -410,5 +404,44 @@ mod tests {
         let e = SizingRule::parse_list("sizing", &json!([{"expression": "ec2InstanceId == i-1"}]))
             .unwrap_err();
         assert_eq!(e.field(), Some("sizing[0]"));
+    }
+
+    /// Found by schemathesis: `"memory": 0` was stored, and every launch it matched would have
+    /// asked ECS for a task of 0 MiB. A rule's sizes are a task's, as ECS takes them on EC2.
+    #[test]
+    fn sizing_rules_take_only_sizes_ecs_takes_for_a_task() {
+        let rule = |cpu: Value, memory: Value| {
+            SizingRule::parse_list(
+                "sizing",
+                &json!([
+                    {"expression": "attribute:a == b", "memory": 512},
+                    {"expression": "attribute:a == b", "cpu": cpu, "memory": memory},
+                ]),
+            )
+        };
+        let ok = rule(json!("0.125 vCPU"), json!("2 GB")).unwrap();
+        assert_eq!(
+            (ok[1].cpu.as_deref(), ok[1].memory.as_deref()),
+            (Some("128"), Some("2048"))
+        );
+        let ok = rule(json!(196_608), json!(6)).unwrap();
+        assert_eq!(
+            (ok[1].cpu.as_deref(), ok[1].memory.as_deref()),
+            (Some("196608"), Some("6"))
+        );
+        for (cpu, memory, field) in [
+            (json!(0), Value::Null, "sizing[1].cpu"),
+            (json!("127"), Value::Null, "sizing[1].cpu"),
+            (json!(196_609), Value::Null, "sizing[1].cpu"),
+            (json!("0.1 vCPU"), Value::Null, "sizing[1].cpu"),
+            (json!(true), Value::Null, "sizing[1].cpu"),
+            (Value::Null, json!(0), "sizing[1].memory"),
+            (Value::Null, json!("5"), "sizing[1].memory"),
+            (Value::Null, json!(2_147_483_648_i64), "sizing[1].memory"),
+            (Value::Null, json!([]), "sizing[1].memory"),
+        ] {
+            let e = rule(cpu.clone(), memory.clone()).unwrap_err();
+            assert_eq!(e.field(), Some(field), "cpu {cpu}, memory {memory}: {e}");
+        }
     }
 }
