@@ -12,6 +12,12 @@ Checked with moto 5.2.5:
 - deregister_container_instance refuses an instance with running tasks unless force=True, and then
   deletes it from moto altogether (no INACTIVE state; describe reports it under failures as
   MISSING, with a short-format ARN); its tasks keep running.
+- remainingResources: StartTask subtracts the sum of the task definition's container `cpu` and
+  `memory` (never the task's overrides), StopTask gives it back; StartTask never refuses a host
+  for lack of room (moto over-commits).
+- put_attributes with targetType "container-instance" wants the instance's id (the ARN's last
+  part) as targetId; delete_attributes removes an attribute only when the value given equals the
+  one set. Both show at once in describe_container_instances' `attributes`.
 """
 
 from __future__ import annotations
@@ -41,14 +47,16 @@ def ensure_cluster(ecs: Any, name: str) -> str:
     return ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
 
 
-def register_task_definition(ecs: Any, family: str, image: str = "public.ecr.aws/docker/library/busybox:stable") -> str:
+def register_task_definition(ecs: Any, family: str, image: str = "public.ecr.aws/docker/library/busybox:stable",
+                             *, cpu: int = 64, memory: int = 64) -> str:
+    """One container named after the family, reserving `cpu` units and `memory` MiB."""
     td = ecs.register_task_definition(
         family=family,
         containerDefinitions=[{
             "name": family,
             "image": image,
-            "cpu": 64,
-            "memory": 64,
+            "cpu": cpu,
+            "memory": memory,
             "essential": True,
             "command": ["sh", "-c", "while true; do sleep 3600; done"],
         }],
@@ -79,3 +87,28 @@ def add_hosts(ec2: Any, ecs: Any, cluster: str, n: int, instance_type: str = "m5
         ci = ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps(doc))["containerInstance"]
         arns.append(ci["containerInstanceArn"])
     return arns
+
+
+def _attribute(host_arn: str, name: str, value: str | None) -> dict[str, Any]:
+    attr = {"name": name, "targetType": "container-instance", "targetId": host_arn.rsplit("/", 1)[-1]}
+    if value is not None:
+        attr["value"] = value
+    return attr
+
+
+def set_attribute(ecs: Any, cluster: str, host_arn: str, name: str, value: str | None) -> None:
+    """ECS PutAttributes on one container instance (a custom attribute, e.g. gpu=true)."""
+    ecs.put_attributes(cluster=cluster, attributes=[_attribute(host_arn, name, value)])
+
+
+def remove_attribute(ecs: Any, cluster: str, host_arn: str, name: str) -> None:
+    """ECS DeleteAttributes of one container instance's attribute (moto wants its value too)."""
+    ci = ecs.describe_container_instances(cluster=cluster, containerInstances=[host_arn])["containerInstances"][0]
+    value = next((a.get("value") for a in ci.get("attributes", []) if a["name"] == name), None)
+    ecs.delete_attributes(cluster=cluster, attributes=[_attribute(host_arn, name, value)])
+
+
+def remaining(ecs: Any, cluster: str, host_arn: str) -> dict[str, int]:
+    """{"CPU": units, "MEMORY": MiB} a container instance has left, as ECS reports it."""
+    ci = ecs.describe_container_instances(cluster=cluster, containerInstances=[host_arn])["containerInstances"][0]
+    return {r["name"]: r.get("integerValue", 0) for r in ci.get("remainingResources", []) if r["name"] in ("CPU", "MEMORY")}
