@@ -5,6 +5,7 @@ local event bus), and with --check an end-to-end test.
     .venv/bin/python scripts/local/demo.py            # narrated, paced for a human
     .venv/bin/python scripts/local/demo.py --check    # as a test: exit 1 on any failed expectation
     .venv/bin/python scripts/local/demo.py --chaos    # events duplicated, shuffled and delayed
+    .venv/bin/python scripts/local/demo.py --placement-only   # only the mixed-fleet chapter (j-p)
 
 Story: a cluster `demo` with 3 hosts; environment `log-shipper` is created and deployed (one task
 per host); 2 hosts join (each gets its task); a task is stopped by hand (it is replaced); revision 2
@@ -12,9 +13,25 @@ is rolled out one host at a time (the status counts move); a bad revision 3 cras
 the circuit breaker and rolls itself back to 2; the environments are listed. Optional --drain: a
 host drains (its task is stopped, none replaces it).
 
+Then placement, on a second cluster `mixed` (2x m5.large A, B and 1x t3.small C; gpu=true put on A
+with ECS PutAttributes): `gpu-exporter` (memberOf `attribute:gpu == true`, dependsOn `log-router`,
+its ZONE and INSTANCE_TYPE filled in per host) is deployed first and waits on A; `log-router` is
+deployed everywhere and its RUNNING task on A releases the exporter there; a batch job (a plain
+StartTask, not a daemon) leaves C 300 MiB; `metrics-agent`, sized by instance type (m5: 512 CPU /
+1024 MiB, t3: 256 / 512), runs on A and B and is `unschedulable` on C ("needs 512 MiB memory, 300
+free"); the job stops, C's next instance event starts it there; gpu moves from A to B
+(DeleteAttributes, PutAttributes) and the exporter follows. What each host got is shown from
+`GET .../status?hosts=true` (placement, reason, launch cpu/memory/overrides).
+
 Expectations (--check): exactly one RUNNING task of the environment on every ACTIVE host after
-each step; the deployment reaches `completed`; at no poll of the event bus two live tasks of the
-environment share a host. The closing line is `N passed, M failed`.
+each step; the deployment reaches `completed`; at no poll of the event bus two live tasks of one
+environment (any environment, either cluster) share a host. Placement: the exporter only on gpu
+hosts (moto) and `notSelected` elsewhere, `waiting` for log-router before it runs; its overrides
+carry the host's zone (status and the task moto recorded); the too-small host `unschedulable`
+with its reason, not a failure (the deployment completes), then running once the room is back;
+each host's size by its instance type (status launch and StartTask overrides); relabelling moves
+the exporter and leaves log-router alone; on every host each exporter task was first seen after
+log-router's task there was reported RUNNING. The closing line is `N passed, M failed`.
 
 The first run compiles the six functions (minutes on a cold build; progress is printed); the
 step timeouts (--timeout, default 60 s) start after that.
@@ -28,6 +45,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +57,19 @@ import stack as stackmod  # noqa: E402
 CLUSTER = "demo"
 ENV = "log-shipper"
 GROUP = f"{eventbus.GROUP_PREFIX}{ENV}"
+
+# the placement chapter: its own cluster, so the story above is untouched
+FLEET = "mixed"
+ROUTER, EXPORTER, AGENT = "log-router", "gpu-exporter", "metrics-agent"
+FLEET_ENVS = (ROUTER, EXPORTER, AGENT)
+GPU_ONLY = "attribute:gpu == true"
+SIZING = [
+    {"expression": "attribute:ecs.instance-type =~ m5\\..*", "cpu": "512", "memory": "1024"},
+    {"expression": "attribute:ecs.instance-type =~ t3\\..*", "cpu": "256", "memory": "512"},
+]
+SIZES = {"m5.large": (512, 1024), "t3.small": (256, 512)}   # what SIZING gives each instance type
+BATCH_FAMILY, BATCH_GROUP = "nightly-reindex", "batch:nightly-reindex"
+LEFT_FREE = 300   # MiB the batch job leaves on host C: less than metrics-agent's 512 there
 
 _COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -60,6 +91,23 @@ def say(msg: str = "") -> None:
 
 class Abort(Exception):
     pass
+
+
+@dataclass
+class TaskSeen:
+    """A daemon task as the bus reported it: the polls (and times) it was first seen, first
+    RUNNING, and STOPPED."""
+    arn: str
+    env: str
+    host: str
+    cluster: str
+    created_poll: int
+    created_at: float
+    running_poll: int | None = None
+    running_at: float | None = None
+    stopped_poll: int | None = None
+    stopped_at: float | None = None
+    stopped_reason: str = ""
 
 
 class Crasher(threading.Thread):
@@ -98,6 +146,11 @@ class Demo:
         self.bus: eventbus.EventBus | None = None
         self.t0 = time.time()
         self.started_tasks: set[str] = set()
+        # every daemon task the bus reported, any cluster: arn -> TaskSeen (the bus thread writes)
+        self.seen: dict[str, TaskSeen] = {}
+        self.seen_lock = threading.Lock()
+        self.fleet_names: dict[str, str] = {}   # host ARN -> A, B, C (the placement chapter)
+        self.fleet_hosts: list[str] = []
 
     # ------------------------------------------------------------------ output helpers
     def step(self, letter: str, title: str) -> None:
@@ -111,6 +164,9 @@ class Demo:
 
     def bus_log(self, msg: str) -> None:
         if not self.a.quiet_bus:
+            for arn, name in list(self.fleet_names.items()):  # the placement chapter's hosts by letter
+                short = eventbus.short_id(arn)
+                msg = msg.replace(f"host {short}", f"host {name} {short}")
             say(DIM(f"   ⇢ {time.strftime('%H:%M:%S')} {msg}"))
 
     def stack_log(self, msg: str) -> None:
@@ -170,22 +226,51 @@ class Demo:
         return out
 
     def on_poll(self, view: dict[str, Any]) -> None:
-        for t in view["tasks"]:
-            if view["tasks"][t].get("group") == GROUP:
-                self.started_tasks.add(t)
-        for host, ts in self.live_tasks_by_host(view).items():
+        """Every poll of the bus: remember when each daemon task was first seen, first reported
+        RUNNING and STOPPED; flag two live tasks of one environment on one host (any environment,
+        any cluster)."""
+        live: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        with self.seen_lock:
+            for arn, t in view["tasks"].items():
+                group = t.get("group") or ""
+                if not group.startswith(eventbus.GROUP_PREFIX):
+                    continue
+                if group == GROUP:
+                    self.started_tasks.add(arn)
+                env = group.removeprefix(eventbus.GROUP_PREFIX)
+                host = t.get("containerInstanceArn", "?")
+                rec = self.seen.get(arn)
+                if rec is None:
+                    rec = self.seen[arn] = TaskSeen(arn, env, host, t.get("clusterArn", ""), view["poll"], view["at"])
+                if t.get("lastStatus") == "RUNNING" and rec.running_poll is None:
+                    rec.running_poll, rec.running_at = view["poll"], view["at"]
+                if t.get("lastStatus") == "STOPPED" and rec.stopped_poll is None:
+                    rec.stopped_poll, rec.stopped_at = view["poll"], view["at"]
+                    rec.stopped_reason = t.get("stoppedReason") or ""
+                if t.get("lastStatus") != "STOPPED":
+                    live.setdefault((env, host), []).append(t)
+        for (env, host), ts in live.items():
             if len(ts) > 1:
-                msg = (f"poll {view['poll']}: {len(ts)} live tasks of {ENV} on host {eventbus.short_id(host)}: "
+                msg = (f"poll {view['poll']}: {len(ts)} live tasks of {env} on host {self.host_name(host)}: "
                        + ", ".join(f"{eventbus.short_id(t['taskArn'])} {t['lastStatus']}" for t in ts))
-                if not self.violations or self.violations[-1].split(":", 1)[1] != msg.split(":", 1)[1]:
+                if not any(v.split(":", 1)[1] == msg.split(":", 1)[1] for v in self.violations[-8:]):
                     self.violations.append(msg)
                     say(RED(f"   ✘ DUPLICATE {msg}"))
+
+    def host_name(self, arn: str | None) -> str:
+        """A host of the placement chapter by its letter and id, any other by its id."""
+        short = eventbus.short_id(arn)
+        return f"{self.fleet_names[arn]} {short}" if arn in self.fleet_names else short
+
+    @staticmethod
+    def in_cluster(detail: dict[str, Any], cluster: str) -> bool:
+        return (detail.get("clusterArn") or "").rsplit("/", 1)[-1] == cluster
 
     def settled(self, expected_hosts: int) -> tuple[bool, str]:
         """Every ACTIVE host runs exactly one task of the environment, as the bus reports it."""
         assert self.bus
         view = self.bus.view()
-        active = [a for a, d in view["instances"].items() if d.get("status") == "ACTIVE"]
+        active = [a for a, d in view["instances"].items() if d.get("status") == "ACTIVE" and self.in_cluster(d, CLUSTER)]
         live = self.live_tasks_by_host(view)
         running = sum(1 for h in active if [t["lastStatus"] for t in live.get(h, [])] == ["RUNNING"])
         pending = sum(1 for h in active for t in live.get(h, []) if t["lastStatus"] != "RUNNING")
@@ -214,15 +299,23 @@ class Demo:
         gt = self.ground_truth()
         bad = [f"{eventbus.short_id(h)}:{len(gt['per_host'].get(h, []))}" for h in gt["active"] if len(gt["per_host"].get(h, [])) != 1]
         stray = [eventbus.short_id(h) for h in gt["per_host"] if h not in gt["active"]]
-        self.expect(not bad and not stray,
-                    f"{label}: exactly one RUNNING {ENV} task on each of the {len(gt['active'])} ACTIVE hosts (moto)"
-                    + (f" — wrong counts {bad}" if bad else "") + (f" — tasks on non-ACTIVE hosts {stray}" if stray else ""))
+        ok = self.expect(not bad and not stray,
+                         f"{label}: exactly one RUNNING {ENV} task on each of the {len(gt['active'])} ACTIVE hosts (moto)"
+                         + (f" — wrong counts {bad}" if bad else "") + (f" — tasks on non-ACTIVE hosts {stray}" if stray else ""))
+        if not ok:  # what the scheduler's records say of those hosts, to tell why
+            _, st = self.api("GET", f"/v1/environments/{ENV}/status", query={"hosts": "true"}, show=False)
+            for row in (st.get("hosts") or []) if isinstance(st, dict) else []:
+                if any(eventbus.short_id(row.get("containerInstanceArn")) == b.split(":")[0] for b in bad):
+                    self.note(YELLOW(f"status of {eventbus.short_id(row.get('containerInstanceArn'))}: "
+                                     + json.dumps({k: row.get(k) for k in ("placement", "reason", "task", "launch",
+                                                                          "lastFailure", "retryAtMs") if row.get(k)})))
 
     def print_table(self) -> None:
         assert self.bus
         self.bus.wait_polls(1, 5)
         view = self.bus.view()
-        instances = sorted(view["instances"].values(), key=lambda d: (d.get("registeredAt", ""), d["containerInstanceArn"]))
+        instances = sorted((d for d in view["instances"].values() if self.in_cluster(d, CLUSTER)),
+                           key=lambda d: (d.get("registeredAt", ""), d["containerInstanceArn"]))
         live = self.live_tasks_by_host(view)
         header = f"   {'host':10} {'ec2 instance':21} {'status':9} {'agent':6} {'task':10} {'lastStatus':11} environment"
         say(BOLD(header))
@@ -269,10 +362,12 @@ class Demo:
             reconcile_every=a.reconcile_every or None, log=self.bus_log, queue_urls=self.stack.queue_urls)
         self.bus.on_poll.append(self.on_poll)
         self.bus.start()
-        try:
-            self.story()
-        except Abort as e:
-            say(RED(f"   stopping the story: {e}"))
+        chapters = [self.placement_story] if a.placement_only else [self.story, self.placement_story]
+        for chapter in chapters:
+            try:
+                chapter()
+            except Abort as e:
+                say(RED(f"   stopping this part of the story: {e}"))
         if a.keep:
             say()
             say(BOLD("The stack stays up (Ctrl-C ends it):"))
@@ -447,6 +542,390 @@ class Demo:
         self.expect(status == 200 and isinstance(items, list) and any(i.get("name") == ENV for i in items),
                     f"GET /v1/environments lists {ENV}")
 
+    # ------------------------------------------------------------------ the placement chapter
+    def placement_story(self) -> None:
+        """j–p: a mixed fleet on its own cluster — selection by attribute, dependsOn, per-host
+        overrides, sizing by instance type, a host without room, relabelling."""
+        assert self.stack and self.bus
+        ecs, ec2 = self.stack.client("ecs"), self.stack.client("ec2")
+
+        # j. the fleet
+        self.step("j", f"A mixed fleet: cluster `{FLEET}` with 2× m5.large and 1× t3.small; gpu=true on host A")
+        fleet.ensure_cluster(ecs, FLEET)
+        a, b = fleet.add_hosts(ec2, ecs, FLEET, 2, instance_type="m5.large", zones=("us-east-1a", "us-east-1b"))
+        c = fleet.add_hosts(ec2, ecs, FLEET, 1, instance_type="t3.small", zones=("us-east-1c",))[0]
+        self.fleet_hosts = [a, b, c]
+        self.fleet_names.update({a: "A", b: "B", c: "C"})
+        for env in FLEET_ENVS:
+            self.note(f"task definition {fleet.register_task_definition(ecs, env)}  (64 CPU units, 64 MiB)")
+        fleet.set_attribute(ecs, FLEET, a, "gpu", "true")
+        self.note("ecs.put_attributes(cluster=mixed, attributes=[{name: gpu, value: true, targetType: container-instance, "
+                  f"targetId: {a.rsplit('/', 1)[-1]}}}])  → host A")
+        self.wait_until(lambda: self.gpu_hosts_seen({a}), "the bus to see the 3 hosts, gpu=true on A", 15)
+        self.print_fleet()
+
+        # k. selection, order, per-host overrides
+        self.step("k", f"`{ROUTER}` on every host; `{EXPORTER}` only where gpu=true, after {ROUTER}, told its zone")
+        s1, _ = self.api("POST", "/v1/environments",
+                         {"name": ROUTER, "instanceGroup": {"cluster": FLEET}, "taskDefinition": f"{ROUTER}:1"})
+        s2, _ = self.api("POST", "/v1/environments", {
+            "name": EXPORTER, "instanceGroup": {"cluster": FLEET}, "taskDefinition": f"{EXPORTER}:1",
+            "placementConstraints": [{"type": "memberOf", "expression": GPU_ONLY}],
+            "dependsOn": [ROUTER],
+            "overrides": {"containerOverrides": [{"name": EXPORTER, "environment": [
+                {"name": "ZONE", "value": "${host.availabilityZone}"},
+                {"name": "INSTANCE_TYPE", "value": "${host.instanceType}"}]}]},
+        })
+        if not self.expect(s1 == 200 and s2 == 200,
+                           f"{ROUTER} and {EXPORTER} are created (placementConstraints, dependsOn and overrides accepted)"):
+            raise Abort("the placement environments were refused")
+        self.note(BOLD(f"{EXPORTER} is deployed first: host A is selected, but {ROUTER} does not run there yet"))
+        dep_x = self.deploy(EXPORTER)
+
+        def a_waits() -> tuple[bool, str]:
+            # the deployer writes host by host: wait for all three records
+            rows = self.host_rows(self.status_of(EXPORTER))
+            return rows.get(a, {}).get("placement") == "waiting" and all(h in rows for h in (b, c)), \
+                ", ".join(f"host {self.fleet_names[h]}: {rows.get(h, {}).get('placement', 'no record yet')}" for h in (a, b, c))
+
+        self.wait_until(a_waits, f"host A to wait for {ROUTER}, B and C to be decided")
+        st = self.show_placement(EXPORTER)
+        rows = self.host_rows(st)
+        ra = rows.get(a, {})
+        self.expect(ra.get("placement") == "waiting" and ROUTER in (ra.get("reason") or "") and ra.get("task") == "vacant",
+                    f"{EXPORTER} waits on host A, nothing started: placement {ra.get('placement')!r}, reason {ra.get('reason')!r}")
+        self.expect(all(rows.get(h, {}).get("placement") == "notSelected" and GPU_ONLY in (rows.get(h, {}).get("reason") or "")
+                        for h in (b, c)),
+                    f"hosts B and C are notSelected, reason 'not selected by {GPU_ONLY}'"
+                    + "".join(f" — {self.host_name(h)}: {rows.get(h, {}).get('placement')} {rows.get(h, {}).get('reason')!r}"
+                              for h in (b, c) if rows.get(h, {}).get("placement") != "notSelected"))
+        counts = st.get("counts", {})
+        self.expect(counts.get("waiting") == 1 and counts.get("desired") == 1,
+                    f"status counts: desired 1, waiting 1 (got desired {counts.get('desired')}, waiting {counts.get('waiting')})")
+        self.expect(not self.moto_hosts(EXPORTER), f"no {EXPORTER} task anywhere yet (moto)")
+
+        self.note(BOLD(f"now {ROUTER}: its RUNNING task on host A releases {EXPORTER} there (no polling)"))
+        dep_r = self.deploy(ROUTER)
+
+        def released() -> tuple[bool, str]:
+            routers = [h for h in self.fleet_hosts if len(self.bus_live(ROUTER, h, running=True)) == 1]
+            x = self.bus_live(EXPORTER, a, running=True)
+            return len(routers) == 3 and len(x) == 1, \
+                f"{ROUTER} RUNNING on {len(routers)}/3 hosts; {EXPORTER} on A {'RUNNING' if x else 'not yet'}"
+
+        self.wait_until(released, f"{ROUTER} on every host, then {EXPORTER} on host A")
+        self.wait_deployment(ROUTER, dep_r)
+        self.wait_deployment(EXPORTER, dep_x)
+        self.print_fleet()
+        st = self.show_placement(EXPORTER, raw=a)
+        row = self.host_rows(st).get(a, {})
+        zone = self.env_of(((row.get("launch") or {}).get("overrides")), "ZONE")
+        self.expect(row.get("placement") == "runs" and zone == "us-east-1a",
+                    f"status: {EXPORTER} runs on host A with ZONE={zone} filled in for it (us-east-1a)")
+        self.expect(sorted(self.moto_hosts(ROUTER).values()) == [1, 1, 1], f"one {ROUTER} task on each of the 3 hosts (moto)")
+        self.expect(self.moto_hosts(EXPORTER) == {a: 1},
+                    f"hosts labelled gpu=true get the exporter and others do not: {EXPORTER} on "
+                    + (", ".join(self.host_name(h) for h in self.moto_hosts(EXPORTER)) or "no host") + " (moto)")
+        task = self.moto_tasks(EXPORTER).get(a, [{}])[0]
+        env_sent = self.env_of(task.get("overrides"), "ZONE"), self.env_of(task.get("overrides"), "INSTANCE_TYPE")
+        self.expect(env_sent == ("us-east-1a", "m5.large"),
+                    f"StartTask sent host A's values: ZONE={env_sent[0]}, INSTANCE_TYPE={env_sent[1]} (moto's task overrides)")
+
+        # l. a host without room
+        self.step("l", "A batch job (not a daemon) takes most of host C's memory")
+        free = fleet.remaining(ecs, FLEET, c)
+        big = free["MEMORY"] - LEFT_FREE
+        td_big = fleet.register_task_definition(ecs, BATCH_FAMILY, cpu=128, memory=big)
+        job = ecs.start_task(cluster=FLEET, taskDefinition=td_big, containerInstances=[c], group=BATCH_GROUP,
+                             startedBy="demo")["tasks"][0]["taskArn"]
+        self.note(f"ecs.start_task {BATCH_FAMILY} ({big} MiB) on host C in group {BATCH_GROUP}: task {eventbus.short_id(job)}")
+        self.wait_until(lambda: (self.bus_free(c)[1] == LEFT_FREE, f"host C: {self.bus_free(c)[1]} MiB free"),
+                        f"host C's instance event to show {LEFT_FREE} MiB free", 15)
+        self.print_fleet()
+
+        # m. sizing by instance type; C has no room
+        self.step("m", f"`{AGENT}` sized by instance type: m5 → 512 CPU / 1024 MiB, t3 → 256 CPU / 512 MiB")
+        s3, _ = self.api("POST", "/v1/environments", {
+            "name": AGENT, "instanceGroup": {"cluster": FLEET}, "taskDefinition": f"{AGENT}:1", "sizing": SIZING})
+        self.expect(s3 == 200, f"{AGENT} is created with its sizing rules")
+        dep_m = self.deploy(AGENT)
+
+        def sized() -> tuple[bool, str]:
+            on = [h for h in (a, b) if self.bus_live(AGENT, h, running=True)]
+            rc = self.host_rows(self.status_of(AGENT)).get(c, {})
+            return len(on) == 2 and rc.get("placement") == "unschedulable", \
+                f"{AGENT} RUNNING on {len(on)}/2 m5 hosts; host C: {rc.get('placement', 'no record yet')}"
+
+        self.wait_until(sized, f"{AGENT} on the m5 hosts, host C unschedulable")
+        done = self.wait_deployment(AGENT, dep_m)
+        self.print_fleet()
+        st = self.show_placement(AGENT, raw=c)
+        rows = self.host_rows(st)
+        rc = rows.get(c, {})
+        want = f"needs 512 MiB memory, {LEFT_FREE} free"
+        self.expect(rc.get("placement") == "unschedulable" and rc.get("reason") == want and not rc.get("taskArn"),
+                    f"a too-small host is unschedulable with its reason: host C {rc.get('placement')!r}, {rc.get('reason')!r}"
+                    f" (expected {want!r})")
+        counts = st.get("counts", {})
+        self.expect(counts.get("unschedulable") == 1 and counts.get("desired") == 2,
+                    f"status counts: desired 2, unschedulable 1 (got desired {counts.get('desired')}, "
+                    f"unschedulable {counts.get('unschedulable')})")
+        self.expect(done.get("status") == "completed" and not done.get("failedHosts") and not done.get("failures"),
+                    f"the deployment completes; no room is not a failure (status {done.get('status')}, "
+                    f"failedHosts {done.get('failedHosts')})")
+        self.expect(c not in self.moto_hosts(AGENT), f"no {AGENT} task on host C (moto)")
+        self.check_sizes([a, b])
+
+        # n. room again
+        self.step("n", f"The batch job ends: host C's next instance event brings {AGENT} there")
+        ecs.stop_task(cluster=FLEET, task=job, reason="batch job done")
+        self.note(f"ecs.stop_task {eventbus.short_id(job)} (the {BATCH_FAMILY} job) on host C")
+
+        def c_runs() -> tuple[bool, str]:
+            on = self.bus_live(AGENT, c, running=True)
+            rc = self.host_rows(self.status_of(AGENT)).get(c, {})
+            return bool(on) and rc.get("placement") == "runs" and rc.get("task") == "running", \
+                f"host C: {self.bus_free(c)[1]} MiB free, {AGENT} {'RUNNING' if on else 'not started'}, status {rc.get('placement')}/{rc.get('task')}"
+
+        self.wait_until(c_runs, f"{AGENT} to start on host C")
+        self.print_fleet()
+        st = self.show_placement(AGENT)
+        counts = st.get("counts", {})
+        self.expect(counts.get("unschedulable") == 0 and counts.get("desired") == 3 and counts.get("ready") == 3,
+                    f"status counts: desired 3, ready 3, unschedulable 0 (got {counts.get('desired')}, "
+                    f"{counts.get('ready')}, {counts.get('unschedulable')})")
+        self.check_sizes([a, b, c], differ=True)
+
+        # o. relabel
+        self.step("o", f"Relabel: gpu=true moves from host A to host B; {EXPORTER} follows")
+        routers_before = {h: [t["taskArn"] for t in ts] for h, ts in self.moto_tasks(ROUTER).items()}
+        old = [t["taskArn"] for t in self.moto_tasks(EXPORTER).get(a, [])]
+        fleet.remove_attribute(ecs, FLEET, a, "gpu")
+        self.note("ecs.delete_attributes gpu on host A")
+        fleet.set_attribute(ecs, FLEET, b, "gpu", "true")
+        self.note("ecs.put_attributes gpu=true on host B")
+
+        def moved() -> tuple[bool, str]:
+            on_a = self.bus_live(EXPORTER, a)
+            on_b = self.bus_live(EXPORTER, b, running=True)
+            return not on_a and bool(on_b), f"{EXPORTER}: {len(on_a)} live on A, {len(on_b)} RUNNING on B"
+
+        self.wait_until(moved, f"{EXPORTER} to leave A and start on B")
+        self.print_fleet()
+        st = self.show_placement(EXPORTER)
+        rows = self.host_rows(st)
+        self.expect(self.moto_hosts(EXPORTER) == {b: 1},
+                    f"relabelling moves the daemon: {EXPORTER} now on "
+                    + (", ".join(self.host_name(h) for h in self.moto_hosts(EXPORTER)) or "no host") + " (moto)")
+        gone = ecs.describe_tasks(cluster=FLEET, tasks=old)["tasks"] if old else []
+        self.expect(bool(gone) and all(t.get("lastStatus") == "STOPPED" for t in gone),
+                    f"its task on host A was stopped: " + ", ".join(
+                        f"{eventbus.short_id(t['taskArn'])} {t.get('lastStatus')} ({t.get('stoppedReason', '')})" for t in gone))
+        rb = rows.get(b, {})
+        zone = self.env_of((rb.get("launch") or {}).get("overrides"), "ZONE")
+        self.expect(rows.get(a, {}).get("placement") == "notSelected" and rb.get("placement") == "runs" and zone == "us-east-1b",
+                    f"status: A {rows.get(a, {}).get('placement')}, B {rb.get('placement')} with ZONE={zone}")
+        after = {h: [t["taskArn"] for t in ts] for h, ts in self.moto_tasks(ROUTER).items()}
+        self.expect(after == routers_before, f"{ROUTER}'s tasks were not touched by the relabelling")
+
+        # p. order, and one task per environment per host
+        self.step("p", f"On every host {EXPORTER} started only after {ROUTER} was RUNNING there; one task each")
+        self.check_order()
+        self.check_fleet_one_per_host()
+
+    # ------------------------------------------------------------------ placement helpers
+    def deploy(self, env: str) -> str | None:
+        status, dep = self.api("POST", f"/v1/environments/{env}/deployments", show=False)
+        dep_id = dep.get("id") if isinstance(dep, dict) else None
+        self.expect(status == 200 and bool(dep_id), f"POST /v1/environments/{env}/deployments → {status}, deployment {dep_id}")
+        return dep_id
+
+    def wait_deployment(self, env: str, dep_id: str | None) -> dict[str, Any]:
+        final: dict[str, Any] = {}
+
+        def finished() -> tuple[bool, str]:
+            _, d = self.api("GET", f"/v1/environments/{env}/deployments/{dep_id}", show=False)
+            final.clear()
+            final.update(d if isinstance(d, dict) else {})
+            return final.get("status") in ("completed", "failed", "cancelled"), f"status {final.get('status')}"
+
+        self.wait_until(finished, f"the deployment of {env} to finish")
+        self.expect(final.get("status") == "completed", f"the deployment of {env} completes (status {final.get('status')})")
+        return final
+
+    def status_of(self, env: str) -> dict[str, Any]:
+        status, body = self.api("GET", f"/v1/environments/{env}/status", query={"hosts": "true"}, show=False)
+        return body if status == 200 and isinstance(body, dict) else {}
+
+    @staticmethod
+    def host_rows(st: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {h.get("containerInstanceArn"): h for h in st.get("hosts") or []}
+
+    @staticmethod
+    def env_of(overrides: dict[str, Any] | None, name: str) -> str | None:
+        for co in (overrides or {}).get("containerOverrides") or []:
+            for kv in co.get("environment") or []:
+                if kv.get("name") == name:
+                    return kv.get("value")
+        return None
+
+    def fleet_instance(self, host: str) -> dict[str, Any]:
+        assert self.bus
+        return self.bus.view()["instances"].get(host, {})
+
+    def attr(self, host: str, name: str) -> str | None:
+        return next((x.get("value") for x in self.fleet_instance(host).get("attributes", []) if x.get("name") == name), None)
+
+    def bus_free(self, host: str) -> tuple[int | None, int | None]:
+        """(CPU units, MiB) the host has left, as its latest instance event says."""
+        rs = {r.get("name"): r.get("integerValue") for r in self.fleet_instance(host).get("remainingResources", [])}
+        return rs.get("CPU"), rs.get("MEMORY")
+
+    def gpu_hosts_seen(self, expected: set[str]) -> tuple[bool, str]:
+        assert self.bus
+        hosts = [arn for arn, d in self.bus.view()["instances"].items() if self.in_cluster(d, FLEET)]
+        gpu = {h for h in hosts if self.attr(h, "gpu") == "true"}
+        return len(hosts) == 3 and gpu == expected, f"{len(hosts)} hosts, gpu=true on {sorted(self.host_name(h) for h in gpu)}"
+
+    def bus_live(self, env: str, host: str, running: bool = False) -> list[dict[str, Any]]:
+        """The environment's live tasks on the host, as the bus reported them."""
+        assert self.bus
+        group = f"{eventbus.GROUP_PREFIX}{env}"
+        return [t for t in self.bus.view()["tasks"].values()
+                if t.get("group") == group and t.get("containerInstanceArn") == host
+                and (t.get("lastStatus") == "RUNNING" if running else t.get("lastStatus") != "STOPPED")]
+
+    def moto_tasks(self, env: str) -> dict[str, list[dict[str, Any]]]:
+        """From moto: the environment's RUNNING tasks on the fleet's cluster, per host."""
+        assert self.stack
+        ecs = self.stack.client("ecs")
+        arns = ecs.list_tasks(cluster=FLEET, desiredStatus="RUNNING")["taskArns"]
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in ecs.describe_tasks(cluster=FLEET, tasks=arns)["tasks"] if arns else []:
+            if t.get("group") == f"{eventbus.GROUP_PREFIX}{env}" and t.get("lastStatus") == "RUNNING":
+                out.setdefault(t["containerInstanceArn"], []).append(t)
+        return out
+
+    def moto_hosts(self, env: str) -> dict[str, int]:
+        return {h: len(ts) for h, ts in self.moto_tasks(env).items()}
+
+    def check_sizes(self, hosts: list[str], differ: bool = False) -> None:
+        """metrics-agent's size on each host: the status's launch and moto's task overrides agree
+        with the sizing rule of the host's instance type."""
+        rows = self.host_rows(self.status_of(AGENT))
+        tasks = self.moto_tasks(AGENT)
+        seen = []
+        for h in hosts:
+            itype = self.attr(h, "ecs.instance-type") or "?"
+            cpu, mem = SIZES.get(itype, (None, None))
+            launch = rows.get(h, {}).get("launch") or {}
+            sent = (tasks.get(h) or [{}])[0].get("overrides") or {}
+            got = (launch.get("cpu"), launch.get("memory"), sent.get("cpu"), sent.get("memory"))
+            seen.append(f"{self.fleet_names.get(h)} {itype} {got[2]}/{got[3]}")
+            self.expect(got == (cpu, mem, str(cpu), str(mem)),
+                        f"host {self.host_name(h)} ({itype}) gets {cpu} CPU / {mem} MiB: status launch {got[0]}/{got[1]}, "
+                        f"StartTask overrides {got[2]}/{got[3]} (moto)")
+        if differ:
+            self.expect(len({s.split(' ', 2)[2] for s in seen}) > 1,
+                        f"the task size differs by instance type: {', '.join(seen)}")
+
+    def check_order(self) -> None:
+        """Each exporter task was first seen by the bus after a router task on its host had been
+        reported RUNNING (and before that one stopped). moto runs a task the moment StartTask
+        returns, so a reconciler run in between may legitimately have seen the router running
+        before the bus reported it: that case is named, not failed."""
+        assert self.bus
+        with self.seen_lock:
+            tasks = list(self.seen.values())
+        reconciles = [d.at for d in list(self.bus.deliveries) if d.function == "reconciler"]
+        exporters = sorted((t for t in tasks if t.env == EXPORTER), key=lambda t: t.created_poll)
+        bad = []
+        for x in exporters:
+            routers = [r for r in tasks if r.env == ROUTER and r.host == x.host]
+            before = [r for r in routers if r.running_poll is not None and r.running_poll < x.created_poll
+                      and (r.stopped_poll is None or r.stopped_poll > x.created_poll)]
+            if before:
+                r = before[-1]
+                self.note(f"host {self.host_name(x.host)}: {ROUTER} {eventbus.short_id(r.arn)} RUNNING at poll {r.running_poll} "
+                          f"({time.strftime('%H:%M:%S', time.localtime(r.running_at or 0))}) → {EXPORTER} "
+                          f"{eventbus.short_id(x.arn)} first seen at poll {x.created_poll} "
+                          f"(+{(x.created_at - (r.running_at or 0)):.1f}s)")
+                continue
+            existed = [r for r in routers if r.created_poll < x.created_poll]
+            if existed and any(existed[-1].created_at <= t <= x.created_at for t in reconciles):
+                self.note(YELLOW(f"host {self.host_name(x.host)}: {EXPORTER} {eventbus.short_id(x.arn)} started before the bus "
+                                 f"reported {ROUTER} RUNNING, after a reconciler run that saw it running in moto"))
+                continue
+            bad.append(f"{EXPORTER} {eventbus.short_id(x.arn)} on {self.host_name(x.host)} first seen at poll {x.created_poll}; "
+                       f"{ROUTER} there: " + (", ".join(f"{eventbus.short_id(r.arn)} created poll {r.created_poll}, "
+                                                         f"RUNNING poll {r.running_poll}" for r in routers) or "none"))
+        self.expect(len(exporters) >= 2 and not bad,
+                    f"B starts after A on each host: each of the {len(exporters)} {EXPORTER} tasks started after "
+                    f"{ROUTER} was RUNNING on its host" + (f" — {'; '.join(bad)}" if bad else ""))
+
+    def check_fleet_one_per_host(self) -> None:
+        assert self.stack
+        active = self.stack.client("ecs").list_container_instances(cluster=FLEET, status="ACTIVE")["containerInstanceArns"]
+        gpu = [h for h in active if self.attr(h, "gpu") == "true"]
+        for env, hosts in ((ROUTER, active), (AGENT, active), (EXPORTER, gpu)):
+            got = self.moto_hosts(env)
+            want = {h: 1 for h in hosts}
+            self.expect(got == want,
+                        f"exactly one RUNNING {env} task on each of its {len(hosts)} host(s) and none elsewhere (moto)"
+                        + ("" if got == want else f" — got {[(self.host_name(h), n) for h, n in got.items()]}"))
+
+    def print_fleet(self) -> None:
+        """The fleet as the bus last reported it: type, zone, gpu, free resources, what runs."""
+        assert self.bus
+        self.bus.wait_polls(1, 5)
+        view = self.bus.view()
+        say(BOLD(f"   {'host':10} {'type':9} {'zone':11} {'gpu':5} {'free CPU/MiB':13} "
+                 f"{ROUTER:11} {EXPORTER:13} {AGENT:14} other"))
+        for h in self.fleet_hosts:
+            cpu, mem = self.bus_free(h)
+            cells = []
+            for env, width in ((ROUTER, 11), (EXPORTER, 13), (AGENT, 14)):
+                ts = self.bus_live(env, h)
+                txt = ",".join(t["lastStatus"] for t in ts) or "-"
+                cell = f"{txt:{width}}"
+                cells.append(GREEN(cell) if txt == "RUNNING" else (YELLOW(cell) if ts else DIM(cell)))
+            others = [t for t in view["tasks"].values() if t.get("containerInstanceArn") == h
+                      and not (t.get("group") or "").startswith(eventbus.GROUP_PREFIX) and t.get("lastStatus") != "STOPPED"]
+            say(f"   {self.host_name(h):10} {self.attr(h, 'ecs.instance-type') or '-':9} "
+                f"{self.attr(h, 'ecs.availability-zone') or '-':11} {self.attr(h, 'gpu') or '-':5} "
+                f"{f'{cpu}/{mem}':13} {' '.join(cells)} "
+                + (", ".join(f"{t.get('group')} {t['lastStatus']}" for t in others) or "-"))
+
+    def show_placement(self, env: str, raw: str | None = None) -> dict[str, Any]:
+        """GET …/status?hosts=true, as a table (and one host's row as the API gives it)."""
+        st = self.status_of(env)
+        c = st.get("counts", {})
+        say(f"   {BOLD('GET')} /v1/environments/{env}/status?hosts=true  →  {GREEN('200') if st else RED('error')}")
+        say(f"     counts: " + "  ".join(f"{k} {c.get(k)}" for k in ("desired", "current", "ready", "available",
+                                                                        "unschedulable", "waiting", "misscheduled")))
+        rows = self.host_rows(st)
+        for h in self.fleet_hosts:
+            row = rows.get(h)
+            if row is None:
+                say(f"     {self.host_name(h):10} (no record)")
+                continue
+            launch = row.get("launch")
+            got = ""
+            if launch:
+                envs = [f"{kv['name']}={kv['value']}" for co in (launch.get("overrides") or {}).get("containerOverrides") or []
+                        for kv in co.get("environment") or []]
+                got = f"rev {launch.get('revision')}: {launch.get('cpu')} CPU / {launch.get('memory')} MiB" \
+                      + (f", {' '.join(envs)}" if envs else "")
+            placement = row.get("placement", "?")
+            colour = GREEN if placement == "runs" else (YELLOW if placement in ("waiting", "unschedulable") else DIM)
+            say(f"     {self.host_name(h):10} {colour(f'{placement:13}')} {row.get('task', '?'):9} "
+                + "  ".join(x for x in (got, row.get("reason") or "") if x))
+        if raw and raw in rows:
+            say(DIM(f"     host {self.host_name(raw)} as the API gives it:"))
+            for ln in json.dumps(rows[raw], indent=2).splitlines()[: self.a.max_json_lines]:
+                say(DIM(f"       {ln}"))
+        return st
+
     def tds_by_host(self) -> dict[str, list[str]]:
         """From moto: the task definitions of the environment's live tasks, per ACTIVE host."""
         assert self.stack
@@ -492,8 +971,11 @@ class Demo:
         if self.bus:
             self.bus.stop()
         if self.stack is not None and self.bus is not None:
+            with self.seen_lock:
+                envs = sorted({t.env for t in self.seen.values()}, key=lambda e: (e != ENV, e))
             self.expect(not self.violations,
-                        f"never two live tasks of {ENV} on one host (checked at {self.bus.view()['poll']} polls)")
+                        f"never two live tasks of one environment on one host ({', '.join(envs) or ENV}; "
+                        f"checked at {self.bus.view()['poll']} polls)")
         say()
         say(BOLD("Summary"))
         if self.bus:
@@ -501,7 +983,14 @@ class Demo:
             hosts = len(view["instances"])
             ours = [t for t in view["tasks"].values() if t.get("group") == GROUP]
             say(f"   {hosts} hosts, {len(ours)} tasks of {ENV} started in all "
-                f"({sum(1 for t in ours if t['lastStatus'] == 'STOPPED')} stopped), in {time.time() - self.t0:.0f}s")
+                f"({sum(1 for t in ours if t['lastStatus'] == 'STOPPED')} stopped), in {time.time() - self.t0:.0f}s"
+                if ours else f"   {hosts} hosts, in {time.time() - self.t0:.0f}s")
+            with self.seen_lock:
+                placed = [t for t in self.seen.values() if t.env in FLEET_ENVS]
+            if placed:
+                say(f"   cluster {FLEET}: " + ", ".join(
+                    f"{sum(1 for t in placed if t.env == e)} tasks of {e}" for e in FLEET_ENVS)
+                    + f" ({sum(1 for t in placed if t.stopped_poll is not None)} stopped)")
             for fn, s in sorted(self.bus.stats.items()):
                 say(f"   {fn:16} {s['ok']} ok, {s['error']} function errors, {s['dropped']} given up")
             for e in list(self.bus.errors)[-5:]:
@@ -532,6 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shuffle", action="store_true", help="shuffle the events of each poll")
     ap.add_argument("--max-delay", type=float, default=None, help="delay each ECS event by random 0..S seconds")
     ap.add_argument("--drain", action="store_true", help="add a step where a host drains")
+    ap.add_argument("--placement-only", action="store_true", help="run only the placement chapter (steps j–p)")
     ap.add_argument("--concurrency", type=int, default=1, help="instances per function in cargo lambda watch")
     ap.add_argument("--no-reload", dest="reload", action="store_false", help="do not rebuild functions on code changes")
     ap.add_argument("--rust-log", default="info", help="RUST_LOG of the functions")
