@@ -20,9 +20,14 @@ pub enum Error {
     /// AWS said slow down: 503, and retried by the Lambda's trigger.
     #[error("{service} is throttling requests: {message}")]
     Throttled { service: String, message: String },
-    /// Any other AWS failure: 500.
+    /// Any other AWS failure: 500. `code` is AWS's error code (empty when the call got no
+    /// answer: a timeout, a dropped connection); `message` starts with it.
     #[error("{service} call failed: {message}")]
-    Aws { service: String, message: String },
+    Aws {
+        service: String,
+        code: String,
+        message: String,
+    },
     /// A bug or corrupt data: 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,4 +75,54 @@ impl Error {
     }
 }
 
+/// AWS error codes that say the call will fail the same way until someone changes something (a
+/// deleted cluster, a denied permission, a bad parameter): retrying now is pointless.
+const LASTING_CODES: [&str; 7] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "ClusterNotFoundException",
+    "ResourceNotFoundException",
+    "InvalidParameterException",
+    "ClientException",
+];
+
+impl Error {
+    /// The failure will not go away by retrying soon (see `LASTING_CODES`); throttling, AWS's own
+    /// faults, timeouts and lost races will.
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            Self::Aws { code, .. } => LASTING_CODES.contains(&code.as_str()),
+            Self::InvalidInput { .. } | Self::NotFound { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str) -> Error {
+        Error::Aws {
+            service: "ECS".into(),
+            code: code.into(),
+            message: format!("{code}: something"),
+        }
+    }
+
+    #[test]
+    fn a_deleted_cluster_or_a_denied_call_is_lasting_a_throttle_or_fault_is_not() {
+        assert!(aws("ClusterNotFoundException").is_lasting());
+        assert!(aws("AccessDeniedException").is_lasting());
+        assert!(!aws("ServerException").is_lasting());
+        assert!(!aws("").is_lasting(), "no answer at all: try again");
+        let throttled = Error::Throttled {
+            service: "ECS".into(),
+            message: "Rate exceeded".into(),
+        };
+        assert!(!throttled.is_lasting());
+    }
+}

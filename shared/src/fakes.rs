@@ -675,6 +675,7 @@ impl Cluster for FakeCluster {
         if r.container_instances.len() > START_TASK_INSTANCES {
             return Err(Error::Aws {
                 service: "ECS".into(),
+                code: "InvalidParameterException".into(),
                 message: "InvalidParameterException: too many container instances".into(),
             });
         }

@@ -86,6 +86,7 @@ where
             } else {
                 format!("{code}: {message}")
             },
+            code,
         }
     }
 }
