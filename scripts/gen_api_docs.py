@@ -68,8 +68,17 @@ class Renderer:
         if isinstance(t, list):
             t = " \\| ".join(t)
         if t == "array":
-            return f"array of {self.type_of(s.get('items'))}"
+            limits = []
+            if "maxItems" in s:
+                limits.append(f"at most {s['maxItems']}")
+            if "minItems" in s:
+                limits.append(f"at least {s['minItems']}")
+            if s.get("uniqueItems"):
+                limits.append("distinct")
+            return f"array of {self.type_of(s.get('items'))}" + (f" ({', '.join(limits)})" if limits else "")
         bits = []
+        if s.get("title"):
+            bits.append(s["title"])
         if "minimum" in s and "maximum" in s:
             bits.append(f"{s['minimum']}–{s['maximum']}")
         elif "minimum" in s:
@@ -82,6 +91,8 @@ class Renderer:
             bits.append(f"`{s['pattern']}`".replace("|", "\\|"))
         if "minLength" in s:
             bits.append(f"at least {s['minLength']} character{'s' if s['minLength'] != 1 else ''}")
+        if "maxLength" in s:
+            bits.append(f"at most {s['maxLength']} characters")
         if "default" in s:
             bits.append(f"default `{_json(s['default'])}`")
         return t + (f" ({', '.join(bits)})" if bits else "")
@@ -135,12 +146,14 @@ class Renderer:
         for name, s in self.schemas.items():
             out += [f"### {name}", ""]
             if s.get("description"):
-                out += [_one_line(s["description"]), ""]
+                out += [_paragraphs(s["description"]), ""]
             table = self.fields_table(s)
             if table:
                 out += table + [""]
             else:
                 out += [f"Type: {self.type_of(s)}", ""]
+            if s.get("examples"):
+                out += ["Examples: " + ", ".join(f"`{_json(e)}`" for e in s["examples"]), ""]
         return "\n".join(out).rstrip() + "\n"
 
     def operation(self, path: str, method: str, op: dict[str, Any], item: dict[str, Any]) -> list[str]:
@@ -159,17 +172,36 @@ class Renderer:
             schema = body["content"]["application/json"]["schema"]
             out += [f"Request body ({'required' if body.get('required') else 'optional'}, `application/json`): "
                     f"{self.type_of(schema)}", ""]
-            example = body["content"]["application/json"].get("example")
-            if example is not None:
-                out += ["```json", _json(example, indent=True), "```", ""]
+            out += _examples(body["content"]["application/json"], "Example")
         out += ["| status | description | body |", "|---|---|---|"]
+        answers = []
         for code, resp in op["responses"].items():
             resp = self.deref(resp)
             content = (resp.get("content") or {}).get("application/json")
             out.append(f"| {code} | {_one_line(resp.get('description', ''))} | "
                        f"{self.type_of(content['schema']) if content else ''} |")
+            answers += _examples(content or {}, f"Example {code}")
         out.append("")
-        return out
+        return out + answers
+
+
+def _examples(media: dict[str, Any], label: str) -> list[str]:
+    """A media type's `example`, or each of its `examples` (with its summary), as JSON blocks."""
+    if "example" in media:
+        named = [(None, media["example"])]
+    else:
+        named = [(e.get("summary") or key, e.get("value")) for key, e in (media.get("examples") or {}).items()]
+    out = []
+    for summary, value in named:
+        if len(named) > 1 or summary:
+            out += [f"{label}{f' ({_one_line(summary)})' if summary else ''}:", ""]
+        out += ["```json", _json(value, indent=True), "```", ""]
+    return out
+
+
+def _paragraphs(text: str) -> str:
+    """Multi-paragraph text (YAML `|` blocks) with its paragraphs kept, each on one line."""
+    return "\n\n".join(_one_line(p) for p in str(text).strip().split("\n\n"))
 
 
 def _one_line(text: str) -> str:
