@@ -3,6 +3,8 @@
 - its operations are exactly the template's HttpApi routes (method + path), each way;
 - it is a valid OpenAPI 3.1 document (openapi-spec-validator, which moto[server] brings);
 - every operation names the error responses the functions and API Gateway really give;
+- the placement limits, task sizes and placeholders it states are the code's, and the status
+  views' fields are the structs' (shared/src);
 - docs/api.md is what scripts/gen_api_docs.py renders from it today.
 
     .venv/bin/python -m unittest discover -s scripts/local -p 'test_*.py'
@@ -111,6 +113,91 @@ class OpenApiMatchesTemplateTest(unittest.TestCase):
                 cur = cur[part]
             node = cur
         return node
+
+
+def rust_consts(path: str) -> dict[str, int]:
+    """`pub const NAME: type = 1_000;` (and `i32::MAX as i64`) of a Rust file."""
+    out = {}
+    for name, value in re.findall(r"pub const ([A-Z_]+): \w+ = ([^;]+);", (cfn.REPO / path).read_text()):
+        value = value.strip()
+        out[name] = 2**31 - 1 if value.startswith("i32::MAX") else int(value.replace("_", ""))
+    return out
+
+
+def rust_fields(path: str, struct: str) -> list[str]:
+    """The fields of `pub struct NAME { ... }` as serde's camelCase names."""
+    src = (cfn.REPO / path).read_text()
+    body = re.search(r"pub struct " + struct + r" \{(.*?)\n\}", src, re.S)
+    assert body, f"{struct} in {path}"
+    names = re.findall(r"^\s*pub (\w+):", body.group(1), re.M)
+    return [re.sub(r"_(\w)", lambda m: m.group(1).upper(), n) for n in names]
+
+
+class OpenApiMatchesTheCodeTest(unittest.TestCase):
+    doc = load()
+    schemas = doc["components"]["schemas"]
+
+    def branch(self, schema: dict, kind: str) -> dict:
+        """The `type: kind` branch of a oneOf / anyOf (or the schema itself)."""
+        for b in schema.get("oneOf", schema.get("anyOf", [schema])):
+            while "$ref" in b:
+                b = self.schemas[b["$ref"].rsplit("/", 1)[1]]
+            if b.get("type") == kind:
+                return b
+            if "oneOf" in b or "anyOf" in b:
+                try:
+                    return self.branch(b, kind)
+                except AssertionError:
+                    pass
+        raise AssertionError(f"no {kind} branch in {schema}")
+
+    def test_placement_limits_are_the_codes(self):
+        limits = rust_consts("shared/src/limits.rs")
+        for request in ("CreateEnvironmentRequest", "UpdateEnvironmentRequest"):
+            props = self.schemas[request]["properties"]
+            for field, const in [("placementConstraints", "PLACEMENT_CONSTRAINTS_MAX"), ("sizing", "SIZING_RULES_MAX"),
+                                 ("dependsOn", "DEPENDS_ON_MAX")]:
+                self.assertEqual(self.branch(props[field], "array")["maxItems"], limits[const], f"{request}.{field}")
+        # The other branch only helps generators to valid expressions (its pattern bounds its length).
+        expression = [b["maxLength"] for b in self.schemas["QueryExpression"]["anyOf"] if "maxLength" in b]
+        self.assertEqual(expression, [limits["EXPRESSION_MAX"]])
+        self.assertIn(f"{limits['OVERRIDES_MAX']:,}", self.schemas["TaskOverrideInput"]["description"])
+
+    def test_task_sizes_are_the_codes(self):
+        c = rust_consts("shared/src/domain/overrides.rs")
+        cpu = self.branch(self.schemas["CpuSizeInput"], "integer")
+        memory = self.branch(self.schemas["MemorySizeInput"], "integer")
+        self.assertEqual((cpu["minimum"], cpu["maximum"]), (c["TASK_CPU_MIN"], c["TASK_CPU_MAX"]))
+        self.assertEqual((memory["minimum"], memory["maximum"]), (c["MEMORY_MIN"], c["SIZE_MAX"]))
+        container = self.schemas["ContainerOverrideInput"]["properties"]
+        for field, low in [("cpu", 0), ("memory", c["MEMORY_MIN"]), ("memoryReservation", c["MEMORY_MIN"])]:
+            b = self.branch(container[field], "integer")
+            self.assertEqual((b["minimum"], b["maximum"]), (low, c["SIZE_MAX"]), field)
+
+    def test_every_placeholder_of_the_code_is_described(self):
+        src = (cfn.REPO / "shared/src/domain/overrides.rs").read_text()
+        block = re.search(r"const PLACEHOLDERS: &\[&str\] = &\[(.*?)\];", src, re.S)
+        assert block
+        placeholders = re.findall(r'"([^"]+)"', block.group(1))
+        self.assertTrue(placeholders)
+        described = self.schemas["OverrideString"]["description"]
+        for p in placeholders:
+            self.assertIn(f"`{p}`", described)
+
+    def test_status_views_fields_are_the_structs(self):
+        for schema, struct in [("Counts", "Counts"), ("HostView", "HostView"), ("LaunchView", "LaunchView"),
+                               ("Status", "Status")]:
+            self.assertEqual(list(self.schemas[schema]["properties"]), rust_fields("shared/src/services/status.rs", struct),
+                             schema)
+        # Fields always serialised are required (the others are skip_serializing_if).
+        self.assertEqual(self.schemas["Counts"]["required"], rust_fields("shared/src/services/status.rs", "Counts"))
+
+    def test_placement_enum_is_the_codes_labels(self):
+        src = (cfn.REPO / "shared/src/domain/placement.rs").read_text()
+        label = re.search(r"pub fn label\(&self\).*?\n    \}", src, re.S)
+        assert label
+        self.assertEqual(set(re.findall(r'=> "(\w+)"', label.group(0))),
+                         set(self.schemas["HostView"]["properties"]["placement"]["enum"]))
 
 
 def cfn_vars(path: str) -> list[str]:
