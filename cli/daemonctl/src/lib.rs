@@ -5,6 +5,8 @@ pub mod cli;
 pub mod client;
 pub mod endpoint;
 pub mod output;
+pub mod phase;
+pub mod progress;
 pub mod replay;
 pub mod signing;
 pub mod spec;
