@@ -1,6 +1,7 @@
 //! daemonctl: the daemon-scheduler API from a terminal, SigV4-signed with the caller's AWS
 //! credentials, and the replay of dead-letter queues.
 
+pub mod bar;
 pub mod cli;
 pub mod client;
 pub mod endpoint;
@@ -8,6 +9,7 @@ pub mod output;
 pub mod phase;
 pub mod progress;
 pub mod replay;
+pub mod report;
 pub mod signing;
 pub mod spec;
 
