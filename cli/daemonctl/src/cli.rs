@@ -300,6 +300,12 @@ pub enum EnvCommand {
         /// One line per host
         #[arg(long)]
         hosts: bool,
+        /// Poll the status until Ctrl-C and show the rollout's progress
+        #[arg(long, conflicts_with = "hosts")]
+        watch: bool,
+        /// Seconds between polls with --watch
+        #[arg(long, default_value_t = 2, value_name = "SECONDS", requires = "watch")]
+        interval: u64,
     },
 }
 
@@ -619,6 +625,27 @@ mod tests {
         assert!(parse(&create).is_ok());
         assert!(parse(&[&create[..], &["--no-sizing"]].concat()).is_err());
         assert!(parse(&[&create[..], &["--env", "a:B=${host.instanceId}"]].concat()).is_ok());
+    }
+
+    #[test]
+    fn status_watch_polls_at_an_interval_and_not_with_hosts() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["daemonctl", "env", "status", "web"].iter().chain(args))
+                .map(|c| c.command)
+        };
+        let Ok(Command::Env(EnvCommand::Status {
+            watch, interval, ..
+        })) = parse(&["--watch", "--interval", "5"])
+        else {
+            panic!("env status --watch")
+        };
+        assert!(watch);
+        assert_eq!(interval, 5);
+        assert!(parse(&["--watch", "--hosts"]).is_err());
+        assert!(
+            parse(&["--interval", "5"]).is_err(),
+            "--interval needs --watch"
+        );
     }
 
     #[test]

@@ -12,10 +12,12 @@ pub mod replay;
 pub mod report;
 pub mod signing;
 pub mod spec;
+pub mod wait;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
@@ -177,7 +179,7 @@ fn read_stdin() -> std::io::Result<String> {
     std::io::read_to_string(std::io::stdin())
 }
 
-fn emit(output: Output, answer: &Answer, render: fn(&Value) -> String) {
+pub(crate) fn emit(output: Output, answer: &Answer, render: fn(&Value) -> String) {
     match output {
         Output::Json => println!("{}", answer.raw.trim_end()),
         Output::Table => print!("{}", render(&answer.json)),
@@ -327,7 +329,13 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 .await?,
                 output::revision,
             ),
-            EnvCommand::Status { name, hosts } => {
+            EnvCommand::Status {
+                name,
+                watch: true,
+                interval,
+                ..
+            } => return watch::status(api, output, &name, poll_interval(interval)).await,
+            EnvCommand::Status { name, hosts, .. } => {
                 let query = if hosts {
                     vec![("hosts", "true".to_owned())]
                 } else {
@@ -369,12 +377,9 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
     Ok(Outcome::Success)
 }
 
-fn finished(status: &str) -> Option<Outcome> {
-    match status {
-        "completed" => Some(Outcome::Success),
-        "failed" | "cancelled" => Some(Outcome::Unsuccessful),
-        _ => None,
-    }
+/// At least a second between polls.
+fn poll_interval(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.max(1))
 }
 
 async fn deploy(api: &ApiClient, output: Output, args: DeployArgs) -> Result<Outcome, Error> {
@@ -402,40 +407,13 @@ async fn deploy(api: &ApiClient, output: Output, args: DeployArgs) -> Result<Out
             ))
         })?
         .to_owned();
-    eprintln!("deployment {id} of {}: waiting for it to finish", args.name);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.wait_timeout);
-    let mut last = String::new();
-    let mut current = created;
-    loop {
-        let status = current.json["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let line = format!("{status}: {}", output::deployment_progress(&current.json));
-        if line != last {
-            eprintln!("[{:>4}s] {line}", started.elapsed().as_secs());
-            last = line;
-        }
-        if let Some(outcome) = finished(&status) {
-            emit(output, &current, output::deployment);
-            return Ok(outcome);
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Other(format!(
-                "deployment {id} is still {status} after {}s (it goes on; see `daemonctl deployments get {} {id}`)",
-                args.wait_timeout, args.name
-            )));
-        }
-        tokio::time::sleep(Duration::from_secs(args.interval.max(1))).await;
-        let segments = [
-            "environments",
-            args.name.as_str(),
-            "deployments",
-            id.as_str(),
-        ];
-        current = api.get(&segments, &[]).await?;
-    }
+    let wait = wait::Wait {
+        name: &args.name,
+        id: &id,
+        interval: poll_interval(args.interval),
+        timeout: Duration::from_secs(args.wait_timeout),
+    };
+    wait::deployment(api, output, wait, created).await
 }
 
 async fn replay(config: &SdkConfig, global: &Global, args: ReplayArgs) -> Result<Outcome, Error> {
@@ -542,14 +520,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(strategy_json(&only), Some(json!({"minHealthySeconds": 0})));
-    }
-
-    #[test]
-    fn only_finished_statuses_end_a_wait() {
-        assert_eq!(finished("completed"), Some(Outcome::Success));
-        assert_eq!(finished("failed"), Some(Outcome::Unsuccessful));
-        assert_eq!(finished("cancelled"), Some(Outcome::Unsuccessful));
-        assert_eq!(finished("running"), None);
-        assert_eq!(finished("pending"), None);
     }
 }

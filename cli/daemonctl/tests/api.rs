@@ -377,8 +377,12 @@ async fn deploy_wait_polls_until_the_deployment_ends_and_exits_3_when_it_failed(
         targets,
         [
             "POST /v1/environments/web/deployments?revision=2&deploymentToken=tok-1",
+            // Each poll reads the hosts' counts after the deployment.
+            "GET /v1/environments/web/status",
             "GET /v1/environments/web/deployments/01DEP",
+            "GET /v1/environments/web/status",
             "GET /v1/environments/web/deployments/01DEP",
+            "GET /v1/environments/web/status",
         ]
     );
     let progress = stderr(&o);

@@ -156,8 +156,8 @@ pub async fn daemonctl_with_stdin(args: &[&str], env: &[(&str, &str)], input: &s
     child.wait_with_output().await.expect("run daemonctl")
 }
 
-fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_daemonctl"));
+/// Static test credentials and nothing from the caller's AWS setup, for `cmd` and what it runs.
+pub fn isolate(cmd: &mut std::process::Command) {
     for var in [
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",
@@ -177,11 +177,18 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
             "AWS_SHARED_CREDENTIALS_FILE",
             "/nonexistent/daemonctl-test/credentials",
         );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(args);
+}
+
+/// The built binary, isolated.
+pub fn std_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_daemonctl"));
+    isolate(&mut cmd);
+    cmd.envs(env.iter().copied()).args(args);
     cmd
+}
+
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    std_command(args, env).into()
 }
 
 pub fn stdout(o: &Output) -> String {
