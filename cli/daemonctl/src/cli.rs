@@ -12,7 +12,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   Credentials and region: the standard AWS chain (AWS_PROFILE, AWS_REGION, SSO, \
                   instance roles, ...).\n\
                   Exit codes: 0 ok, 1 error (API, network, credentials), 2 usage, 3 a deployment \
-                  waited for failed or a replay left messages behind."
+                  waited for failed or a replay left messages behind.\n\
+                  Progress (deploy --wait, env status --watch): a bar on a terminal, timestamped \
+                  lines otherwise.",
+    after_long_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -20,6 +23,26 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `daemonctl --help`: the commands most used, in the order of a first rollout.
+const EXAMPLES: &str = "Examples:
+  export DAEMONCTL_STACK=daemon-scheduler
+  daemonctl env create web --cluster prod --task-definition web:3 --max-unavailable 25%
+  daemonctl deploy web --wait            # a progress bar on a terminal; exit 3 if it fails
+  daemonctl env status web --watch       # follow a rollout someone else started (Ctrl-C ends)
+  daemonctl env status web --hosts       # one line per host, with why it runs or not
+  daemonctl deployments list web
+  daemonctl dlq replay --dlq instance-events --dry-run
+  source <(daemonctl completions bash)   # tab completion
+
+Endpoint: --endpoint, else --stack (the stack's ApiUrl output), else DAEMONCTL_ENDPOINT, else \
+DAEMONCTL_STACK.
+Credentials and region: the standard AWS chain (AWS_PROFILE, AWS_REGION, SSO, instance roles, \
+...).
+Exit codes: 0 ok, 1 error (API, network, credentials), 2 usage, 3 a deployment waited for failed \
+or a replay left messages behind.
+Progress (deploy --wait, env status --watch): a bar on a terminal (TERM other than dumb), \
+timestamped lines otherwise (CI, pipes).";
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
@@ -62,11 +85,33 @@ pub enum Command {
     /// Deploy an environment's latest (or given) revision
     Deploy(DeployArgs),
     /// Deployments of an environment
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  daemonctl deployments list web --all
+  daemonctl deployments get web <id>      # its progress, failed hosts and why
+  daemonctl deployments cancel web <id>   # hosts keep what they run"
+    )]
     Deployments(DeploymentsCommand),
     /// Dead-letter queues
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Print a shell completion script
+    #[command(after_help = "Examples:
+  source <(daemonctl completions bash)                       # this shell
+  daemonctl completions bash > ~/.local/share/bash-completion/completions/daemonctl
+  daemonctl completions zsh > ~/.zfunc/_daemonctl            # with fpath+=(~/.zfunc)
+  daemonctl completions fish > ~/.config/fish/completions/daemonctl.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The completion script of `shell` for the whole command line.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "daemonctl", out);
 }
 
 #[derive(Debug, Args, Default)]
@@ -227,6 +272,12 @@ pub struct PageArgs {
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
     /// POST /v1/environments
+    #[command(after_help = "Examples:
+  daemonctl env create web --cluster prod --task-definition web:3 --max-unavailable 25% \\
+    --min-healthy-seconds 30
+  daemonctl env create agent --cluster prod --task-definition agent:1 --depends-on web \\
+    --placement-constraint 'attribute:ecs.os-type == linux' \\
+    --size 'attribute:ecs.instance-type =~ m5\\..*=1024/2048' --env 'agent:AZ=${host.availabilityZone}'")]
     Create {
         /// Environment name (letters, digits, - and _, at most 30)
         name: String,
@@ -259,7 +310,11 @@ pub enum EnvCommand {
         after_help = "Each field given replaces the latest revision's; one left out is \
                             kept. --overrides and --env replace the overrides as a whole: to add \
                             to them, pass the current ones (daemonctl -o json env get NAME | \
-                            jq .overrides > o.json; --overrides o.json --env ...)."
+                            jq .overrides > o.json; --overrides o.json --env ...).\n\n\
+                      Examples:\n  \
+                      daemonctl env update web --task-definition web:4 && daemonctl deploy web --wait\n  \
+                      daemonctl env update web --max-unavailable 1 --failure-threshold 0\n  \
+                      daemonctl env update agent --overrides overrides.json --no-sizing"
     )]
     Update {
         /// Environment name
@@ -294,6 +349,14 @@ pub enum EnvCommand {
         number: u32,
     },
     /// GET /v1/environments/{name}/status
+    #[command(after_help = "Examples:
+  daemonctl env status web
+  daemonctl env status web --hosts        # one line per host: placement, reason, revision, size
+  daemonctl env status web --watch        # live until Ctrl-C: a bar on a terminal, else lines
+  daemonctl -o json env status web --watch | jq -c .counts   # each new status on one line
+
+--watch shows the phase (replacing, baking, halted by the breaker, rolling back, ...), hosts \
+updated of desired, available, failed and unschedulable.")]
     Status {
         /// Environment name
         name: String,
@@ -310,6 +373,14 @@ pub enum EnvCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  daemonctl deploy web                          # start it; prints the deployment
+  daemonctl deploy web --wait                   # and follow it to its end (exit 3 if it fails)
+  daemonctl deploy web --revision 3 --token \"$(daemonctl -o json env get web | jq -r .deploymentToken)\"
+
+--wait shows a bar on a terminal (phase, hosts updated of desired, available, failed, \
+unschedulable, elapsed time), timestamped lines otherwise. A deployment the breaker halts and \
+rolls back by itself is followed until the rollback ends; the exit code is still 3.")]
 pub struct DeployArgs {
     /// Environment name
     pub name: String,
@@ -401,6 +472,10 @@ impl StackDlq {
 pub enum DlqCommand {
     /// Re-invoke a function with the events of a dead-letter queue; each message is deleted only
     /// after its invocation succeeded
+    #[command(after_help = "Examples:
+  daemonctl --stack daemon-scheduler dlq replay --dlq instance-events --dry-run   # what failed, why
+  daemonctl --stack daemon-scheduler dlq replay --dlq instance-events
+  daemonctl dlq replay --queue https://sqs.../dlq --function deployer --as-sqs-event --max 10")]
     Replay(ReplayArgs),
 }
 
@@ -646,6 +721,72 @@ mod tests {
             parse(&["--interval", "5"]).is_err(),
             "--interval needs --watch"
         );
+    }
+
+    #[test]
+    fn completions_of_every_shell_name_the_subcommands() {
+        use clap_complete::Shell;
+        let script = |shell| {
+            let mut out = Vec::new();
+            write_completions(shell, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let bash = script(Shell::Bash);
+        assert!(bash.starts_with("_daemonctl() {"), "{bash}");
+        for word in [
+            "env",
+            "deploy",
+            "deployments",
+            "dlq",
+            "completions",
+            "status",
+            "--watch",
+            "--placement-constraint",
+            "instance-events",
+        ] {
+            assert!(bash.contains(word), "bash completion lacks {word}");
+        }
+        for shell in [Shell::Zsh, Shell::Fish, Shell::PowerShell, Shell::Elvish] {
+            assert!(script(shell).contains("deployments"), "{shell}");
+        }
+        let cli = Cli::try_parse_from(["daemonctl", "completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completions { shell: Shell::Zsh }
+        ));
+        assert!(Cli::try_parse_from(["daemonctl", "completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn help_of_the_main_commands_shows_examples() {
+        let mut cmd = Cli::command();
+        let long = cmd.render_long_help().to_string();
+        assert!(
+            long.contains("Examples:\n  export DAEMONCTL_STACK"),
+            "{long}"
+        );
+        assert!(long.contains("daemonctl env status web --watch"), "{long}");
+        for path in [
+            &["env", "create"][..],
+            &["env", "update"],
+            &["env", "status"],
+            &["deploy"],
+            &["deployments"],
+            &["dlq", "replay"],
+            &["completions"],
+        ] {
+            let mut sub = &mut cmd;
+            for name in path {
+                sub = sub.find_subcommand_mut(name).unwrap();
+            }
+            let help = sub.render_help().to_string();
+            assert!(
+                help.contains(&format!("Examples:\n  daemonctl {}", path.join(" ")))
+                    || help.contains("Examples:\n  source <(daemonctl completions")
+                    || help.contains("Examples:\n  daemonctl --stack"),
+                "{path:?}: {help}"
+            );
+        }
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub enum Outcome {
 }
 
 pub async fn run(cli: Cli) -> Result<Outcome, Error> {
+    if let Command::Completions { shell } = cli.command {
+        cli::write_completions(shell, &mut std::io::stdout());
+        return Ok(Outcome::Success);
+    }
     let config = load_aws_config(&cli.global).await;
     match cli.command {
         Command::Dlq(DlqCommand::Replay(args)) => replay(&config, &cli.global, args).await,
@@ -372,7 +376,7 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 emit(output, &a, output::deployment);
             }
         },
-        Command::Dlq(_) => unreachable!("handled by run"),
+        Command::Dlq(_) | Command::Completions { .. } => unreachable!("handled by run"),
     }
     Ok(Outcome::Success)
 }
