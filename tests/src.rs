@@ -23,7 +23,10 @@ use serde_json::{json, Value};
 use shared::adapters::{DynamoStore, EcsCluster};
 use shared::http::ApiRequest;
 use shared::ports::Store;
-use shared::services::{deployer, deployments_api, environments_api, instance_events, task_events};
+use shared::services::{
+    deployer, deployments_api, environments_api, instance_events, reconcile_queue, reconciler,
+    task_events,
+};
 
 pub use shared;
 
@@ -210,8 +213,8 @@ impl Intercept for Faults {
     }
 }
 
-/// A loopback HTTP server that answers every request with a throttling error and does nothing.
-async fn throttle_server() -> String {
+/// A loopback HTTP server that answers every request with a 400 of `error_type` and does nothing.
+async fn error_server(error_type: &'static str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -221,10 +224,10 @@ async fn throttle_server() -> String {
                 let mut buf = vec![0u8; 64 * 1024];
                 let _ = sock.read(&mut buf).await; // the request; never executed
                 let body =
-                    r#"{"__type":"ThrottlingException","message":"injected: rate exceeded"}"#;
+                    format!(r#"{{"__type":"{error_type}","message":"injected: {error_type}"}}"#);
                 let resp = format!(
                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
-                     x-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\
+                     x-amzn-ErrorType: {error_type}\r\nContent-Length: {}\r\n\
                      Connection: close\r\n\r\n{body}",
                     body.len()
                 );
@@ -304,6 +307,45 @@ pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client, name: &s
                         .as_str()
                         .unwrap(),
                 ))
+/// What IAM does to a call outside a function's policy: the product's calls whose request names
+/// one of the denied strings (a cluster ARN, say) are answered 400 AccessDeniedException by a
+/// loopback server and never reach moto.
+#[derive(Debug, Clone, Default)]
+pub struct Deny {
+    names: Arc<Mutex<Vec<String>>>,
+    endpoint: Arc<Mutex<String>>,
+}
+
+impl Deny {
+    pub fn deny(&self, name: &str) {
+        self.names.lock().unwrap().push(name.to_owned());
+    }
+    pub fn allow_all(&self) {
+        self.names.lock().unwrap().clear();
+    }
+}
+
+impl Intercept for Deny {
+    fn name(&self) -> &'static str {
+        "Deny"
+    }
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let names = self.names.lock().unwrap().clone();
+        let body = ctx.request().body().bytes().unwrap_or_default();
+        let body = String::from_utf8_lossy(body);
+        if names.iter().any(|n| body.contains(n.as_str())) {
+            let endpoint = self.endpoint.lock().unwrap().clone();
+            ctx.request_mut().set_uri(endpoint.as_str())?;
+        }
+        Ok(())
+    }
+}
+
                 .build()
                 .unwrap(),
         );
@@ -356,7 +398,9 @@ impl World {
         let config = sdk_config().await;
         let calls = CallCounter::default();
         let faults = Faults::default();
-        *faults.throttle_endpoint.lock().unwrap() = throttle_server().await;
+        *faults.throttle_endpoint.lock().unwrap() = error_server("ThrottlingException").await;
+        let deny = Deny::default();
+        *deny.endpoint.lock().unwrap() = error_server("AccessDeniedException").await;
         // The product's retry settings (shared::runtime::App::from_env), with short waits: faulted
         // calls fail every attempt, and real backoff (seconds) would only slow the tests down.
         let retry = aws_config::retry::RetryConfig::standard()
@@ -388,7 +432,7 @@ impl World {
             .queue_url
             .unwrap();
         let wakeup = shared::adapters::SqsWakeup::new(
-            aws_sdk_sqs::Client::from_conf(sqs_conf),
+            aws_sdk_sqs::Client::from_conf(sqs_conf.clone()),
             queue_url.clone(),
         );
         let counted_ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
@@ -407,9 +451,14 @@ impl World {
         create_table_from_template(&ddb, &table).await;
         let cluster_name = unique("cluster");
         let cluster_arn = ecs
+    /// ECS calls denied as IAM would (none unless a test says so).
+    pub deny: Deny,
             .create_cluster()
             .cluster_name(&cluster_name)
             .send()
+    /// The reconcile queue (in moto) and the product's adapter on it (counted, faulted).
+    pub reconcile_queue: shared::adapters::SqsReconcileQueue,
+    pub reconcile_queue_url: String,
             .await
             .unwrap()
             .cluster
@@ -439,6 +488,7 @@ impl World {
             ecs,
             ec2_ami,
             calls,
+            .interceptor(deny.clone())
             faults,
             wakeup,
             queue_url,
@@ -459,6 +509,24 @@ impl World {
         self.add_hosts_of(n, "t3.micro").await
     }
 
+        // The reconcile queue as the template makes it: FIFO, deduplicated by content.
+        let reconcile_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}.fifo", unique("reconcile")))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
+                "true",
+            )
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let reconcile_queue = shared::adapters::SqsReconcileQueue::new(
+            aws_sdk_sqs::Client::from_conf(sqs_conf),
+            reconcile_queue_url.clone(),
+        );
     /// Registers `n` container instances of an EC2 instance type (moto makes it the host's
     /// `ecs.instance-type` attribute).
     pub async fn add_hosts_of(&self, n: usize, instance_type: &str) -> Vec<String> {
@@ -508,8 +576,11 @@ impl World {
             .remaining_resources()
             .iter()
             .map(|r| {
+            deny,
                 json!({"name": r.name(), "type": r.r#type(), "integerValue": r.integer_value(),
                        "stringSetValue": r.string_set_value()})
+            reconcile_queue,
+            reconcile_queue_url,
             })
             .collect();
         serde_json::from_value(json!({
@@ -780,6 +851,71 @@ impl World {
             }
         }
         out.sort_by(|a, b| a.arn.cmp(&b.arn));
+    /// The reconcile queue's messages, all that it hands out now (a FIFO queue gives each
+    /// cluster's next message only once the previous one is deleted).
+    pub async fn take_reconcile_messages(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.reconcile_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
+
+    /// Lambda's SQS poller with batch size 1: the reconciler's event for one message.
+    pub fn reconcile_trigger(m: &aws_sdk_sqs::types::Message) -> reconcile_queue::Trigger {
+        serde_json::from_value(json!({"Records": [{
+            "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:reconcile.fifo",
+            "awsRegion": "us-east-1"
+        }]}))
+        .unwrap()
+    }
+
+    /// A message handled: deleted, as the poller does when the invocation succeeds.
+    pub async fn delete_reconcile_message(&self, m: &aws_sdk_sqs::types::Message) {
+        self.sqs
+            .delete_message()
+            .queue_url(&self.reconcile_queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The scheduled reconcile as the template runs it: the fan-out, then each cluster's message
+    /// in its own invocation (deleted when it succeeds). What the clusters' reconciles did.
+    pub async fn reconcile_via_queue(&self, period: &str, now_ms: i64) -> reconciler::Summary {
+        reconcile_queue::fan_out(&self.store, &self.reconcile_queue, period)
+            .await
+            .unwrap();
+        let mut summary = reconciler::Summary::default();
+        for m in self.take_reconcile_messages().await {
+            let trigger = Self::reconcile_trigger(&m);
+            if let Ok(out) =
+                reconcile_queue::handle_trigger(&self.store, &self.cluster, None, &trigger, now_ms)
+                    .await
+            {
+                self.delete_reconcile_message(&m).await;
+                summary.absorb(out.reconciled);
+            }
+        }
+        summary
+    }
+
         out.dedup_by(|a, b| a.arn == b.arn);
         out
     }

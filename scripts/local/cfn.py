@@ -312,6 +312,12 @@ def queues(template: dict[str, Any]) -> list[str]:
 
 def sqs_sources(template: dict[str, Any]) -> list[SqsSource]:
     """Every SQS event source (SAM `SQS` events whose Queue is a !GetAtt <queue>.Arn)."""
+def queue_properties(template: dict[str, Any], lid: str) -> dict[str, Any]:
+    """A queue's Properties (FifoQueue, ContentBasedDeduplication, VisibilityTimeout,
+    RedrivePolicy ...) as written in the template."""
+    return dict((_resources(template).get(lid) or {}).get("Properties") or {})
+
+
     fns = _lambda_functions(template)
     out: list[SqsSource] = []
     for lid, r in _resources(template).items():

@@ -459,8 +459,27 @@ class Stack:
         self.queue_urls = {}
         for lid in cfn.queues(self.template):
             name = f"{self.table_name}-{lid}"
-            self.queue_urls[lid] = sqs.create_queue(QueueName=name)["QueueUrl"]
+            attrs: dict[str, str] = {}
+            if props.get("FifoQueue"):
+                # FIFO as in the template (one message in flight per group, deduplication).
+                name += ".fifo"
+                attrs["FifoQueue"] = "true"
+                if props.get("ContentBasedDeduplication"):
+                    attrs["ContentBasedDeduplication"] = "true"
+            self.queue_urls[lid] = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+            redrive = props.get("RedrivePolicy") or {}
+            dlq = cfn._ref_target(redrive.get("deadLetterTargetArn"))
+            if dlq:
+                redrives[lid] = (dlq, int(redrive.get("maxReceiveCount", 1)))
+        # Dead-letter queues as in the template, once every queue exists.
+        for lid, (dlq, count) in redrives.items():
+            arn = sqs.get_queue_attributes(QueueUrl=self.queue_urls[dlq],
+                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sqs.set_queue_attributes(QueueUrl=self.queue_urls[lid], Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": count})})
+        redrives: dict[str, tuple[str, int]] = {}
         if self.queue_urls:
+            props = cfn.queue_properties(self.template, lid)
             self.log(f"stack: queues {', '.join(self.queue_urls)} created from {_rel(self.template_path)}")
 
     # ---- cargo lambda watch

@@ -1,6 +1,6 @@
 //! The one error type. Mapping to HTTP happens once, in `http::error_response`.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Bad input: 400, naming the field.
     #[error("{message}")]
@@ -28,6 +28,10 @@ pub enum Error {
         code: String,
         message: String,
     },
+    /// Part of the work failed for a reason that may pass (each part's error is logged where it
+    /// happened): 503, and retried by the Lambda's trigger.
+    #[error("{0}")]
+    Unfinished(String),
     /// A bug or corrupt data: 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +74,7 @@ impl Error {
             Self::NotFound { .. } => (404, "NotFound"),
             Self::ConcurrentUpdate { .. } => (409, "ConcurrentUpdate"),
             Self::Throttled { .. } => (503, "Throttled"),
+            Self::Unfinished(_) => (503, "Unfinished"),
             Self::Aws { .. } | Self::Internal(_) => (500, "InternalError"),
         }
     }

@@ -24,3 +24,7 @@ pub const SIZING_RULES_MAX: usize = 20;
 pub const DEPENDS_ON_MAX: usize = 10;
 /// ECS: characters of a StartTask `overrides` document.
 pub const OVERRIDES_MAX: usize = 8192;
+/// Messages per SQS `SendMessageBatch`.
+pub const SQS_SEND_BATCH: usize = 10;
+/// Characters of an SQS FIFO `MessageGroupId`.
+pub const SQS_GROUP_ID_MAX: usize = 128;

@@ -32,6 +32,8 @@ pub const API_SERVER_ERRORS: &str = "ApiServerErrors";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+/// Environments a reconcile could not repair (a deleted cluster, a denied call, AWS failing).
+pub const RECONCILE_FAILURES: &str = "ReconcileFailures";
     Count,
     Milliseconds,
 }

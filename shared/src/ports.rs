@@ -150,6 +150,22 @@ pub trait Wakeup: Send + Sync {
     async fn wake_later(&self, message: &WakeupMessage, delay_secs: u32) -> Result<()>;
 }
 
+/// One cluster to reconcile, as the scheduled run asks for it. `period`: the scheduled event's
+/// time, so the same run sent twice is one message (the queue deduplicates by content).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileMessage {
+    pub cluster_arn: String,
+    pub period: String,
+}
+
+/// Where the scheduled run puts one message per cluster; each is reconciled by an invocation of
+/// its own (bounded concurrency, retries, a dead-letter queue), never two at once per cluster.
+#[async_trait]
+pub trait ReconcileQueue: Send + Sync {
+    async fn enqueue(&self, messages: &[ReconcileMessage]) -> Result<()>;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceStatus {
     pub arn: String,

@@ -19,7 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::adapters::{DynamoStore, EcsCluster, SqsWakeup};
+use crate::adapters::{DynamoStore, EcsCluster, SqsReconcileQueue, SqsWakeup};
 use crate::error::Result;
 use crate::http::{to_lambda, ApiRequest, ApiResponse};
 use crate::metrics;
@@ -33,6 +33,9 @@ pub struct App {
     pub cluster: EcsCluster,
     /// Where the ends of bakes are scheduled (`WAKEUP_QUEUE_URL`; task-events has it).
     pub wakeup: Option<SqsWakeup>,
+    /// Where the scheduled reconcile puts one message per cluster (`RECONCILE_QUEUE_URL`; the
+    /// reconciler has it).
+    pub reconcile_queue: Option<SqsReconcileQueue>,
     /// The clusters environments may be created on (`MANAGED_CLUSTERS`; environments-api has it).
     pub managed_clusters: crate::domain::ManagedClusters,
 }
@@ -41,11 +44,17 @@ impl App {
     pub fn wakeup(&self) -> Option<&dyn crate::ports::Wakeup> {
         self.wakeup.as_ref().map(|w| w as &dyn crate::ports::Wakeup)
     }
+
+    pub fn reconcile_queue(&self) -> Option<&dyn crate::ports::ReconcileQueue> {
+        self.reconcile_queue
+            .as_ref()
+            .map(|q| q as &dyn crate::ports::ReconcileQueue)
+    }
 }
 
 impl App {
-    /// Reads `TABLE_NAME`, `WAKEUP_QUEUE_URL` (when the template gives it) and the standard AWS
-    /// variables.
+    /// Reads `TABLE_NAME`, `WAKEUP_QUEUE_URL` and `RECONCILE_QUEUE_URL` (when the template gives
+    /// them) and the standard AWS variables.
     pub async fn from_env() -> Result<Self, BoxError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
         let config = sdk_config().await?;
@@ -56,6 +65,10 @@ impl App {
                 .ok()
                 .filter(|u| !u.is_empty())
                 .map(|url| SqsWakeup::new(aws_sdk_sqs::Client::new(&config), url)),
+            reconcile_queue: std::env::var("RECONCILE_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|url| SqsReconcileQueue::new(aws_sdk_sqs::Client::new(&config), url)),
             managed_clusters: crate::domain::ManagedClusters::from_env(),
         })
     }

@@ -8,7 +8,8 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use integration_tests::shared::ports::Store;
 use integration_tests::shared::services::{
-    deployer, deployments_api, environments_api, instance_events, reconciler, task_events,
+    deployer, deployments_api, environments_api, instance_events, reconcile_queue, reconciler,
+    task_events,
 };
 use integration_tests::World;
 
@@ -112,6 +113,8 @@ fn iam_actions(op: &str) -> Vec<String> {
         ],
         ("DynamoDB", n) => vec![format!("dynamodb:{n}")],
         ("ECS", n) => vec![format!("ecs:{n}")],
+        // IAM authorises SendMessageBatch as SendMessage.
+        ("SQS", "SendMessageBatch") => vec!["sqs:SendMessage".into()],
         (s, n) => vec![format!("{}:{n}", s.to_lowercase())],
     }
 }
@@ -276,9 +279,8 @@ async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
     w.stop_task_by_hand(&victim).await;
     w.calls.reset();
     let later = integration_tests::shared::executor::system_now_ms() + 3_600_000;
-    let summary = reconciler::reconcile_all(&w.store, &w.cluster, later)
-        .await
-        .unwrap();
+    // As scheduled: the fan-out puts the cluster on the reconcile queue, its message is reconciled.
+    let summary = w.reconcile_via_queue("2026-12-01T18:00:00Z", later).await;
     assert_eq!(summary.started, 1, "{summary:?}");
     assert_allowed("reconciler", &w, &allowed);
 
@@ -420,7 +422,14 @@ fn sample_events_parse_into_what_each_function_takes() {
         deployer::jobs(&deleting).unwrap()[..],
         [deployer::Job::Teardown(_)]
     ));
-    let _: serde_json::Value = serde_json::from_str(&fixture("schedule/reconcile.json")).unwrap();
+    let scheduled: reconcile_queue::Trigger =
+        serde_json::from_str(&fixture("schedule/reconcile.json")).unwrap();
+    assert!(
+        matches!(scheduled, reconcile_queue::Trigger::Schedule { ref time } if time == "2026-11-20T09:06:00Z")
+    );
+    let cluster: reconcile_queue::Trigger =
+        serde_json::from_str(&fixture("sqs/reconcile-cluster.json")).unwrap();
+    assert!(matches!(cluster, reconcile_queue::Trigger::Clusters(ref e) if e.records.len() == 1));
     let wakeup: deployer::Trigger = serde_json::from_str(&fixture("sqs/wakeup.json")).unwrap();
     assert!(matches!(wakeup, deployer::Trigger::Wakeups(ref e) if e.records.len() == 1));
     let stream: deployer::Trigger =

@@ -1,10 +1,18 @@
-//! Scheduled: converge every deployed environment with ECS (lost events, due restarts).
-use shared::{executor::system_now_ms, runtime, services::reconciler};
+//! Scheduled: put one message per cluster on the reconcile queue. From that queue: reconcile the
+//! cluster (lost events, due restarts, drift), each environment on its own.
+use shared::{executor::system_now_ms, runtime, services::reconcile_queue};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), runtime::BoxError> {
-    runtime::serve_events(|app, _scheduled: serde_json::Value| async move {
-        reconciler::reconcile_all(&app.store, &app.cluster, system_now_ms()).await
+    runtime::serve_events(|app, trigger: reconcile_queue::Trigger| async move {
+        reconcile_queue::handle_trigger(
+            &app.store,
+            &app.cluster,
+            app.reconcile_queue(),
+            &trigger,
+            system_now_ms(),
+        )
+        .await
     })
     .await
 }

@@ -6,4 +6,4 @@ pub mod sqs;
 
 pub use dynamo::DynamoStore;
 pub use ecs::EcsCluster;
-pub use sqs::SqsWakeup;
+pub use sqs::{SqsReconcileQueue, SqsWakeup};

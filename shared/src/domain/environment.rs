@@ -23,6 +23,39 @@ pub enum EnvironmentStatus {
     Deleting,
 }
 
+/// Why the reconciler failed on an environment, and since when (RFC 3339).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileFailure {
+    pub reason: String,
+    /// AWS's error code, when AWS answered with one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
+    pub since: String,
+}
+
+impl ReconcileFailure {
+    /// What a run found: `None` when it succeeded. A failure that goes on keeps its `since`.
+    pub fn after_run(
+        previous: Option<&ReconcileFailure>,
+        error: Option<&crate::error::Error>,
+        now: &str,
+    ) -> Option<ReconcileFailure> {
+        let e = error?;
+        let code = match e {
+            crate::error::Error::Aws { code, .. } => code.clone(),
+            crate::error::Error::Throttled { .. } => "Throttled".to_owned(),
+            _ => String::new(),
+        };
+        let since = previous.map_or(now, |p| p.since.as_str()).to_owned();
+        Some(ReconcileFailure {
+            reason: e.to_string(),
+            code,
+            since,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceGroup {
@@ -65,6 +98,10 @@ pub struct Environment {
     /// host, theirs may start there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependents: Vec<String>,
+    /// The scheduled reconcile could not repair this environment (a deleted cluster, a denied
+    /// call, AWS failing): why, and since when. Cleared by the next run that succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_failure: Option<ReconcileFailure>,
     pub created_at: String,
     pub updated_at: String,
     /// Optimistic version: every update is conditional on it.
@@ -87,6 +124,7 @@ impl Environment {
             deployed: None,
             active_deployment_id: None,
             dependents: Vec::new(),
+            reconcile_failure: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             version: 1,

@@ -16,7 +16,9 @@ pub mod target;
 pub mod task;
 
 pub use deployment::{Deployment, DeploymentStatus, HostFailure};
-pub use environment::{Deployed, Environment, EnvironmentStatus, Health, InstanceGroup};
+pub use environment::{
+    Deployed, Environment, EnvironmentStatus, Health, InstanceGroup, ReconcileFailure,
+};
 pub use host::{Attributes, Host, HostFacts, HostState, HostStatus};
 pub use launch::{LaunchSpec, Refusal};
 pub use managed_clusters::ManagedClusters;

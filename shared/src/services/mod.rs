@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod hosts_once;
 pub mod instance_events;
 pub mod on_host;
+pub mod reconcile_queue;
 pub mod reconciler;
 pub mod rolling;
 pub mod status;

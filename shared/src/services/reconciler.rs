@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::clock;
 use crate::domain::task::family_of;
 use crate::domain::{
-    Environment, HostState, HostStatus, Order, Slot, SlotTask, Target, TaskObservation, TaskStatus,
-    UpdateStrategy,
+    Environment, HostState, HostStatus, Order, ReconcileFailure, Slot, SlotTask, Target,
+    TaskObservation, TaskStatus, UpdateStrategy,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::{Executor, Report};
 use crate::metrics;
 use crate::planner::{claim_expired, CLAIM_LEASE_MS};
@@ -29,13 +30,53 @@ pub struct Summary {
     pub verified: usize,
     /// Deployments in progress it stepped (a backstop for lost or stalled stream records).
     pub deployments_stepped: usize,
+    /// Environments it could not repair, and why; every other one was repaired all the same.
+    pub failed: Vec<Failed>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failed {
+    pub environment: String,
+    pub error: String,
+    /// Retrying soon would fail the same way (a deleted cluster, a denied call).
+    pub lasting: bool,
+}
+
+impl Summary {
+    pub fn absorb(&mut self, s: Summary) {
+        self.environments += s.environments;
+        self.started += s.started;
+        self.stopped += s.stopped;
+        self.expired_claims += s.expired_claims;
+        self.verified += s.verified;
+        self.deployments_stepped += s.deployments_stepped;
+        self.failed.extend(s.failed);
+    }
+
+    /// Some environment failed for a reason that may pass: the run is worth retrying.
+    pub fn worth_retrying(&self) -> bool {
+        self.failed.iter().any(|f| !f.lasting)
+    }
+}
+
+/// Every cluster in turn, in this one invocation (the scheduled run fans out one message per
+/// cluster instead: `reconcile_queue`); a cluster that fails does not stop the others.
 pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     now_ms: i64,
 ) -> Result<Summary> {
+    let mut summary = Summary::default();
+    for envs in environments_by_cluster(store).await?.values() {
+        summary.absorb(reconcile_cluster(store, cluster, envs, now_ms).await);
+    }
+    Ok(summary)
+}
+
+/// Every environment, by cluster ARN.
+pub async fn environments_by_cluster<S: Store + ?Sized>(
+    store: &S,
+) -> Result<BTreeMap<String, Vec<Environment>>> {
     let mut by_cluster: BTreeMap<String, Vec<Environment>> = BTreeMap::new();
     let mut token: Option<String> = None;
     loop {
@@ -48,65 +89,170 @@ pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
         }
         token = page.next_token;
         if token.is_none() {
-            break;
+            return Ok(by_cluster);
         }
     }
-    let mut summary = Summary::default();
-    for envs in by_cluster.values() {
-        let s = reconcile_cluster(store, cluster, envs, now_ms).await?;
-        summary.environments += s.environments;
-        summary.started += s.started;
-        summary.stopped += s.stopped;
-        summary.expired_claims += s.expired_claims;
-        summary.verified += s.verified;
-        summary.deployments_stepped += s.deployments_stepped;
-    }
-    metrics::count(
-        metrics::DRIFT_REPAIRED,
-        summary.started + summary.stopped + summary.expired_claims,
-    );
-    Ok(summary)
 }
 
 /// One cluster's environments: the hosts are read from ECS once for all of them, and each sees
-/// the others' slots (the order between daemons on a host).
+/// the others' slots (the order between daemons on a host). Each environment fails alone: its
+/// error is recorded on it (`reconcile_failure`), logged and counted, and the others go on.
 pub async fn reconcile_cluster<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     envs: &[Environment],
     now_ms: i64,
-) -> Result<Summary> {
+) -> Summary {
     let cluster = &HostsReadOnce::new(cluster);
     let mut summary = Summary::default();
+    let mut errors: BTreeMap<String, Error> = BTreeMap::new();
+    // A deleted cluster lists no hosts and no tasks (as good as empty) until it is gone for
+    // good; one read tells it apart, and every environment on it is reported.
+    if let Some(arn) = envs.first().map(Environment::cluster_arn) {
+        if let Err(e) = cluster_is_active(cluster, arn).await {
+            for env in envs {
+                errors.insert(env.name.clone(), e.clone());
+            }
+        }
+    }
     for env in envs {
+        if errors.contains_key(&env.name) {
+            continue;
+        }
         if let Some(id) = &env.active_deployment_id {
-            rolling::step(store, cluster, &env.name, id, now_ms).await?;
-            summary.deployments_stepped += 1;
+            match rolling::step(store, cluster, &env.name, id, now_ms).await {
+                Ok(_) => summary.deployments_stepped += 1,
+                Err(e) => {
+                    errors.insert(env.name.clone(), e);
+                }
+            }
         }
     }
     let deployed: Vec<(Target, UpdateStrategy)> = envs
         .iter()
+        .filter(|e| !errors.contains_key(&e.name))
         .filter_map(|e| Some((e.target()?, e.spec.update_strategy.clone())))
         .collect();
     let mut slots: HashMap<String, Vec<Slot>> = HashMap::new();
     for (t, _) in &deployed {
-        slots.insert(t.environment.clone(), store.slots_of(&t.environment).await?);
+        match store.slots_of(&t.environment).await {
+            Ok(s) => {
+                slots.insert(t.environment.clone(), s);
+            }
+            Err(e) => {
+                errors.insert(t.environment.clone(), e);
+            }
+        }
     }
     for (target, strategy) in &deployed {
+        let Some(own) = slots.remove(&target.environment) else {
+            continue;
+        };
         summary.environments += 1;
-        let own = slots.remove(&target.environment).unwrap_or_default();
         let neighbours: Vec<Slot> = slots.values().flatten().cloned().collect();
-        let r = reconcile_with(store, cluster, target, strategy, own, &neighbours, now_ms).await?;
-        summary.started += r.report.started.len();
-        summary.stopped += r.report.stopped.len();
-        summary.expired_claims += r.expired_claims;
-        summary.verified += r.verified;
-        slots.insert(
-            target.environment.clone(),
-            store.slots_of(&target.environment).await?,
-        );
+        let r = reconcile_with(
+            store,
+            cluster,
+            target,
+            strategy,
+            own.clone(),
+            &neighbours,
+            now_ms,
+        )
+        .await;
+        let now = match r {
+            Ok(r) => {
+                summary.started += r.report.started.len();
+                summary.stopped += r.report.stopped.len();
+                summary.expired_claims += r.expired_claims;
+                summary.verified += r.verified;
+                store.slots_of(&target.environment).await
+            }
+            Err(e) => {
+                errors.insert(target.environment.clone(), e);
+                Ok(own)
+            }
+        };
+        // The others see this one's slots as they now are (or as read, when it failed).
+        slots.insert(target.environment.clone(), now.unwrap_or_default());
     }
-    Ok(summary)
+    // DriftRepaired is counted by environment in reconcile_with.
+    metrics::count(
+        metrics::DRIFT_REPAIRED,
+        summary.started + summary.stopped + summary.expired_claims,
+    );
+    metrics::count(metrics::RECONCILE_FAILURES, errors.len());
+    record_outcomes(store, envs, &errors).await;
+    summary.failed = errors
+        .into_iter()
+        .map(|(environment, e)| Failed {
+            environment,
+            lasting: e.is_lasting(),
+            error: e.to_string(),
+        })
+        .collect();
+    summary
+}
+
+async fn cluster_is_active<C: Cluster + ?Sized>(cluster: &C, arn: &str) -> Result<()> {
+    match cluster.describe_cluster(arn).await? {
+        Some(c) if c.active => Ok(()),
+        found => Err(Error::Aws {
+            service: "ECS".into(),
+            code: "ClusterNotFoundException".into(),
+            message: format!(
+                "ClusterNotFoundException: cluster {arn} is {}",
+                if found.is_some() {
+                    "INACTIVE (deleted)"
+                } else {
+                    "not found"
+                }
+            ),
+        }),
+    }
+}
+
+/// Each environment's record says whether this run could repair it; written only when that
+/// changed (a new failure, another reason, a recovery), so a steady state costs no write.
+async fn record_outcomes<S: Store + ?Sized>(
+    store: &S,
+    envs: &[Environment],
+    errors: &BTreeMap<String, Error>,
+) {
+    let now = clock::now_rfc3339();
+    for env in envs {
+        let error = errors.get(&env.name);
+        if let Some(e) = error {
+            tracing::error!(environment = %env.name, cluster = %env.cluster_arn(), error = %e,
+                lasting = e.is_lasting(), "reconcile failed for this environment");
+        }
+        let next = ReconcileFailure::after_run(env.reconcile_failure.as_ref(), error, &now);
+        if same_failure(next.as_ref(), env.reconcile_failure.as_ref()) {
+            continue;
+        }
+        // Re-read: the run itself may have changed the record (a deployment it stepped).
+        let write = async {
+            let Some(mut fresh) = store.get_environment(&env.name).await? else {
+                return Ok(());
+            };
+            let version = fresh.version;
+            fresh.reconcile_failure =
+                ReconcileFailure::after_run(fresh.reconcile_failure.as_ref(), error, &now);
+            store.update_environment(&fresh, version).await
+        };
+        if let Err(e) = write.await {
+            // The next run records it again.
+            tracing::warn!(environment = %env.name, error = %e, "reconcile outcome not recorded");
+        }
+    }
+}
+
+fn same_failure(a: Option<&ReconcileFailure>, b: Option<&ReconcileFailure>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.code == b.code && a.reason == b.reason,
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// What one environment's reconcile did.
@@ -321,7 +467,8 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
 }
 
 /// Replacements of wrong-revision tasks, at most `maxUnavailable` minus the hosts already without
-/// a healthy daemon (the reconciler runs one at a time, so this budget needs no counter).
+/// a healthy daemon (one reconcile at a time per cluster: the queue's message group is the
+/// cluster, so this budget needs no counter).
 fn wrong_revision_work(target: &Target, strategy: &UpdateStrategy, fleet: &Fleet) -> Vec<Work> {
     if target.tracking.is_some() {
         return Vec::new(); // the deployment in progress does this, within its own budget

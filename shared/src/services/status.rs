@@ -167,8 +167,15 @@ pub fn status(
     }
     c.unavailable = c.desired - c.available;
 
-    let (health, reason) = match &deployment {
-        Some(d) if d.status == crate::domain::DeploymentStatus::Failed => (
+    let (health, reason) = match (&deployment, &env.reconcile_failure) {
+        (_, Some(f)) => (
+            Health::Unhealthy,
+            Some(format!(
+                "the reconciler cannot repair it since {}: {}",
+                f.since, f.reason
+            )),
+        ),
+        (Some(d), _) if d.status == crate::domain::DeploymentStatus::Failed => (
             Health::Unhealthy,
             Some(d.halted_reason.clone().unwrap_or_else(|| {
                 format!(
@@ -178,7 +185,7 @@ pub fn status(
                 )
             })),
         ),
-        Some(d) if d.halted_reason.is_some() => (Health::Unhealthy, d.halted_reason.clone()),
+        (Some(d), _) if d.halted_reason.is_some() => (Health::Unhealthy, d.halted_reason.clone()),
         _ if env.deployed.is_some() && c.unavailable > 0 && env.active_deployment_id.is_none() => (
             Health::Unhealthy,
             Some(format!(

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::domain::overrides::TaskOverride;
 use crate::domain::{
     DaemonSpec, Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, HostFailure,
-    InstanceGroup, PlacementConstraint, Revision, SizingRule, UpdateStrategy,
+    InstanceGroup, PlacementConstraint, ReconcileFailure, Revision, SizingRule, UpdateStrategy,
 };
 
 /// A revision's desired state as the API shows it (inside an environment, a revision, a
@@ -62,6 +62,9 @@ pub struct EnvironmentView {
     /// Environments whose `dependsOn` names this one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dependents: Vec<String>,
+    /// The scheduled reconcile cannot repair it (then `health` is unhealthy): why, since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile_failure: Option<ReconcileFailure>,
     pub created_at: String,
     pub updated_at: String,
     pub version: u64,
@@ -76,7 +79,11 @@ impl From<&Environment> for EnvironmentView {
             latest: (&e.spec).into(),
             latest_revision: e.latest_revision,
             deployment_token: e.deployment_token.clone(),
-            health: e.health,
+            health: if e.reconcile_failure.is_some() {
+                Health::Unhealthy
+            } else {
+                e.health
+            },
             status: e.status,
             current_deployment_id: deployed.map(|d| d.deployment_id.clone()),
             active_revision: deployed.map(|d| d.revision),
@@ -85,6 +92,7 @@ impl From<&Environment> for EnvironmentView {
                 .map_or(0, |d| d.spec.update_strategy.min_healthy_seconds),
             active_deployment_id: e.active_deployment_id.clone(),
             dependents: e.dependents.clone(),
+            reconcile_failure: e.reconcile_failure.clone(),
             created_at: e.created_at.clone(),
             updated_at: e.updated_at.clone(),
             version: e.version,
