@@ -5,12 +5,16 @@
     .venv/bin/python scripts/local/fuzz_api.py --max-examples 50 --seed 7
 
 Brings the stack up (moto + cargo lambda watch + the local API gateway requiring a signature,
-and the local event bus, so deployments really run on two hosts), starts the functions
-(compiling them on a cold build), registers a cluster `demo` and task definition `log-shipper`
-(revisions 1 and 2) in moto and creates the environment `log-shipper` with a deployment, so the
-document's examples name things that exist; then runs schemathesis with every phase (examples,
-coverage, fuzzing, stateful: the document's links chain a create into get / deploy / cancel)
-and these checks:
+and the local event bus, so deployments really run on the hosts), starts the functions
+(compiling them on a cold build), registers a cluster `demo` with three hosts (one labelled
+`role=batch`, one t3.micro) and the task definitions `log-shipper` (revisions 1 and 2) and
+`node-agent` in moto, and creates the environments `node-agent` (deployed) and `log-shipper`,
+whose deployed revision 2 uses every placement field (constraints, sizing, overrides with
+placeholders, dependsOn node-agent): its status shows a host running it, one not selected and
+one unschedulable, so the document's examples name things that exist and the placement fields
+of environments, revisions and statuses are checked against the schemas. Then it runs
+schemathesis with every phase (examples, coverage, fuzzing, stateful: the document's links chain
+a create into get / deploy / cancel) and these checks:
 
   not_a_server_error            no 5xx, whatever the input
   status_code_conformance       every status is one the document lists for the operation
@@ -45,27 +49,78 @@ REPORT_DIR = stackmod.LOCAL_DIR / "schemathesis"
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "negative_data_rejection")
 CLUSTER, FAMILY, ENV = "demo", "log-shipper", "log-shipper"
+# An environment log-shipper's revision 2 depends on (its own task definition family).
+DEPENDENCY = "node-agent"
+# Revision 2 of log-shipper: every placement field, so the environment, its revisions and its
+# status (with hosts) answer with them and schemathesis checks them against the schemas. On the
+# three hosts of seed(): runs on the first m5.large, not selected on the one labelled role=batch,
+# unschedulable on the t3.micro (its sizing rule asks for more memory than a host has).
+PLACEMENT = {
+    "taskDefinition": f"{FAMILY}:2",
+    "placementConstraints": [{"type": "memberOf", "expression": "attribute:role != batch"}],
+    "sizing": [
+        {"expression": "attribute:ecs.instance-type == t3.micro", "memory": "16 GB"},
+        {"expression": "attribute:ecs.instance-type =~ m5.*", "cpu": "0.25 vCPU", "memory": 256},
+    ],
+    "overrides": {"containerOverrides": [{
+        "name": FAMILY,
+        "command": ["sh", "-c", "echo $${HOSTNAME} on ${host.instanceType}; while true; do sleep 3600; done"],
+        "environment": [{"name": "NODE", "value": "${host.instanceId}"},
+                        {"name": "ZONE", "value": "${attribute:ecs.availability-zone}"}],
+    }]},
+    "dependsOn": [DEPENDENCY],
+}
 
 
-def seed(stack: stackmod.Stack) -> None:
-    """What the document's examples name: cluster `demo`, task definition `log-shipper`, the
-    environment `log-shipper` with a second revision and a deployment, and `retired` (deleted by
-    DeleteEnvironment's example)."""
+def seed(stack: stackmod.Stack, wait: bool = True) -> None:
+    """What the document's examples name: cluster `demo` with three hosts, task definitions
+    `log-shipper` (revisions 1 and 2) and `node-agent`, the environment `node-agent` deployed,
+    `log-shipper` with a second revision using every placement field (depending on `node-agent`)
+    and a deployment of it, and `retired` (deleted by DeleteEnvironment's example). With `wait`,
+    until both deployments have finished, so the first statuses schemathesis reads show hosts
+    running, not selected and unschedulable, with what each host got."""
     ecs, ec2 = stack.client("ecs"), stack.client("ec2")
     fleet.ensure_cluster(ecs, CLUSTER)
     fleet.register_task_definition(ecs, FAMILY)
     fleet.register_task_definition(ecs, FAMILY)
-    fleet.add_hosts(ec2, ecs, CLUSTER, 2)
+    fleet.register_task_definition(ecs, DEPENDENCY)
+    _, batch = fleet.add_hosts(ec2, ecs, CLUSTER, 2)
+    fleet.add_hosts(ec2, ecs, CLUSTER, 1, instance_type="t3.micro")
+    ecs.put_attributes(cluster=CLUSTER, attributes=[{"name": "role", "value": "batch", "targetId": batch}])
     for method, path, body in [
+        ("POST", "/v1/environments", {"name": DEPENDENCY, "instanceGroup": {"cluster": CLUSTER}, "taskDefinition": DEPENDENCY}),
+        ("POST", f"/v1/environments/{DEPENDENCY}/deployments", None),
         ("POST", "/v1/environments", {"name": ENV, "instanceGroup": {"cluster": CLUSTER}, "taskDefinition": FAMILY}),
         # DeleteEnvironment's example, so deleting does not take the others' example away.
         ("POST", "/v1/environments", {"name": "retired", "instanceGroup": {"cluster": CLUSTER}, "taskDefinition": FAMILY}),
-        ("PUT", f"/v1/environments/{ENV}", {"taskDefinition": f"{FAMILY}:2"}),
+        ("PUT", f"/v1/environments/{ENV}", PLACEMENT),
         ("POST", f"/v1/environments/{ENV}/deployments", None),
     ]:
         status, answer = stack.api(method, path, body)
         if status != 200:
             raise stackmod.StackError(f"seeding: {method} {path} -> {status} {answer}")
+    if wait:
+        wait_deployed(stack, DEPENDENCY)
+        placements = wait_deployed(stack, ENV)
+        # Else the statuses schemathesis checks no longer hold what this seed is for.
+        if sorted(placements) != ["notSelected", "runs", "unschedulable"]:
+            raise stackmod.StackError(f"seeding: {ENV}'s hosts are {placements}; expected one running it, "
+                                      "one not selected and one unschedulable")
+
+
+def wait_deployed(stack: stackmod.Stack, name: str, timeout: float = 120.0) -> list[str]:
+    """Until the environment's deployment has finished; its hosts' placements."""
+    deadline = time.time() + timeout
+    while True:
+        status, answer = stack.api("GET", f"/v1/environments/{name}/status", query={"hosts": "true"})
+        dep = ((answer or {}).get("deployment") or {}) if status == 200 else {}
+        if dep.get("status") in ("completed", "failed", "cancelled"):
+            hosts = [h.get("placement") for h in answer.get("hosts", [])]
+            print(f"fuzz: seeded {name}: deployment {dep['status']}, counts {answer.get('counts')}, hosts {hosts}", flush=True)
+            return hosts
+        if time.time() > deadline:
+            raise stackmod.StackError(f"seeding: the deployment of {name} did not finish in {timeout:.0f}s: {status} {answer}")
+        time.sleep(0.5)
 
 
 def run_schemathesis(api_url: str, a: argparse.Namespace) -> int:
@@ -115,11 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         stack.warm(("environments-api", "deployments-api") if a.no_eventbus else stackmod.FUNCTIONS)
         if not a.no_eventbus:
-            # Deployments then run (tasks start on the two hosts), so statuses list hosts and
+            # Deployments then run (tasks start on the hosts), so statuses list hosts and
             # deployments complete, fail and refuse a cancel, as they do on AWS.
             bus = eventbus.EventBus(stack.moto_url, stack.watch_url, stack.table_name, template=stack.template_path,
                                     queue_urls=stack.queue_urls, log=lambda m: None).start()
-        seed(stack)
+        seed(stack, wait=not a.no_eventbus)
         assert stack.gateway is not None
         before, before_5xx = stack.gateway.requests(), stack.gateway.server_errors()
         fuzz_start = time.time()
