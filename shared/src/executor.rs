@@ -34,6 +34,8 @@ pub struct Report {
     pub throttled: usize,
     /// Tasks that just reached RUNNING and now bake.
     pub bakes: Vec<Bake>,
+    /// Daemons that stopped and restart once their backoff ends.
+    pub restarts: Vec<Restart>,
 }
 
 impl Report {
@@ -48,7 +50,17 @@ impl Report {
         self.over_budget += r.over_budget;
         self.throttled += r.throttled;
         self.bakes.extend(r.bakes);
+        self.restarts.extend(r.restarts);
     }
+}
+
+/// A daemon whose restart waits for its backoff: nothing in ECS marks the backoff's end.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Restart {
+    pub environment: String,
+    pub host: String,
+    /// When it is due (epoch ms).
+    pub at_ms: i64,
 }
 
 /// A new task that started its bake (`minHealthySeconds`): nothing in ECS marks its end.
@@ -197,6 +209,13 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                         }
                     }
                     // Our own write, already made: a retry of a call whose answer was lost.
+                        if let Some(at_ms) = slot.restart_due_after(now) {
+                            report.restarts.push(Restart {
+                                environment: slot.environment.clone(),
+                                host: slot.host.container_instance_arn.clone(),
+                                at_ms,
+                            });
+                        }
                     WriteOutcome::Conflict(Some(current))
                         if t.next
                             .as_ref()

@@ -4,8 +4,8 @@
 
 use crate::domain::{Host, Order, Slot, SlotKey, Target, TaskObservation, Verdict};
 use crate::planner::{
-    plan_baked, plan_expired_claim, plan_host, plan_replace, plan_restart, plan_start_refused,
-    plan_start_throttled, plan_task, Effect, Transition,
+    plan_baked, plan_due, plan_expired_claim, plan_host, plan_replace, plan_restart,
+    plan_start_refused, plan_start_throttled, plan_task, Effect, Transition,
 };
 
 /// A decision for one slot, re-run on whatever the slot turns out to be.
@@ -124,10 +124,11 @@ impl Work {
         w
     }
 
-    /// A task whose bake may be over; `live` is the environment's deployment in progress.
-    pub fn end_bake(slot: &Slot, live: Option<&str>) -> Self {
-        let mut w = Self::on_slot(slot, Transition::nothing(), |cur, _, now| {
-            plan_baked(cur, now)
+    /// A wake-up for this slot: its bake may be over, or its restart due (`plan_due`); `live` is
+    /// the environment's deployment in progress.
+    pub fn due(slot: &Slot, order: Order, live: Option<&str>) -> Self {
+        let mut w = Self::on_slot(slot, Transition::nothing(), move |cur, claim, now| {
+            plan_due(cur, &order, now, claim)
         });
         w.live = Live::Is(live.map(str::to_owned));
         w

@@ -714,3 +714,70 @@ async fn hosts_refused_for_resources_are_unschedulable_not_failures_of_the_deplo
     .unwrap();
     assert_eq!(w.calls.get("ECS.StartTask"), 0, "{:?}", w.calls.snapshot());
 }
+
+/// Three crashes in a row: the first restarts at once, the next two when their backoff (1 s, then
+/// 2 s) ends — through a wake-up that task-events puts on the queue, delivered to the deployer —
+/// never waiting for the reconciler.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_looping_daemon_restarts_on_its_backoff_through_wakeups() {
+    use integration_tests::shared::ports::Wakeup;
+    let w = World::new().await;
+    let hosts = w.add_hosts(1).await;
+    w.create_environment("loop").await;
+    w.deploy("loop").await;
+    let mut task = w.tasks_by_host().await[&hosts[0]][0].clone();
+    let mut restarted_after = Vec::new();
+    for (crash, backoff_ms) in [(1, 0_u64), (2, 1_000), (3, 2_000)] {
+        w.deliver_task_events().await; // the running task's RUNNING: the launch is recorded
+        w.stop_task_by_hand(&task).await;
+        let crashed = std::time::Instant::now();
+        let report = task_events::handle_with(
+            &w.store,
+            &w.cluster,
+            Some(&w.wakeup as &dyn Wakeup),
+            &w.task_event(&task).await,
+        )
+        .await
+        .unwrap();
+        if backoff_ms == 0 {
+            assert_eq!(report.started.len(), 1, "crash {crash}: restarted at once");
+            assert!(report.restarts.is_empty());
+        } else {
+            assert!(report.started.is_empty(), "crash {crash}: backs off");
+            assert_eq!(report.restarts.len(), 1, "crash {crash}: a wake-up is due");
+            // Lambda's poller: the wake-up arrives once SQS's delay is over.
+            let mut delivered = 0;
+            while delivered == 0 {
+                assert!(
+                    crashed.elapsed().as_millis() < u128::from(backoff_ms) + 5_000,
+                    "crash {crash}: no wake-up within the backoff + 5 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                delivered = w.deliver_wakeups().await;
+            }
+        }
+        let now = w.tasks_by_host().await;
+        let next = now[&hosts[0]]
+            .iter()
+            .find(|t| **t != task)
+            .unwrap_or_else(|| panic!("crash {crash}: no new task: {now:?}"))
+            .clone();
+        let took = crashed.elapsed();
+        assert!(
+            took.as_millis() >= u128::from(backoff_ms),
+            "crash {crash}: restarted after {took:?}, before its backoff of {backoff_ms} ms"
+        );
+        restarted_after.push(took);
+        task = next;
+    }
+    let slot = w
+        .store
+        .get_slot(&SlotKey {
+            environment: "loop".into(),
+            container_instance_arn: hosts[0].clone(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slot.failures, 3, "{restarted_after:?}");
+}

@@ -140,6 +140,17 @@ impl Slot {
         matches!(self.task, SlotTask::Running { .. }) && !self.baking
     }
 
+    /// When this slot's restart is due, if it waits for its backoff: nothing runs, the host still
+    /// wants the daemon, and the backoff ends after `now_ms`. (A refusal or a wait for another
+    /// daemon is no backoff: a change of the host or of that daemon brings it back.)
+    pub fn restart_due_after(&self, now_ms: i64) -> Option<i64> {
+        let waits = self.task == SlotTask::Vacant
+            && self.host.is_eligible()
+            && self.placement == Placement::Runs
+            && self.retry_at_ms > now_ms;
+        waits.then_some(self.retry_at_ms)
+    }
+
     /// The task definition its task runs (or launches).
     pub fn task_definition(&self) -> Option<&str> {
         self.launch.as_ref().map(|l| l.task_definition.as_str())

@@ -26,7 +26,7 @@ mod task;
 pub use counters::{bucket, counter_deltas, Bucket, Counts, SlotWrite};
 pub use host::{plan_host, plan_restart};
 pub use launch::{claim_expired, plan_expired_claim, plan_start_refused, plan_start_throttled};
-pub use rollout::{launch_to_replace, needs_replacement, plan_baked, plan_replace};
+pub use rollout::{launch_to_replace, needs_replacement, plan_baked, plan_due, plan_replace};
 pub use task::plan_task;
 
 use crate::domain::{LaunchSpec, Slot};

@@ -1,6 +1,6 @@
 //! A rolling update, host by host: replacing another revision's task, and bakes that end.
 
-use crate::domain::{Placement, Slot, SlotTask, Target, Verdict};
+use crate::domain::{Order, Placement, Slot, SlotTask, Target, Verdict};
 
 use super::{stop_reason, Effect, Transition};
 
@@ -71,6 +71,17 @@ pub fn plan_replace(target: &Target, slot: &Slot, verdict: &Verdict) -> Transiti
             reason: stop_reason(&format!("replaced by deployment {}", target.deployment_id)),
         },
     )
+}
+
+/// What a wake-up for this slot finds due: the end of its bake, or its restart now that its
+/// backoff is over (nothing when neither is due yet).
+pub fn plan_due(slot: &Slot, order: &Order, now_ms: i64, claim_id: &str) -> Transition {
+    let baked = plan_baked(slot, now_ms);
+    if baked.is_nothing() {
+        super::plan_restart(slot, order, now_ms, claim_id)
+    } else {
+        baked
+    }
 }
 
 /// A new task that has stayed RUNNING for its bake time now counts as healthy.

@@ -279,6 +279,44 @@ fn a_vacant_slot_in_backoff_waits_then_starts() {
 }
 
 #[test]
+fn a_crashed_daemon_says_when_its_restart_is_due_and_a_wakeup_then_restarts_it() {
+    let mut s = slot_with(SlotTask::Vacant, active(1));
+    s.failures = 2;
+    s.retry_at_ms = NOW + 1_000;
+    assert_eq!(s.restart_due_after(NOW), Some(NOW + 1_000));
+    assert_eq!(s.restart_due_after(NOW + 1_000), None, "due now: no wait");
+    // The wake-up: nothing before its time, the restart at it.
+    assert!(plan_due(&s, &none(), NOW + 999, "C1").is_nothing());
+    assert!(is_start(&plan_due(&s, &none(), NOW + 1_000, "C1").effect));
+    // Nothing to wait for where the daemon does not belong, or while it waits for another.
+    let mut gone = s.clone();
+    gone.host.status = HostStatus::Draining;
+    assert_eq!(gone.restart_due_after(NOW), None);
+    let mut waiting = s.clone();
+    waiting.placement = Placement::Waiting {
+        reason: "waiting for logs to run here".into(),
+    };
+    assert_eq!(waiting.restart_due_after(NOW), None);
+}
+
+#[test]
+fn a_wakeup_ends_a_bake_that_is_over() {
+    let mut s = slot_with(
+        SlotTask::Running {
+            task_arn: "T1".into(),
+            version: 2,
+            since_ms: NOW,
+        },
+        active(1),
+    );
+    s.baking = true;
+    s.bake_ms = 30_000;
+    assert!(plan_due(&s, &none(), NOW + 29_999, "C1").is_nothing());
+    let done = plan_due(&s, &none(), NOW + 30_000, "C1").next.unwrap();
+    assert!(done.is_available());
+}
+
+#[test]
 fn backoff_is_immediate_first_then_doubles_to_fifteen_minutes() {
     assert_eq!(restart_delay_ms(0), 0);
     assert_eq!(restart_delay_ms(1), 0);

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::sqs::SqsEvent;
 
-use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus, SlotKey};
+use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus, Order, SlotKey};
 use crate::error::Result;
 use crate::executor::{system_now_ms, Executor};
 use crate::ports::{Cluster, Store, WakeupMessage};
@@ -107,8 +107,8 @@ pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
     }
 }
 
-/// Bakes that ended: each slot named counts as healthy now (and the daemons that depend on it may
-/// start on its host), then each deployment named is stepped — once, however many wake-ups name it.
+/// Bakes that ended and restarts whose backoff ended: each slot named is looked at again (see
+/// `due_on_host`), then each deployment named is stepped — once, however many wake-ups name it.
 pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -126,7 +126,7 @@ pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     }
     for m in due.iter().filter(|m| m.host.is_some()) {
         let host = m.host.as_deref().unwrap_or_default();
-        baked_on_host(store, cluster, &m.environment, host).await?;
+        due_on_host(store, cluster, &m.environment, host).await?;
     }
     let mut stepped: BTreeSet<(&str, &str)> = BTreeSet::new();
     for m in &due {
@@ -140,9 +140,10 @@ pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     Ok(())
 }
 
-/// A daemon's bake on `host` is over: it counts as healthy (for its deployment too), and those
-/// waiting for it there start.
-async fn baked_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
+/// Something on `host`'s slot was due: its bake is over (it counts as healthy, for its deployment
+/// too, and those waiting for it there start), or its backoff ended (it restarts, once the
+/// daemons it depends on run there).
+async fn due_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     environment: &str,
@@ -155,9 +156,17 @@ async fn baked_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
     let (Some(slot), Some(env)) = store.slot_and_environment(&key).await? else {
         return Ok(());
     };
+    let order = if slot.depends_on.is_empty() {
+        Order::none()
+    } else {
+        let deps: Vec<&str> = slot.depends_on.iter().map(String::as_str).collect();
+        let neighbours = store.slots_on_host(&deps, host).await?;
+        Order::on_host(environment, &slot.depends_on, &neighbours)
+    };
     Executor::new(store, cluster)
-        .run(vec![Work::end_bake(
+        .run(vec![Work::due(
             &slot,
+            order,
             env.active_deployment_id.as_deref(),
         )])
         .await?;

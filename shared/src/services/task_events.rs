@@ -159,16 +159,21 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
                 continue; // nobody waits for the end of this bake; the reconciler marks it
             }
             // A second more than the bake: the step must find it over, whatever the clocks say.
-            let delay = u32::try_from((bake.bake_ms + 999) / 1000 + 1).unwrap_or(u32::MAX);
             let message = WakeupMessage {
                 environment: bake.environment.clone(),
                 deployment_id: bake.deployment.clone(),
                 host: Some(bake.host.clone()),
             };
-            if let Err(e) = wakeup.wake_later(&message, delay).await {
-                // Not fatal: the reconciler steps every deployment in progress.
-                tracing::warn!(environment = %bake.environment, error = %e, "wake-up not scheduled");
-            }
+            wake(wakeup, &message, bake.bake_ms).await;
+        }
+        // A crashed daemon restarts when its backoff ends, not at the next reconcile.
+        for r in &report.restarts {
+            let message = WakeupMessage {
+                environment: r.environment.clone(),
+                deployment_id: None,
+                host: Some(r.host.clone()),
+            };
+            wake(wakeup, &message, r.at_ms - crate::clock::system_now_ms()).await;
         }
     }
     tracing::info!(
@@ -182,6 +187,15 @@ pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         "task event handled"
     );
     Ok(report)
+}
+
+/// Asks for `message` in `in_ms` and a second more (SQS counts whole seconds; the deployer must
+/// find it due whatever the clocks say). Not fatal when it fails: the reconciler does it later.
+async fn wake(wakeup: &dyn Wakeup, message: &WakeupMessage, in_ms: i64) {
+    let delay = u32::try_from((in_ms.max(0) + 999) / 1000 + 1).unwrap_or(u32::MAX);
+    if let Err(e) = wakeup.wake_later(message, delay).await {
+        tracing::warn!(environment = %message.environment, error = %e, "wake-up not scheduled");
+    }
 }
 
 /// The deployment in progress that must replace what this launching slot is about to run.
