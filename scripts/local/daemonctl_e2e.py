@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end check of the built `daemonctl` against the local stack (moto + cargo lambda watch +
 the local API gateway + the event bus): ping, environment create/get/list, a deployment waited
-for to completion, status with hosts, placement (a constraint, a per-host placeholder, a
+for to completion (its progress lines), status with hosts and --watch (ended by Ctrl-C), placement (a constraint, a per-host placeholder, a
 dependency), an API error, and a DLQ replay through watch's Invoke API.
 
     cargo build -p daemonctl
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +61,21 @@ class Check:
         for line in (p.stdout + p.stderr).splitlines():
             print(f"     {line}")
         return p
+
+    def watch(self, *args: str, seconds: float = 3.0) -> subprocess.CompletedProcess[str]:
+        """`daemonctl ARGS` (a --watch) for a few seconds, then Ctrl-C (SIGINT) as a person would."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "DAEMONCTL_"))}
+        env.update(self.env)
+        print(f"   $ daemonctl {' '.join(args)}   (Ctrl-C after {seconds:.0f}s)", flush=True)
+        proc = subprocess.Popen([str(self.exe), *args], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(seconds)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=self.timeout)
+        for line in (out + err).splitlines():
+            print(f"     {line}")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def detail(p: subprocess.CompletedProcess[str]) -> str:
@@ -115,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         p = c.run("deploy", ENV, "--token", env.get("deploymentToken", ""), "--wait", "--interval", "1",
                   "--wait-timeout", "120")
         c.expect(p.returncode == 0 and "completed" in p.stdout, "deploy --wait ends completed (exit 0)", detail(p))
+        done = f"| completed: updated {HOSTS}/{HOSTS}, available {HOSTS}, failed 0, unschedulable 0"
+        c.expect(done in p.stderr, "deploy --wait: progress lines with the phase and the hosts' counts", detail(p))
+        p = c.watch("env", "status", ENV, "--watch", "--interval", "1")
+        c.expect(p.returncode == 0 and p.stdout.startswith("[   0s] completed: ")
+                 and f"completed: updated {HOSTS}/{HOSTS}, available {HOSTS}" in p.stdout
+                 and len(p.stdout.splitlines()) == 1,
+                 "env status --watch: one line while nothing changes, ends on Ctrl-C (exit 0)", detail(p))
         p = c.run("-o", "json", "env", "status", ENV, "--hosts")
         st: dict[str, Any] = json.loads(p.stdout) if p.returncode == 0 else {}
         counts = st.get("counts", {})
