@@ -10,14 +10,18 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::domain::{LaunchSpec, Slot, SlotTask};
 use crate::error::Result;
-use crate::limits::START_TASK_INSTANCES;
+use crate::limits::{START_TASK_INSTANCES, TRANSACT_ITEMS};
 use crate::metrics;
-use crate::planner::{Effect, SlotWrite};
+use crate::planner::{may_launch, Effect, SlotWrite};
 use crate::ports::{Cluster, StartRequest, Store, WriteOutcome};
 use crate::work::{Live, Work};
 
 /// How often one slot is re-planned after losing a race before we give up (the trigger retries).
 const MAX_ROUNDS: usize = 6;
+/// Slots decided, written and launched together: one transaction's worth. Each batch's claims are
+/// launched before the next batch is claimed, so a claim is seconds old when its StartTask goes
+/// out, however many hosts a run has (the launch deadline, `planner::LAUNCH_DEADLINE_MS`).
+const BATCH: usize = TRANSACT_ITEMS;
 
 /// What the executor did, for logs, metrics and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +36,8 @@ pub struct Report {
     pub over_budget: usize,
     /// Launches ECS throttled (freed for a later try, not counted as failures).
     pub throttled: usize,
+    /// Claims let go unlaunched: their launch deadline had passed (freed for a later try).
+    pub fenced: usize,
     /// Tasks that just reached RUNNING and now bake.
     pub bakes: Vec<Bake>,
     /// Daemons that stopped and restart once their backoff ends.
@@ -49,6 +55,7 @@ impl Report {
         self.gave_up += r.gave_up;
         self.over_budget += r.over_budget;
         self.throttled += r.throttled;
+        self.fenced += r.fenced;
         self.bakes.extend(r.bakes);
         self.restarts.extend(r.restarts);
     }
@@ -78,6 +85,8 @@ pub struct Executor<'a, S: ?Sized, C: ?Sized> {
     pub cluster: &'a C,
     /// The instant decisions are taken at; `None`: the system clock.
     pub now_ms: Option<i64>,
+    /// The system clock when it was made: time passes for `now_ms` too (launch deadlines).
+    made_ms: i64,
 }
 
 pub fn new_claim_id() -> String {
@@ -98,6 +107,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
             store,
             cluster,
             now_ms: None,
+            made_ms: system_now_ms(),
         }
     }
 
@@ -107,19 +117,28 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
             store,
             cluster,
             now_ms: Some(now_ms),
+            made_ms: system_now_ms(),
         }
     }
 
-    /// Plan, write and act for every piece of work; returns what happened.
-    pub async fn run(&self, work: Vec<Work>) -> Result<Report> {
+    /// Plan, write and act for every piece of work, a batch at a time (`BATCH`); returns what
+    /// happened.
+    pub async fn run(&self, mut work: Vec<Work>) -> Result<Report> {
         let mut report = Report::default();
-        let (launches, stops) = self.settle(work, &mut report).await?;
-        self.launch(launches, &mut report).await?;
-        self.stop(stops, &mut report).await;
-        metrics::count(metrics::TASKS_STARTED, report.started.len());
-        metrics::count(metrics::TASK_START_FAILURES, report.start_failures.len());
-        metrics::count(metrics::TASKS_STOPPED, report.stopped.len());
+        while !work.is_empty() {
+            let rest = work.split_off(work.len().min(BATCH));
+            let (launches, stops) = self.settle(work, &mut report).await?;
+            self.launch(launches, &mut report).await?;
+            self.stop(stops, &mut report).await;
+            work = rest;
+        }
         Ok(report)
+    }
+
+    /// Now, by the clock decisions are taken on, time having passed since this executor was made.
+    fn clock_ms(&self) -> i64 {
+        let elapsed = system_now_ms() - self.made_ms;
+        self.now_ms.unwrap_or(self.made_ms) + elapsed
     }
 
     /// Writes every decision (re-deciding on conflicts) and returns the effects now owed.
@@ -135,7 +154,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
             if work.is_empty() {
                 break;
             }
-            let now = self.now_ms.unwrap_or_else(system_now_ms);
+            let now = self.clock_ms();
             let mut writes = Vec::new();
             let mut pending = Vec::new();
             for w in work.drain(..) {
@@ -275,6 +294,20 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         let mut follow_up: Vec<Work> = Vec::new();
         for ((cluster, _), (launch, group)) in groups {
             for chunk in group.chunks(START_TASK_INSTANCES) {
+                // A claim past its launch deadline is let go, not launched: by the time the call
+                // ended, another writer could have taken the host over.
+                let now = self.clock_ms();
+                let (chunk, late): (Vec<&Launch>, Vec<&Launch>) =
+                    chunk.iter().partition(|l| may_launch(&l.slot, now));
+                for l in late {
+                    tracing::warn!(host = %l.slot.host.container_instance_arn,
+                        "claim past its launch deadline: let go, not launched");
+                    report.fenced += 1;
+                    follow_up.push(Work::start_throttled(&l.slot, &l.claim_id));
+                }
+                if chunk.is_empty() {
+                    continue;
+                }
                 let hosts: Vec<String> = chunk
                     .iter()
                     .map(|l| l.slot.host.container_instance_arn.clone())

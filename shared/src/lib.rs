@@ -23,6 +23,8 @@ pub use error::{Error, Result};
 #[cfg(test)]
 mod convergence_tests;
 #[cfg(test)]
+mod launch_deadline_tests;
+#[cfg(test)]
 mod placement_properties;
 #[cfg(test)]
 mod sim;

@@ -14,6 +14,7 @@ use crate::domain::task::{environment_of_group, GROUP_PREFIX};
 use crate::domain::{Host, HostState, HostStatus, TaskObservation, TaskStatus};
 use crate::error::{Error, Result};
 use crate::limits::{DESCRIBE_BATCH, LIST_PAGE, STARTED_BY_MAX, START_TASK_INSTANCES};
+use crate::planner::{START_TASK_ATTEMPT_TIMEOUT_MS, START_TASK_THROTTLE_RETRIES};
 use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest, TaskDefinitionInfo};
 
 /// ECS caps the StopTask reason at 255 characters.
@@ -38,16 +39,13 @@ where
     sdk_error("ECS", err)
 }
 
-/// The call certainly did nothing: ECS rejected it (4xx: validation, access, throttling).
-/// Timeouts and 5xx may have started tasks, so they are not "rejected".
-/// Throttled StartTask calls retried before the hosts are left for the next event or run.
-const START_TASK_THROTTLE_RETRIES: u32 = 4;
-
 fn is_throttling<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     err.code()
         .is_some_and(|c| c.contains("Throttl") || c == "RequestLimitExceeded")
 }
 
+/// The call certainly did nothing: ECS rejected it (4xx: validation, access, throttling).
+/// Timeouts and 5xx may have started tasks, so they are not "rejected".
 fn certainly_rejected<E>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::ConstructionFailure(_) => true,
@@ -390,7 +388,16 @@ impl EcsCluster {
                 .customize()
                 .config_override(
                     aws_sdk_ecs::config::Builder::default()
-                        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled()),
+                        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
+                        // A timed-out call may have started tasks: its outcome is unknown and
+                        // the claims stay for the lease check (planner::LAUNCH_DEADLINE_MS).
+                        .timeout_config(
+                            aws_sdk_ecs::config::timeout::TimeoutConfig::builder()
+                                .operation_timeout(std::time::Duration::from_millis(
+                                    START_TASK_ATTEMPT_TIMEOUT_MS as u64,
+                                ))
+                                .build(),
+                        ),
                 )
                 .send()
                 .await;

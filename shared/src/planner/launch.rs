@@ -66,6 +66,30 @@ pub fn plan_expired_claim(slot: &Slot, found: Option<&TaskObservation>, now_ms: 
     Transition::write_if_changed(Some(slot), next, Effect::None)
 }
 
+/// One StartTask attempt gives up after this (the ECS adapter's operation timeout): a call cannot
+/// hang on past its claim's lease.
+pub const START_TASK_ATTEMPT_TIMEOUT_MS: i64 = 5_000;
+/// Throttled StartTask calls the ECS adapter retries, waiting `50 << n` ms and up to 255 ms more.
+pub const START_TASK_THROTTLE_RETRIES: u32 = 4;
+/// The longest one StartTask call of the adapter can take, every attempt and wait included.
+pub const START_TASK_MAX_MS: i64 = (START_TASK_THROTTLE_RETRIES as i64 + 1)
+    * START_TASK_ATTEMPT_TIMEOUT_MS
+    + ((50 << (START_TASK_THROTTLE_RETRIES + 1)) - 100)
+    + 255 * START_TASK_THROTTLE_RETRIES as i64;
+/// How far two Lambdas' clocks may disagree, and ECS may act after the call it answered.
+pub const CLOCK_MARGIN_MS: i64 = 10_000;
+/// The last moment after its claim a launcher may still call StartTask: its call then ends
+/// (answered or timed out) before the lease does, so no other writer can have taken the host
+/// over meanwhile (a claim is taken over only once it is `CLAIM_LEASE_MS` old).
+pub const LAUNCH_DEADLINE_MS: i64 = CLAIM_LEASE_MS - START_TASK_MAX_MS - CLOCK_MARGIN_MS;
+const _: () = assert!(LAUNCH_DEADLINE_MS > 60_000, "a launcher needs time to launch");
+
+/// Whether the holder of this slot's claim may still call StartTask for it (see
+/// `LAUNCH_DEADLINE_MS`); past that, it lets the claim go instead.
+pub fn may_launch(slot: &Slot, now_ms: i64) -> bool {
+    matches!(slot.task, SlotTask::Launching { since_ms, .. } if now_ms - since_ms <= LAUNCH_DEADLINE_MS)
+}
+
 pub fn claim_expired(slot: &Slot, now_ms: i64) -> bool {
     matches!(slot.task, SlotTask::Launching { since_ms, .. } if now_ms - since_ms >= CLAIM_LEASE_MS)
 }

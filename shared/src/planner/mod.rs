@@ -25,7 +25,11 @@ mod task;
 
 pub use counters::{bucket, counter_deltas, Bucket, Counts, SlotWrite};
 pub use host::{plan_host, plan_restart};
-pub use launch::{claim_expired, plan_expired_claim, plan_start_refused, plan_start_throttled};
+pub use launch::{
+    claim_expired, may_launch, plan_expired_claim, plan_start_refused, plan_start_throttled,
+    LAUNCH_DEADLINE_MS, START_TASK_ATTEMPT_TIMEOUT_MS, START_TASK_MAX_MS,
+    START_TASK_THROTTLE_RETRIES,
+};
 pub use rollout::{launch_to_replace, needs_replacement, plan_baked, plan_due, plan_replace};
 pub use task::plan_task;
 
