@@ -61,6 +61,33 @@ def snapshot_each_table_once() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def container_instance_versions() -> None:
+    """ECS numbers each container instance's changes (`version`, in DescribeContainerInstances
+    and in its events); moto reports none (0). Here a host's version goes up by one each time a
+    describe finds it changed (status, agent, attributes, free resources, tasks) since the last
+    one: what the scheduler compares with the version its records got from the events."""
+    import json
+
+    from moto.ecs import models
+
+    original = models.EC2ContainerServiceBackend.describe_container_instances
+
+    def fingerprint(ci):  # type: ignore[no-untyped-def]
+        return json.dumps([ci.status, ci.agent_connected, ci.attributes, ci.remaining_resources,
+                           ci.running_tasks_count, ci.pending_tasks_count], sort_keys=True, default=str)
+
+    def describe_container_instances(self, cluster_str, ids):  # type: ignore[no-untyped-def]
+        found, failures = original(self, cluster_str, ids)
+        for ci in found:
+            now = fingerprint(ci)
+            if getattr(ci, "_fingerprint", None) != now:
+                ci._fingerprint = now
+                ci.version = getattr(ci, "version", 0) + 1
+        return found, failures
+
+    models.EC2ContainerServiceBackend.describe_container_instances = describe_container_instances
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-H", "--host", default="127.0.0.1")
@@ -69,6 +96,7 @@ def main() -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     snapshot_each_table_once()
+    container_instance_versions()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, app, threaded=False, request_handler=MotoRequestHandler)
 
