@@ -372,7 +372,7 @@ async fn deployer_binary(w: &World, bin: &std::path::Path, hosts: usize) {
     );
 }
 
-fn progress(what: &str) {
+pub fn progress(what: &str) {
     eprintln!("bench: {what}");
 }
 

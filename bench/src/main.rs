@@ -4,10 +4,14 @@
 //!     bench coldstart <label> <binary> <runs> [KEY=VALUE...]   cold start only, with extra variables
 //!     bench calls [deployer-binary]                      AWS calls per join / per 1,000-host deployment
 //!     bench reconcile-fleet                              AWS calls of the reconciler over 5,000 hosts
+//!     bench rollout                                      a rolling update of 1,000 hosts (moto)
+//!     bench rollout-model                                a rolling update of 5,000 hosts (fakes)
 //!
 //! `lambda` and `calls` need MOTO_ENDPOINT (a running moto server; the script starts one).
 
 mod calls;
+mod counted;
+mod rollout;
 mod runtime_api;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +36,14 @@ fn main() {
                 .unwrap()
                 .block_on(calls::run(deployer));
         }
+        ["rollout"] => {
+            let f = runtime().block_on(rollout::moto());
+            println!("{}", f.markdown("on moto"));
+        }
+        ["rollout-model"] => {
+            let f = runtime().block_on(rollout::model());
+            println!("{}", f.markdown("modelled on the in-process fakes"));
+        }
         ["reconcile-fleet"] => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -45,6 +57,13 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The environment Lambda gives a function (what the functions read of it), nothing else.
