@@ -9,6 +9,7 @@
 #      cdk-nag and its parity with the SAM template (scripts/check_cdk.sh, same arm64 build)
 #   6. end to end: the real function binaries under `cargo lambda watch` (Lambda Runtime API),
 #      driven through the local EventBridge/Streams stand-in (scripts/local/demo.py --check);
+#      restarts on their backoff through the wake-up queue (scripts/local/e2e_restarts.py);
 #      daemonctl against the local stack (scripts/local/test_daemonctl.sh);
 #      schemathesis against the local stack (scripts/local/fuzz_api.py)
 set -euo pipefail
@@ -65,6 +66,9 @@ bash scripts/check_cdk.sh
 
 step "end to end: real functions under cargo lambda watch (demo --check)"
 python scripts/local/demo.py --check --chaos
+
+step "end to end: a crash-looping daemon restarted on its backoff (real functions, wake-ups, no reconcile)"
+python scripts/local/e2e_restarts.py
 
 step "end to end: daemonctl (signed requests) against the local stack, DLQ replay to the real functions"
 bash scripts/local/test_daemonctl.sh
