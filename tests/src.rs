@@ -1227,6 +1227,24 @@ pub fn most_per_host(tasks: &[TaskInfo]) -> usize {
     per.into_values().max().unwrap_or(0)
 }
 
+    /// Rounds until one moves nothing (twice, 100 ms apart: a wake-up may come due), whether or
+    /// not a deployment is in progress (one waiting for promotion, or paused, stays so).
+    pub async fn until_quiet(&mut self, w: &World, env: &str, hosts: &[String]) {
+        let mut quiet = 0;
+        for _ in 0..300 {
+            if self.round(w, env, hosts, None).await {
+                quiet = 0;
+                continue;
+            }
+            quiet += 1;
+            if quiet == 2 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("still moving after 300 rounds");
+    }
+
 /// One task of the cluster as the harness sees it in moto.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskInfo {

@@ -140,6 +140,29 @@ impl<S: Store> Store for Counted<'_, S> {
         self.tally.add("DynamoDB.UpdateItem", 1);
         self.inner.mark_deployment_running(environment, id).await
     }
+    async fn transition_deployment(
+        &self,
+        environment: &str,
+        id: &str,
+        change: &integration_tests::shared::domain::DeploymentTransition,
+    ) -> Result<bool> {
+        self.tally.add("DynamoDB.UpdateItem", 1);
+        self.inner
+            .transition_deployment(environment, id, change)
+            .await
+    }
+    async fn promote_deployment(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        id: &str,
+        at: &str,
+    ) -> Result<bool> {
+        self.tally.add("DynamoDB.TransactWriteItems", 1);
+        self.inner
+            .promote_deployment(env, expected_version, id, at)
+            .await
+    }
     async fn nudge_deployment(&self, environment: &str, id: &str) -> Result<bool> {
         self.tally.add("DynamoDB.UpdateItem", 1);
         self.inner.nudge_deployment(environment, id).await

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use crate::domain::resources::{Reservation, TaskNeeds};
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, Host, HostStatus,
-    Revision, Slot, SlotKey, TaskObservation, TaskStatus,
+    Deployment, DeploymentStatus, DeploymentTransition, Environment, EnvironmentStatus, Health,
+    Host, HostStatus, Revision, Slot, SlotKey, TaskObservation, TaskStatus,
 };
 use crate::error::{Error, Result};
 use crate::limits::START_TASK_INSTANCES;
@@ -295,6 +295,66 @@ impl Store for FakeStore {
     async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
+    async fn transition_deployment(
+        &self,
+        environment: &str,
+        id: &str,
+        change: &DeploymentTransition,
+    ) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        match s
+            .deployments
+            .get_mut(&(environment.to_owned(), id.to_owned()))
+        {
+            Some(d)
+                if change.from.contains(&d.status) && (!change.settled || d.pending_count == 0) =>
+            {
+                if let Some(to) = change.to {
+                    d.status = to;
+                }
+                if let Some(paused) = &change.paused_at {
+                    d.paused_at = paused.clone();
+                }
+                d.updated_at = crate::clock::now_rfc3339();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn promote_deployment(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        id: &str,
+        at: &str,
+    ) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
+        let key = (env.name.clone(), id.to_owned());
+        let dep_ok = s.deployments.get(&key).is_some_and(|d| {
+            matches!(
+                d.status,
+                DeploymentStatus::Pending | DeploymentStatus::AwaitingPromotion
+            ) && d.promoted_at.is_none()
+        });
+        let env_ok = s
+            .envs
+            .get(&env.name)
+            .is_some_and(|e| e.version == expected_version);
+        if !(dep_ok && env_ok) {
+            return Ok(false);
+        }
+        s.envs.insert(env.name.clone(), env.clone());
+        if let Some(d) = s.deployments.get_mut(&key) {
+            d.status = DeploymentStatus::Pending;
+            d.promoted_at = Some(at.to_owned());
+            d.updated_at = at.to_owned();
+        }
+        Ok(true)
+    }
+
         match s
             .deployments
             .get_mut(&(environment.to_owned(), id.to_owned()))

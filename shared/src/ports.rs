@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::domain::resources::TaskNeeds;
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, Health, Host, LaunchSpec, Revision, Slot, SlotKey,
-    TaskObservation,
+    Deployment, DeploymentStatus, DeploymentTransition, Environment, Health, Host, LaunchSpec,
+    Revision, Slot, SlotKey, TaskObservation,
 };
 use crate::error::Result;
 
@@ -100,9 +100,27 @@ pub trait Store: Send + Sync {
     /// The circuit breaker: no more hosts are taken (pending/running → running with the reason).
     /// False when it was already halted or finished.
     async fn halt_deployment(&self, environment: &str, id: &str, reason: &str) -> Result<bool>;
-    /// pending/running → cancelled and the environment released, in one transaction. False when
-    /// it had already finished.
+    /// pending/awaiting-promotion/running → cancelled and the environment released, in one
+    /// transaction. False when it had already finished.
     async fn cancel_deployment(&self, deployment: &Deployment) -> Result<bool>;
+    /// The change, made only from the statuses it names (see `DeploymentTransition`). False when
+    /// the deployment was not in one of them (or, with `settled`, still had hosts on their way).
+    async fn transition_deployment(
+        &self,
+        environment: &str,
+        id: &str,
+        change: &DeploymentTransition,
+    ) -> Result<bool>;
+    /// awaiting-promotion (or pending, in its canary) → pending, promoted at `at`, and the
+    /// environment (`env`, at `expected_version`) deploying its revision, in one transaction.
+    /// False when either had moved on.
+    async fn promote_deployment(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        id: &str,
+        at: &str,
+    ) -> Result<bool>;
     /// running → completed/failed and the environment released with `health`, in one
     /// transaction. False when another writer closed it first (or its counters moved meanwhile).
     async fn finish_deployment(

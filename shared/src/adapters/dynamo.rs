@@ -15,8 +15,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use crate::domain::{
-    Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, HostFailure, Revision,
-    Slot, SlotKey,
+    Deployment, DeploymentStatus, DeploymentTransition, Environment, EnvironmentStatus, Health,
+    HostFailure, Revision, Slot, SlotKey,
 };
 use crate::error::{Error, Result};
 use crate::limits::{BATCH_GET_ITEMS, BATCH_WRITE_ITEMS, TRANSACT_ITEMS};
@@ -859,11 +859,12 @@ impl Store for DynamoStore {
             .set_key(Some(Self::key(env_pk(environment), dep_sk(id))))
             .update_expression("SET #st = :running, haltedReason = :why, updatedAt = :now")
             .condition_expression(
-                "#st IN (:pending, :running) AND attribute_not_exists(haltedReason)",
+                "#st IN (:pending, :awaiting, :running) AND attribute_not_exists(haltedReason)",
             )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":awaiting", s("awaiting-promotion"))
             .expression_attribute_values(":why", s(reason))
             .expression_attribute_values(":now", s(crate::clock::now_rfc3339()))
             .send()
@@ -884,10 +885,11 @@ impl Store for DynamoStore {
                 dep_sk(&deployment.id),
             )))
             .update_expression("SET #st = :cancelled, updatedAt = :now, finishedAt = :now")
-            .condition_expression("#st IN (:pending, :running)")
+            .condition_expression("#st IN (:pending, :awaiting, :running)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":cancelled", s("cancelled"))
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":awaiting", s("awaiting-promotion"))
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":now", s(now.clone()))
             .build();
@@ -897,6 +899,98 @@ impl Store for DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(built(close)?).build())
             .transact_items(release)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("TransactionCanceledException") => Ok(false),
+            Err(e) => Err(ddb(e)),
+        }
+    }
+
+    async fn transition_deployment(
+        &self,
+        environment: &str,
+        id: &str,
+        change: &DeploymentTransition,
+    ) -> Result<bool> {
+        let mut set = vec!["updatedAt = :now".to_owned()];
+        let mut remove = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(env_pk(environment), dep_sk(id))))
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":now", s(crate::clock::now_rfc3339()));
+        let mut from = Vec::new();
+        for (i, st) in change.from.iter().enumerate() {
+            from.push(format!(":from{i}"));
+            update = update.expression_attribute_values(format!(":from{i}"), s(st.as_str()));
+        }
+        let mut condition = format!("#st IN ({})", from.join(", "));
+        if change.settled {
+            condition.push_str(" AND pendingCount = :zero");
+            update = update.expression_attribute_values(":zero", n(0));
+        }
+        if let Some(to) = change.to {
+            set.push("#st = :to".into());
+            update = update.expression_attribute_values(":to", s(to.as_str()));
+        }
+        match &change.paused_at {
+            Some(Some(at)) => {
+                set.push("pausedAt = :paused".into());
+                update = update.expression_attribute_values(":paused", s(at));
+            }
+            Some(None) => remove.push("pausedAt"),
+            None => {}
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let res = update
+            .update_expression(expression)
+            .condition_expression(condition)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(ddb(e)),
+        }
+    }
+
+    async fn promote_deployment(
+        &self,
+        env: &Environment,
+        expected_version: u64,
+        id: &str,
+        at: &str,
+    ) -> Result<bool> {
+        let promote = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(env_pk(&env.name), dep_sk(id))))
+            .update_expression("SET #st = :pending, promotedAt = :at, updatedAt = :at")
+            .condition_expression(
+                "#st IN (:pending, :awaiting) AND attribute_not_exists(promotedAt)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":awaiting", s("awaiting-promotion"))
+            .expression_attribute_values(":at", s(at))
+            .build();
+        let put_env = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.env_item(env)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(expected_version))
+            .build();
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(built(promote)?).build())
+            .transact_items(TransactWriteItem::builder().put(built(put_env)?).build())
             .send()
             .await;
         match res {
@@ -934,9 +1028,10 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(env_pk(environment), dep_sk(id))))
             .update_expression("SET updatedAt = :now")
-            .condition_expression("#st IN (:pending, :running)")
+            .condition_expression("#st IN (:pending, :awaiting, :running)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":awaiting", s("awaiting-promotion"))
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":now", s(crate::clock::now_rfc3339()))
             .send()

@@ -4,10 +4,13 @@ use super::spec::DaemonSpec;
 use super::target::Target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum DeploymentStatus {
     /// Recorded; the deployer has not finished claiming its hosts.
     Pending,
+    /// Its canary hosts run the revision and have baked: the rest waits for `promote` (or
+    /// `cancel`, which rolls the canaries back). Joining hosts get the previous revision.
+    AwaitingPromotion,
     /// Every eligible host has been claimed; waiting for the tasks to run.
     Running,
     /// Every host it tracked runs its task.
@@ -21,6 +24,64 @@ pub enum DeploymentStatus {
 impl DeploymentStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// The statuses of a deployment still in progress.
+    pub const IN_PROGRESS: [Self; 3] = [Self::Pending, Self::AwaitingPromotion, Self::Running];
+
+    /// As stored and shown ("awaiting-promotion").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::AwaitingPromotion => "awaiting-promotion",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A change of a deployment's status and controls, made only from the statuses it names (and,
+/// with `settled`, only once no host is on its way): what the services decide, stored by one
+/// conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentTransition {
+    pub from: Vec<DeploymentStatus>,
+    pub to: Option<DeploymentStatus>,
+    /// `Some(Some(t))`: paused since `t`; `Some(None)`: resumed; `None`: unchanged.
+    pub paused_at: Option<Option<String>>,
+    pub settled: bool,
+}
+
+impl DeploymentTransition {
+    /// No new host is touched until `resume`; hosts in flight finish.
+    pub fn pause(now: &str) -> Self {
+        Self {
+            from: DeploymentStatus::IN_PROGRESS.to_vec(),
+            to: None,
+            paused_at: Some(Some(now.to_owned())),
+            settled: false,
+        }
+    }
+
+    pub fn resume() -> Self {
+        Self {
+            from: DeploymentStatus::IN_PROGRESS.to_vec(),
+            to: None,
+            paused_at: Some(None),
+            settled: false,
+        }
+    }
+
+    /// The canary hosts settled (they run the revision and baked): wait for promotion.
+    pub fn await_promotion() -> Self {
+        Self {
+            from: vec![DeploymentStatus::Pending],
+            to: Some(DeploymentStatus::AwaitingPromotion),
+            paused_at: None,
+            settled: true,
+        }
     }
 }
 
@@ -73,6 +134,12 @@ pub struct Deployment {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Paused since then (`pause`): no new host is touched until `resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<String>,
+    /// Its canary was promoted then (by `promote`, or by itself with `autoPromote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<String>,
 }
 
 fn first_revision() -> u32 {
@@ -107,7 +174,27 @@ impl Deployment {
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             finished_at: None,
+            paused_at: None,
+            promoted_at: None,
         }
+    }
+
+    /// It replaces only its canary hosts for now: its strategy has a canary, it was not promoted,
+    /// something ran before it (a first deployment has nothing to compare with), and it is no
+    /// rollback (a rollback never waits).
+    pub fn in_canary(&self) -> bool {
+        self.spec.update_strategy.canary.is_some()
+            && self.promoted_at.is_none()
+            && self.previous_revision.is_some()
+            && self.rollback_of.is_none()
+    }
+
+    /// How many of `eligible` hosts the canary replaces (at least one).
+    pub fn canary_hosts(&self, eligible: usize) -> usize {
+        self.spec
+            .update_strategy
+            .canary
+            .map_or(eligible, |c| c.of(eligible).max(1))
     }
 
     /// The circuit breaker trips when more hosts than the threshold (of `eligible`) failed.

@@ -135,20 +135,27 @@ impl Environment {
         &self.instance_group.cluster
     }
 
-    /// What the environment asks of its hosts, once it has been deployed.
+    /// What the environment asks of its hosts, once it has been deployed. The deployment in
+    /// progress counts the hosts only when it is the one deployed (a canary waiting for promotion
+    /// is not: joining hosts get the previous revision, uncounted).
     pub fn target(&self) -> Option<Target> {
         if self.status != EnvironmentStatus::Active {
             return None;
         }
         let d = self.deployed.as_ref()?;
-        Some(Target::new(
-            &self.name,
-            self.cluster_arn(),
-            d.revision,
-            &d.spec,
-            &d.deployment_id,
-            self.active_deployment_id.as_deref(),
-        ))
+        let active = self.active_deployment_id.as_deref();
+        let tracking = active.filter(|id| *id == d.deployment_id);
+        Some(
+            Target::new(
+                &self.name,
+                self.cluster_arn(),
+                d.revision,
+                &d.spec,
+                &d.deployment_id,
+                tracking,
+            )
+            .in_rollout(active),
+        )
     }
 
     /// The latest revision as a record of its own.

@@ -15,7 +15,7 @@ pub mod spec;
 pub mod target;
 pub mod task;
 
-pub use deployment::{Deployment, DeploymentStatus, HostFailure};
+pub use deployment::{Deployment, DeploymentStatus, DeploymentTransition, HostFailure};
 pub use environment::{
     Deployed, Environment, EnvironmentStatus, Health, InstanceGroup, ReconcileFailure,
 };

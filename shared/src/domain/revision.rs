@@ -78,6 +78,13 @@ pub struct UpdateStrategy {
     pub failure_threshold: Amount,
     /// A halted deployment starts a deployment of the previous revision by itself.
     pub auto_rollback: bool,
+    /// Replace only this many hosts (count or percent of the eligible, at least one), bake them,
+    /// then wait for `promote`; hosts that join meanwhile get the previous revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Amount>,
+    /// Promote the canary by itself once its hosts have baked.
+    #[serde(default)]
+    pub auto_promote: bool,
 }
 
 impl Default for UpdateStrategy {
@@ -87,6 +94,8 @@ impl Default for UpdateStrategy {
             min_healthy_seconds: 0,
             failure_threshold: Amount::Percent(20),
             auto_rollback: true,
+            canary: None,
+            auto_promote: false,
         }
     }
 }
@@ -135,11 +144,27 @@ impl UpdateStrategy {
                         Error::invalid(&field(k), "autoRollback must be true or false")
                     })?
                 }
+                "canary" if v.is_null() => out.canary = None,
+                "canary" => {
+                    let c = Amount::parse(&field(k), v)?;
+                    if matches!(c, Amount::Hosts(0) | Amount::Percent(0)) {
+                        return Err(Error::invalid(
+                            &field(k),
+                            "canary must be at least one host (or null for none)",
+                        ));
+                    }
+                    out.canary = Some(c);
+                }
+                "autoPromote" => {
+                    out.auto_promote = v.as_bool().ok_or_else(|| {
+                        Error::invalid(&field(k), "autoPromote must be true or false")
+                    })?
+                }
                 other => {
                     return Err(Error::invalid(
                         &field(other),
                         format!(
-                            "unknown field {other}; expected maxUnavailable, minHealthySeconds, failureThreshold or autoRollback"
+                            "unknown field {other}; expected maxUnavailable, minHealthySeconds, failureThreshold, autoRollback, canary or autoPromote"
                         ),
                     ))
                 }

@@ -22,6 +22,9 @@ pub struct Target {
     pub deployment_id: String,
     /// The deployment in progress that counts the slots it claims, if any.
     pub tracking: Option<String>,
+    /// The environment's deployment in progress, whether or not it counts these slots (a canary
+    /// waiting for promotion does not): outside one, the reconciler replaces other revisions.
+    pub rollout: Option<String>,
 }
 
 impl Target {
@@ -40,7 +43,14 @@ impl Target {
             spec: Arc::new(spec.clone()),
             deployment_id: deployment_id.to_owned(),
             tracking: tracking.map(str::to_owned),
+            rollout: tracking.map(str::to_owned),
         }
+    }
+
+    /// The same, while `rollout` (the environment's deployment in progress) is under way.
+    pub fn in_rollout(mut self, rollout: Option<&str>) -> Self {
+        self.rollout = rollout.map(str::to_owned);
+        self
     }
 
     pub fn bake_ms(&self) -> i64 {

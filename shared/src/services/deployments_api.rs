@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::clock::now_rfc3339;
-use crate::domain::{Deployed, Deployment, Environment, Revision};
+use crate::domain::{Deployed, Deployment, DeploymentTransition, Environment, Revision};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::Store;
@@ -30,6 +30,21 @@ pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<Api
         }
         ("POST", ["environments", name, "deployments", id, "cancel"]) => {
             ApiResponse::ok(&DeploymentView::from(&cancel(store, name, id).await?))
+        }
+        ("POST", ["environments", name, "deployments", id, "promote"]) => {
+            ApiResponse::ok(&DeploymentView::from(&promote(store, name, id).await?))
+        }
+        ("POST", ["environments", name, "deployments", id, "pause"]) => {
+            let change = DeploymentTransition::pause(&now_rfc3339());
+            ApiResponse::ok(&DeploymentView::from(
+                &control(store, name, id, &change, "paused").await?,
+            ))
+        }
+        ("POST", ["environments", name, "deployments", id, "resume"]) => {
+            let change = DeploymentTransition::resume();
+            ApiResponse::ok(&DeploymentView::from(
+                &control(store, name, id, &change, "resumed").await?,
+            ))
         }
         _ => Err(not_found_route(req)),
     }
@@ -118,11 +133,14 @@ pub async fn begin<S: Store + ?Sized>(
     let dep = Deployment::new(env, revision, rollback_of, &now);
     let mut next = env.clone();
     next.deployment_token = uuid::Uuid::new_v4().to_string();
-    next.deployed = Some(Deployed {
-        deployment_id: dep.id.clone(),
-        revision: revision.number,
-        spec: revision.spec.clone(),
-    });
+    // A canary leaves the environment on what it ran: joining hosts get that until promotion.
+    if !dep.in_canary() {
+        next.deployed = Some(Deployed {
+            deployment_id: dep.id.clone(),
+            revision: revision.number,
+            spec: revision.spec.clone(),
+        });
+    }
     next.active_deployment_id = Some(dep.id.clone());
     next.updated_at = now;
     next.version += 1;
@@ -136,7 +154,66 @@ pub async fn begin<S: Store + ?Sized>(
     }
 }
 
-/// Stops a deployment where it stands: no host is taken any more, each keeps what it runs.
+/// The canary of deployment `id` is promoted: the environment deploys its revision (joining
+/// hosts get it) and the deployment goes on replacing every other host, in waves.
+pub async fn promote<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<Deployment> {
+    let dep = get(store, name, id).await?;
+    let env = get_live(store, name).await?;
+    if !dep.in_canary() || dep.status.is_finished() {
+        return Err(Error::conflict(
+            None,
+            format!(
+                "deployment '{id}' is {} and has no canary waiting for promotion",
+                dep.status.as_str()
+            ),
+        ));
+    }
+    let now = now_rfc3339();
+    let mut next = env.clone();
+    next.deployed = Some(Deployed {
+        deployment_id: dep.id.clone(),
+        revision: dep.revision,
+        spec: dep.spec.clone(),
+    });
+    next.updated_at = now.clone();
+    next.version += 1;
+    if !store
+        .promote_deployment(&next, env.version, id, &now)
+        .await?
+    {
+        return Err(Error::conflict(
+            None,
+            format!("deployment '{id}' or its environment changed meanwhile; GET it and retry"),
+        ));
+    }
+    tracing::info!(environment = %name, deployment = %id, "canary promoted");
+    get(store, name, id).await
+}
+
+/// Pauses or resumes a deployment in progress (`change`); `what` names it in the error.
+async fn control<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    id: &str,
+    change: &DeploymentTransition,
+    what: &str,
+) -> Result<Deployment> {
+    let dep = get(store, name, id).await?;
+    if !store.transition_deployment(name, id, change).await? {
+        let now = store.get_deployment(name, id).await?.unwrap_or(dep);
+        return Err(Error::conflict(
+            None,
+            format!(
+                "deployment '{id}' is {} and can no longer be {what}",
+                now.status.as_str()
+            ),
+        ));
+    }
+    get(store, name, id).await
+}
+
+/// Stops a deployment where it stands: no host is taken any more, each keeps what it runs —
+/// except a canary's hosts, which a deployment of the revision before it rolls back.
 async fn cancel<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<Deployment> {
     let dep = get(store, name, id).await?;
     if dep.status.is_finished() || !store.cancel_deployment(&dep).await? {
@@ -145,12 +222,37 @@ async fn cancel<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<De
             None,
             format!(
                 "deployment '{id}' is {} and can no longer be cancelled",
-                serde_json::to_value(now.status)
-                    .unwrap_or_default()
-                    .as_str()
-                    .unwrap_or("finished")
+                now.status.as_str()
             ),
         ));
     }
+    if dep.in_canary() {
+        roll_back_canary(store, name, &dep).await?;
+    }
     get(store, name, id).await
+}
+
+/// A cancelled canary: the revision the environment still deploys goes back onto its hosts, by
+/// a deployment of its own (waves, breaker), never itself a canary.
+async fn roll_back_canary<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    dep: &Deployment,
+) -> Result<()> {
+    let env = get_live(store, name).await?;
+    let Some(deployed) = env.deployed.as_ref() else {
+        return Ok(());
+    };
+    let Some(revision) = store.get_revision(name, deployed.revision).await? else {
+        return Ok(());
+    };
+    match begin(store, &env, &revision, Some(dep.id.clone())).await {
+        Ok(rollback) => {
+            tracing::info!(environment = %name, cancelled = %dep.id, rollback = %rollback.id, "canary cancelled: rolling its hosts back");
+            Ok(())
+        }
+        // Someone deployed something else first: that decides what runs.
+        Err(Error::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

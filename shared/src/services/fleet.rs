@@ -112,6 +112,19 @@ impl Fleet {
             .count()
     }
 
+    /// Hosts whose slot deployment `id` counts (a canary's hosts so far).
+    pub fn tracked_by(&self, id: &str) -> usize {
+        self.seats
+            .iter()
+            .filter(|s| s.host.is_eligible())
+            .filter(|s| {
+                s.slot
+                    .as_ref()
+                    .is_some_and(|slot| slot.tracked_by.as_deref() == Some(id))
+            })
+            .count()
+    }
+
     /// Hosts whose task `target` still has to replace, with the verdict there: the least
     /// available first (replacing them costs the least), then by host for a stable order.
     pub fn replacements(&self, target: &Target) -> Vec<(Slot, Verdict)> {

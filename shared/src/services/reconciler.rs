@@ -470,7 +470,7 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
 /// a healthy daemon (one reconcile at a time per cluster: the queue's message group is the
 /// cluster, so this budget needs no counter).
 fn wrong_revision_work(target: &Target, strategy: &UpdateStrategy, fleet: &Fleet) -> Vec<Work> {
-    if target.tracking.is_some() {
+    if target.rollout.is_some() {
         return Vec::new(); // the deployment in progress does this, within its own budget
     }
     let desired = fleet.desired(target);

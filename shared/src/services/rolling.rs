@@ -9,7 +9,7 @@
 //! one read of the deployment and nothing else: at 5,000 hosts a read of the cluster is 100 ECS
 //! calls, so reading it per counter change would be a storm against ECS's rate limits.
 
-use crate::domain::{Deployment, DeploymentStatus, Slot};
+use crate::domain::{Deployment, DeploymentStatus, DeploymentTransition, Slot};
 use crate::error::Result;
 use crate::executor::{Executor, Report};
 use crate::metrics;
@@ -27,6 +27,8 @@ pub struct Stepped {
     pub finished: Option<DeploymentStatus>,
     /// The automatic rollback this step started.
     pub rollback: Option<String>,
+    /// Its canary hosts were replaced and baked (it now waits for promotion, or promoted itself).
+    pub canary_done: bool,
 }
 
 /// Moves deployment `id` of `environment` as far as it can go now.
@@ -43,9 +45,13 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
         return Ok(out);
     };
     match dep.status {
+        // Paused: hosts in flight finish by their own events; no new host is touched.
+        DeploymentStatus::Pending if dep.paused_at.is_some() => {}
         // A wave still in flight: its hosts settle first (their events step the deployment).
         DeploymentStatus::Pending if dep.pending_count > 0 => {}
         DeploymentStatus::Pending => advance(store, cluster, &dep, now_ms, &mut out).await?,
+        // The canary baked: the rest waits for `promote` (or `cancel`).
+        DeploymentStatus::AwaitingPromotion => {}
         DeploymentStatus::Running => {
             if dep.halted_reason.is_some() {
                 release_failed_hosts(store, cluster, &dep, now_ms).await?;
@@ -82,10 +88,14 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
     // The budget and the breaker count the hosts the revision places its daemon on.
     let eligible = fleet.desired(&target);
     let candidates = fleet.replacements(&target);
-
-    out.report = Executor::at(store, cluster, now_ms)
-        .run(fleet.converge(&target, true))
-        .await?;
+    // A canary replaces its few hosts only: free and joining hosts keep getting the revision
+    // deployed before it (the environment's target, by events and the reconciler).
+    let canary = dep.in_canary();
+    if !canary {
+        out.report = Executor::at(store, cluster, now_ms)
+            .run(fleet.converge(&target, true))
+            .await?;
+    }
 
     if dep.breaker_tripped(eligible) {
         let reason = format!(
@@ -118,7 +128,17 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         .await?
         .unwrap_or_else(|| dep.clone());
     let max = dep.spec.update_strategy.max_unavailable_of(eligible) as i64;
-    let room = (max - fresh.pending_count).max(0) as usize;
+    let mut room = (max - fresh.pending_count).max(0) as usize;
+    if canary {
+        let limit = dep.canary_hosts(eligible);
+        let touched = fleet.tracked_by(&dep.id);
+        if touched >= limit {
+            // Its hosts replaced, and (this step runs once none is pending) baked.
+            out.canary_done = true;
+            return canary_done(store, dep).await;
+        }
+        room = room.min(limit - touched);
+    }
     let candidates_left = candidates.len();
     let work: Vec<Work> = candidates
         .into_iter()
@@ -155,6 +175,27 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         started = out.report.started.len(),
         "deployment advanced"
     );
+    Ok(())
+}
+
+/// The canary baked: promote it by itself (`autoPromote`) or wait for `promote`.
+async fn canary_done<S: Store + ?Sized>(store: &S, dep: &Deployment) -> Result<()> {
+    if dep.spec.update_strategy.auto_promote {
+        match crate::services::deployments_api::promote(store, &dep.environment_name, &dep.id).await
+        {
+            Ok(_) | Err(crate::error::Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    } else if store
+        .transition_deployment(
+            &dep.environment_name,
+            &dep.id,
+            &DeploymentTransition::await_promotion(),
+        )
+        .await?
+    {
+        tracing::info!(environment = %dep.environment_name, deployment = %dep.id, "canary baked: awaiting promotion");
+    }
     Ok(())
 }
 

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::domain::overrides::TaskOverride;
 use crate::domain::{
-    DaemonSpec, Deployment, DeploymentStatus, Environment, EnvironmentStatus, Health, HostFailure,
-    InstanceGroup, PlacementConstraint, ReconcileFailure, Revision, SizingRule, UpdateStrategy,
+    DaemonSpec, Deployment, Environment, EnvironmentStatus, Health, HostFailure, InstanceGroup,
+    PlacementConstraint, ReconcileFailure, Revision, SizingRule, UpdateStrategy,
 };
 
 /// A revision's desired state as the API shows it (inside an environment, a revision, a
@@ -126,7 +126,8 @@ impl From<&Revision> for RevisionView {
 pub struct DeploymentView {
     pub id: String,
     pub environment_name: String,
-    pub status: DeploymentStatus,
+    /// Its status, or `paused` while it is paused and in progress.
+    pub status: &'static str,
     pub revision: u32,
     pub task_definition: String,
     pub update_strategy: UpdateStrategy,
@@ -150,6 +151,10 @@ pub struct DeploymentView {
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<String>,
 }
 
 impl From<&Deployment> for DeploymentView {
@@ -167,7 +172,10 @@ impl From<&Deployment> for DeploymentView {
         Self {
             id: d.id.clone(),
             environment_name: d.environment_name.clone(),
-            status: d.status,
+            status: match d.paused_at {
+                Some(_) if !d.status.is_finished() => "paused",
+                _ => d.status.as_str(),
+            },
             revision: d.revision,
             task_definition: d.spec.task_definition.clone(),
             update_strategy: d.spec.update_strategy.clone(),
@@ -188,6 +196,8 @@ impl From<&Deployment> for DeploymentView {
             created_at: d.created_at.clone(),
             updated_at: d.updated_at.clone(),
             finished_at: d.finished_at.clone(),
+            paused_at: d.paused_at.clone(),
+            promoted_at: d.promoted_at.clone(),
         }
     }
 }
