@@ -101,6 +101,25 @@ struct Launch {
     launch: LaunchSpec,
 }
 
+/// A StopTask owed, and the environment whose task it is (for its metrics).
+struct Stop {
+    environment: String,
+    cluster: String,
+    task_arn: String,
+    reason: String,
+}
+
+impl Stop {
+    fn of(slot: &Slot, task_arn: String, reason: String) -> Self {
+        Self {
+            environment: slot.environment.clone(),
+            cluster: slot.cluster_arn.clone(),
+            task_arn,
+            reason,
+        }
+    }
+}
+
 impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
     pub fn new(store: &'a S, cluster: &'a C) -> Self {
         Self {
@@ -146,9 +165,9 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         &self,
         mut work: Vec<Work>,
         report: &mut Report,
-    ) -> Result<(Vec<Launch>, Vec<(String, String, String)>)> {
+    ) -> Result<(Vec<Launch>, Vec<Stop>)> {
         let mut launches = Vec::new();
-        let mut stops = Vec::new(); // (cluster, task, reason)
+        let mut stops = Vec::new();
         let mut closed: HashSet<String> = HashSet::new();
         for _round in 0..MAX_ROUNDS {
             if work.is_empty() {
@@ -193,7 +212,12 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 .as_ref()
                                 .map(|s| s.cluster_arn.clone())
                                 .unwrap_or_default();
-                            stops.push((cluster, task_arn, reason));
+                            stops.push(Stop {
+                                environment: w.key.environment.clone(),
+                                cluster,
+                                task_arn,
+                                reason,
+                            });
                         }
                     }
                 }
@@ -222,7 +246,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 launch,
                             }),
                             Effect::Stop { task_arn, reason } => {
-                                stops.push((slot.cluster_arn.clone(), task_arn, reason))
+                                stops.push(Stop::of(&slot, task_arn, reason))
                             }
                             Effect::None => {}
                         }
@@ -248,7 +272,7 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                                 launch,
                             }),
                             Effect::Stop { task_arn, reason } => {
-                                stops.push((current.cluster_arn.clone(), task_arn, reason))
+                                stops.push(Stop::of(&current, task_arn, reason))
                             }
                             Effect::None => {}
                         }
@@ -323,10 +347,12 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                 for l in chunk {
                     let host = &l.slot.host.container_instance_arn;
                     if let Some((_, task_arn)) = outcome.started.iter().find(|(h, _)| h == host) {
+                        metrics::count_for(&l.slot.environment, metrics::TASKS_STARTED, 1);
                         report.started.push((host.clone(), task_arn.clone()));
                     } else if let Some((_, reason)) =
                         outcome.refused.iter().find(|(h, _)| h == host)
                     {
+                        metrics::count_for(&l.slot.environment, metrics::TASK_START_FAILURES, 1);
                         report.start_failures.push((host.clone(), reason.clone()));
                         follow_up.push(Work::start_refused(&l.slot, &l.claim_id, reason));
                     } else if outcome.throttled.contains(host) {
@@ -350,15 +376,24 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
         Ok(())
     }
 
-    async fn stop(&self, stops: Vec<(String, String, String)>, report: &mut Report) {
-        for (cluster, task_arn, reason) in stops {
+    async fn stop(&self, stops: Vec<Stop>, report: &mut Report) {
+        for stop in stops {
+            let Stop {
+                environment,
+                cluster,
+                task_arn,
+                reason,
+            } = stop;
             let cluster = if cluster.is_empty() {
                 cluster_of_task(&task_arn)
             } else {
                 cluster
             };
             match self.cluster.stop_task(&cluster, &task_arn, &reason).await {
-                Ok(()) => report.stopped.push(task_arn),
+                Ok(()) => {
+                    metrics::count_for(&environment, metrics::TASKS_STOPPED, 1);
+                    report.stopped.push(task_arn)
+                }
                 // The task stays listed as Stopping; the reconciler asks again.
                 Err(e) => tracing::warn!(task = %task_arn, error = %e, "StopTask failed"),
             }

@@ -1,5 +1,5 @@
 //! What on-call sees of one invocation against moto: JSON log lines carrying the ids of what was
-//! handled, and the metrics it counted (the runtime prints them as one EMF line).
+//! handled, and the metrics it counted (the runtime prints them as EMF lines).
 //! Its own test binary: the subscriber is the process-wide default, as in a Lambda.
 
 use std::sync::{Arc, Mutex};
@@ -51,8 +51,19 @@ async fn a_join_logs_json_with_the_host_and_counts_the_task_it_started() {
     // THEN one task started, counted once
     assert_eq!(report.unwrap().started.len(), 1);
     assert_eq!(measured.get(metrics::TASKS_STARTED), Some(&[1.0][..]));
-    let emf = measured.to_emf("instance-events", 0).unwrap();
-    assert_eq!(emf[metrics::TASKS_STARTED], 1.0);
+    assert_eq!(
+        measured.get_for("agent", metrics::TASKS_STARTED),
+        Some(&[1.0][..])
+    );
+    // one EMF line, about `agent`: in total and by environment
+    let emf = measured.to_emf("instance-events", 0);
+    assert_eq!(emf.len(), 1, "{emf:?}");
+    assert_eq!(emf[0][metrics::TASKS_STARTED], 1.0);
+    assert_eq!(emf[0][metrics::ENVIRONMENT], "agent");
+    assert_eq!(
+        emf[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([[], [metrics::ENVIRONMENT]])
+    );
     // AND its log line says what was handled, with the host's ids from the span
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = text

@@ -177,10 +177,6 @@ pub async fn reconcile_cluster<S: Store + ?Sized, C: Cluster + ?Sized>(
         slots.insert(target.environment.clone(), now.unwrap_or_default());
     }
     // DriftRepaired is counted by environment in reconcile_with.
-    metrics::count(
-        metrics::DRIFT_REPAIRED,
-        summary.started + summary.stopped + summary.expired_claims,
-    );
     metrics::count(metrics::RECONCILE_FAILURES, errors.len());
     record_outcomes(store, envs, &errors).await;
     summary.failed = errors
@@ -463,6 +459,12 @@ pub async fn reconcile_with<S: Store + ?Sized, C: Cluster + ?Sized>(
         let r = Executor::at(store, cluster, now_ms).run(wrong).await?;
         out.report.absorb(r);
     }
+    // What the run repaired, by environment (and in total: metrics::count_for).
+    metrics::count_for(
+        &target.environment,
+        metrics::DRIFT_REPAIRED,
+        out.report.started.len() + out.report.stopped.len() + out.expired_claims,
+    );
     Ok(out)
 }
 

@@ -246,7 +246,8 @@ pub async fn close<S: Store + ?Sized>(
     if closed {
         tracing::info!(environment = %dep.environment_name, deployment = %dep.id, outcome = ?outcome, "deployment finished");
         // Once per deployment: only the writer whose conditional close succeeded gets here.
-        metrics::count(
+        metrics::count_for(
+            &dep.environment_name,
             if outcome == DeploymentStatus::Failed {
                 metrics::DEPLOYMENTS_FAILED
             } else {
@@ -258,7 +259,11 @@ pub async fn close<S: Store + ?Sized>(
             let ms = chrono::Utc::now()
                 .signed_duration_since(created)
                 .num_milliseconds();
-            metrics::duration_ms(metrics::DEPLOYMENT_DURATION, ms as f64);
+            metrics::duration_ms_for(
+                &dep.environment_name,
+                metrics::DEPLOYMENT_DURATION,
+                ms as f64,
+            );
         }
     }
     Ok(closed.then_some(outcome))
