@@ -5,10 +5,12 @@
   `AWS::Events::Rule` resources targeting a function);
 - the deployer's DynamoDB event source (FilterCriteria, BatchSize, MaximumRetryAttempts, ...);
 - the scheduled function (SAM `Schedule` / `ScheduleV2` events);
-- the HTTP API's routes (SAM `HttpApi` events), for the local gateway and the OpenAPI check.
+- the HTTP API's routes (SAM `HttpApi` events), for the local gateway and the OpenAPI check;
+- the CloudWatch dashboard, rendered with the local stack's names (`dashboard`, `dashboard_url`).
 
 The YAML loader tolerates CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...): each becomes the
-long form as a plain dict ({"Ref": ...}, {"Fn::GetAtt": [...]}, ...). Nothing here evaluates them.
+long form as a plain dict ({"Ref": ...}, {"Fn::GetAtt": [...]}, ...). Nothing here evaluates them,
+except the dashboard's `!Sub`s (`sub`), with values the caller gives.
 """
 
 from __future__ import annotations
@@ -398,6 +400,54 @@ def scheduled_functions(template: dict[str, Any]) -> list[tuple[str, str]]:
                     out.append((fns[target], lid))
     return out
 
+
+
+# --------------------------------------------------------------------------------------------
+# The dashboard
+# --------------------------------------------------------------------------------------------
+def sub(text: str, values: dict[str, str]) -> str:
+    """`Fn::Sub` of `text`: `${Name}`, `${Name.Attribute}` and `${AWS::Param}` from `values`,
+    `${!literal}` as `${literal}`. A name `values` lacks is an error, so nothing stays unrendered."""
+    def repl(m: re.Match[str]) -> str:
+        ref = m.group(1)
+        if ref.startswith("!"):
+            return "${" + ref[1:] + "}"
+        if ref not in values:
+            raise KeyError(f"${{{ref}}}: no local value")
+        return values[ref]
+    return re.sub(r"\$\{([^}]+)\}", repl, text)
+
+
+def _sub_text(value: Any, what: str) -> str:
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        value = value["Fn::Sub"]
+        if isinstance(value, list):  # [text, variables]: the template uses none
+            if len(value) > 1 and value[1]:
+                raise ValueError(f"{what}: Fn::Sub variables are not supported here")
+            value = value[0]
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: expected a string or !Sub, got {value!r}")
+    return value
+
+
+def dashboard(template: dict[str, Any], values: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The template's AWS::CloudWatch::Dashboard as CloudFormation would create it, with `values`
+    for what the stack would resolve (see `sub`): (its name, its body)."""
+    found = [(lid, r) for lid, r in _resources(template).items() if r.get("Type") == "AWS::CloudWatch::Dashboard"]
+    if len(found) != 1:
+        raise ValueError(f"expected one AWS::CloudWatch::Dashboard in the template, found {len(found)}")
+    lid, r = found[0]
+    props = r.get("Properties") or {}
+    name = sub(_sub_text(props.get("DashboardName", lid), f"{lid}.DashboardName"), values)
+    body = json.loads(sub(_sub_text(props["DashboardBody"], f"{lid}.DashboardBody"), values))
+    return name, body
+
+
+def dashboard_url(template: dict[str, Any], values: dict[str, str]) -> str:
+    """The template's `DashboardUrl` output with `values` (its `${Dashboard}`: the dashboard's name)."""
+    name, _ = dashboard(template, values)
+    lid = next(lid for lid, r in _resources(template).items() if r.get("Type") == "AWS::CloudWatch::Dashboard")
+    return sub(_sub_text(template["Outputs"]["DashboardUrl"]["Value"], "Outputs.DashboardUrl"), {**values, lid: name})
 
 if __name__ == "__main__":  # a quick look at what the local stack reads from the template
     import argparse

@@ -15,7 +15,8 @@ As a CLI (python scripts/local/stack.py --help):
     up      bring the stack up and keep it until Ctrl-C (--eventbus adds the event bus);
             writes .local/stack.json ({"moto", "watch", "api", ...}) so `api`, `invoke`, `reset`,
             eventbus.py and other clients can attach; `api` is the gateway's base URL:
-            GET {api}/v1/ping
+            GET {api}/v1/ping. Also writes .local/dashboard.json: the template's dashboard body
+            with the local names, and prints the console URL it would have once deployed
     api     METHOD PATH [JSON]      one HTTP API call against the running stack
     invoke  FUNCTION EVENT.json     one Invoke API call against the running stack
     reset   POST /moto-api/reset, then re-create the table and re-pin the task lifecycle
@@ -65,6 +66,7 @@ VENV_BIN = REPO / ".venv" / "bin"
 LOCAL_DIR = REPO / ".local"
 LOG_DIR = LOCAL_DIR / "logs"
 STATE_FILE = LOCAL_DIR / "stack.json"
+DASHBOARD_FILE = LOCAL_DIR / "dashboard.json"
 
 FUNCTIONS = cfn.FUNCTIONS
 REGION = "us-east-1"
@@ -366,6 +368,7 @@ class Stack:
             self.start_moto()
             self.create_table()
             self.create_queues()
+            self.write_dashboard()
             if self.with_watch:
                 self.start_watch()
                 if self.with_gateway:
@@ -481,6 +484,21 @@ class Stack:
         if self.queue_urls:
             props = cfn.queue_properties(self.template, lid)
             self.log(f"stack: queues {', '.join(self.queue_urls)} created from {_rel(self.template_path)}")
+
+    # ---- the dashboard
+    def write_dashboard(self) -> str:
+        """The template's dashboard body as this stack would deploy it (functions, queues and
+        region as here; alarm ARNs and the API id made up), written to .local/dashboard.json;
+        returns the console URL it would have (the template's DashboardUrl output)."""
+        queue_names = {lid: url.rstrip("/").rsplit("/", 1)[-1] for lid, url in self.queue_urls.items()}
+        values = dashboard_values(self.template, self.table_name, queue_names)
+        name, body = cfn.dashboard(self.template, values)
+        url = cfn.dashboard_url(self.template, values)
+        LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+        DASHBOARD_FILE.write_text(json.dumps(body, indent=2) + "\n")
+        self.log(f"stack: dashboard {name} ({len(body['widgets'])} widgets) written to {_rel(DASHBOARD_FILE)}; "
+                 f"deployed, it would be {url}")
+        return url
 
     # ---- cargo lambda watch
     def start_watch(self, timeout: float = 60.0) -> None:
@@ -621,6 +639,27 @@ def boto_client(service: str, moto_url: str) -> Any:
                         config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60))
 
 
+def dashboard_values(template: dict[str, Any], table_name: str,
+                     queue_names: dict[str, str] | None = None) -> dict[str, str]:
+    """What the template's ${...} resolve to for the local stack (cfn.sub): the stack is named as
+    its table, functions by their workspace names (as cargo lambda watch serves them), queues by
+    `queue_names` (logical id -> name; default <table>-<logical id>); alarm ARNs and the HTTP
+    API's id are made up (moto has neither)."""
+    values = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+              "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": table_name}
+    for lid, r in (template.get("Resources") or {}).items():
+        rtype = r.get("Type")
+        if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            values[lid] = cfn.function_of_resource(lid, r) or lid
+        elif rtype == "AWS::SQS::Queue":
+            values[f"{lid}.QueueName"] = (queue_names or {}).get(lid, f"{table_name}-{lid}")
+        elif rtype == "AWS::CloudWatch::Alarm":
+            values[f"{lid}.Arn"] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{table_name}-{lid}"
+        elif rtype in ("AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Api"):
+            values[lid] = "local"
+    return values
+
+
 def _rel(p: Path) -> str:
     try:
         return str(p.resolve().relative_to(REPO))
@@ -720,6 +759,8 @@ def main(argv: list[str] | None = None) -> int:
         if stack.watch:
             print(f"  watch:  {stack.watch_url}   e.g. curl {stack.watch_url}/lambda-url/environments-api/v1/ping")
             print(f"  invoke: curl -d @events/schedule/reconcile.json {stack.watch_url}/2015-03-31/functions/reconciler/invocations")
+        print(f"  dashboard: {_rel(DASHBOARD_FILE)}   (the template's, with these names; "
+              f"aws cloudwatch put-dashboard --dashboard-body file://{_rel(DASHBOARD_FILE)} ...)")
         print(f"  state:  {_rel(STATE_FILE)}   logs: {_rel(LOG_DIR)}/   Ctrl-C stops everything")
         while True:
             time.sleep(1)

@@ -236,19 +236,30 @@ where
         let req = ApiRequest::from_lambda(&req);
         let span =
             tracing::info_span!("request", method = %req.method, path = %req.segments.join("/"));
-        let started = std::time::Instant::now();
-        let (result, mut measured) = metrics::scoped(route(app, req).instrument(span)).await;
-        let response = to_lambda(result);
-        // The latency and 5xx of the handler itself (API Gateway's own are in AWS/ApiGateway).
-        let ms = started.elapsed().as_secs_f64() * 1e3;
-        measured.add(metrics::API_LATENCY, metrics::Unit::Milliseconds, ms);
-        if response.status().is_server_error() {
-            measured.add(metrics::API_SERVER_ERRORS, metrics::Unit::Count, 1.0);
-        }
+        let (response, measured) = measure_api(route(app, req).instrument(span)).await;
         metrics::emit(&measured);
         Ok::<_, std::convert::Infallible>(response)
     }))
     .await
+}
+
+/// One API request: the handler's answer as Lambda returns it, and what it measured, with the
+/// latency and 5xx of the handler itself (API Gateway's own are in AWS/ApiGateway).
+pub async fn measure_api<Fut>(
+    handler: Fut,
+) -> (lambda_http::Response<lambda_http::Body>, metrics::Metrics)
+where
+    Fut: Future<Output = Result<ApiResponse>>,
+{
+    let started = std::time::Instant::now();
+    let (result, mut measured) = metrics::scoped(handler).await;
+    let response = to_lambda(result);
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    measured.add(metrics::API_LATENCY, metrics::Unit::Milliseconds, ms);
+    if response.status().is_server_error() {
+        measured.add(metrics::API_SERVER_ERRORS, metrics::Unit::Count, 1.0);
+    }
+    (response, measured)
 }
 
 /// An event-driven function: an error fails the invocation, so the trigger retries it.

@@ -472,3 +472,470 @@ async fn sample_api_requests_route_as_api_gateway_sends_them() {
         assert_eq!(got, status, "{name}: {req:?}");
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// The dashboard against the code: every metric it draws is one the functions emit.
+// ------------------------------------------------------------------------------------------------
+
+/// A metric as CloudWatch knows it: namespace, name and its exact set of dimension names.
+type MetricId = (String, String, BTreeSet<String>);
+
+/// One metric the dashboard draws: its id, and each dimension's value (`None` under a SEARCH,
+/// which draws every value).
+#[derive(Debug)]
+struct Drawn {
+    widget: String,
+    namespace: String,
+    name: String,
+    dimensions: BTreeMap<String, Option<String>>,
+}
+
+/// `Namespace Name [Dimension, ...]`.
+fn show(m: &MetricId) -> String {
+    let dimensions: Vec<&str> = m.2.iter().map(String::as_str).collect();
+    format!("{} {} [{}]", m.0, m.1, dimensions.join(", "))
+}
+
+impl Drawn {
+    fn id(&self) -> MetricId {
+        (
+            self.namespace.clone(),
+            self.name.clone(),
+            self.dimensions.keys().cloned().collect(),
+        )
+    }
+}
+
+/// The template's dashboard body (the JSON of its `!Sub`, `${...}` left as they are).
+fn dashboard_body(doc: &serde_yaml::Value) -> serde_json::Value {
+    let dashboards: Vec<&serde_yaml::Value> = doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard"))
+        .collect();
+    assert_eq!(dashboards.len(), 1, "one dashboard in the template");
+    let body = untag(&dashboards[0]["Properties"]["DashboardBody"]);
+    let text = match body {
+        serde_yaml::Value::Sequence(sub) => sub[0].as_str(), // !Sub [text, variables]
+        other => other.as_str(),
+    };
+    serde_json::from_str(text.expect("DashboardBody: !Sub of JSON")).expect("DashboardBody JSON")
+}
+
+/// `SEARCH('{Namespace,Dim1,Dim2} MetricName="Name"', ...)`, each search of an expression.
+fn searches(expression: &str) -> Vec<(String, String, BTreeSet<String>)> {
+    let mut out = Vec::new();
+    for part in expression.split("SEARCH('").skip(1) {
+        let query = part.split('\'').next().unwrap();
+        let schema = query
+            .strip_prefix('{')
+            .and_then(|q| q.split_once('}'))
+            .unwrap_or_else(|| panic!("SEARCH without a {{namespace,dimensions}} schema: {query}"));
+        let mut names = schema.0.split(',').map(str::trim);
+        let namespace = names.next().unwrap().to_owned();
+        let dimensions = names.map(str::to_owned).collect();
+        let metric = schema
+            .1
+            .split("MetricName=\"")
+            .nth(1)
+            .and_then(|m| m.split('"').next())
+            .unwrap_or_else(|| panic!("SEARCH without MetricName=\"...\": {query}"));
+        out.push((namespace, metric.to_owned(), dimensions));
+    }
+    out
+}
+
+/// Every metric of every metric widget: `[namespace, name, dim, value, ..., {options}]` rows and
+/// the SEARCH expressions of `{"expression": ...}` rows.
+fn drawn_metrics(body: &serde_json::Value) -> Vec<Drawn> {
+    let mut out = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        if widget["type"] != "metric" {
+            continue;
+        }
+        let title = widget["properties"]["title"].as_str().unwrap().to_owned();
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let row = row.as_array().unwrap();
+            if let Some(expression) = row[0]["expression"].as_str() {
+                let found = searches(expression);
+                assert!(!found.is_empty(), "{title}: an expression without SEARCH");
+                for (namespace, name, dimensions) in found {
+                    out.push(Drawn {
+                        widget: title.clone(),
+                        namespace,
+                        name,
+                        dimensions: dimensions.into_iter().map(|d| (d, None)).collect(),
+                    });
+                }
+                continue;
+            }
+            let parts: Vec<&str> = row.iter().filter_map(|v| v.as_str()).collect();
+            assert!(
+                parts.len() >= 2 && parts.len().is_multiple_of(2) && !parts.contains(&"."),
+                "{title}: a row as [namespace, name, dimension, value, ...] without \".\": {row:?}"
+            );
+            out.push(Drawn {
+                widget: title.clone(),
+                namespace: parts[0].to_owned(),
+                name: parts[1].to_owned(),
+                dimensions: parts[2..]
+                    .chunks(2)
+                    .map(|kv| (kv[0].to_owned(), Some(kv[1].to_owned())))
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The (namespace, name, dimension set) of every metric in these EMF documents.
+fn emf_metrics(docs: &[serde_json::Value]) -> BTreeSet<MetricId> {
+    let mut out = BTreeSet::new();
+    for doc in docs {
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            let namespace = directive["Namespace"].as_str().unwrap();
+            for set in directive["Dimensions"].as_array().unwrap() {
+                let dimensions: BTreeSet<String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_str().unwrap().to_owned())
+                    .collect();
+                for d in &dimensions {
+                    assert!(
+                        doc.get(d).is_some(),
+                        "EMF: dimension {d} has no value: {doc}"
+                    );
+                }
+                for m in directive["Metrics"].as_array().unwrap() {
+                    let name = m["Name"].as_str().unwrap();
+                    assert!(doc.get(name).is_some(), "EMF: {name} has no value: {doc}");
+                    out.insert((namespace.to_owned(), name.to_owned(), dimensions.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the code emits, from the EMF lines of real flows against moto, each in a metrics scope
+/// as the runtime runs an invocation: a rollout that completes, a task stopped behind our back
+/// and repaired by the reconciler, a drain, a deployment ECS refuses (its task definition deleted
+/// meanwhile), and API requests through the runtime's measuring, one of them a 5xx.
+async fn emitted_metrics() -> BTreeSet<MetricId> {
+    use integration_tests::shared::adapters::DynamoStore;
+    use integration_tests::shared::http::ApiRequest;
+    use integration_tests::shared::metrics::scoped;
+    use integration_tests::shared::runtime::measure_api;
+
+    let w = World::new().await;
+    let mut docs = Vec::new();
+    let hosts = w.add_hosts(3).await;
+
+    // a rollout: started, then completed with its duration
+    w.create_environment("web").await;
+    let id = w.create_deployment("web").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ((), m) = scoped(w.deliver_deployment("web", &id)).await;
+    docs.extend(m.to_emf("deployer", 0));
+    let ((), m) = scoped(w.deliver_task_events()).await;
+    docs.extend(m.to_emf("task-events", 0));
+    let ((), m) = scoped(w.deliver_deployment("web", &id)).await;
+    docs.extend(m.to_emf("deployer", 0));
+
+    // drift: a task stopped with its event lost, restarted by the scheduled reconcile
+    let victim = w.tasks_by_host().await[&hosts[0]][0].clone();
+    w.stop_task_by_hand(&victim).await;
+    let later = integration_tests::shared::executor::system_now_ms() + 3_600_000;
+    let (summary, m) = scoped(reconciler::reconcile_all(&w.store, &w.cluster, later)).await;
+    assert_eq!(summary.unwrap().started, 1);
+    docs.extend(m.to_emf("reconciler", 0));
+
+    // a drain: the host's daemon stopped
+    w.drain(&hosts[1]).await;
+    let draining = w.instance_event(&hosts[1], "DRAINING", true, 9);
+    let (report, m) = scoped(instance_events::handle(&w.store, &w.cluster, &draining)).await;
+    assert_eq!(report.unwrap().stopped.len(), 1);
+    docs.extend(m.to_emf("instance-events", 0));
+
+    // ECS refuses every start (the task definition was deleted since): the deployment fails
+    let revision = w.register_task_definition().await;
+    let (status, body) = w
+        .api(
+            "POST",
+            "/v1/environments",
+            Some(
+                serde_json::json!({"name": "refused", "taskDefinition": revision,
+                "instanceGroup": {"cluster": w.cluster_name}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    w.ecs
+        .deregister_task_definition()
+        .task_definition(&revision)
+        .send()
+        .await
+        .unwrap();
+    w.ecs
+        .delete_task_definitions()
+        .task_definitions(&revision)
+        .send()
+        .await
+        .unwrap();
+    let id = w.create_deployment("refused").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        let ((), m) = scoped(w.deliver_deployment("refused", &id)).await;
+        docs.extend(m.to_emf("deployer", 0));
+    }
+    let (_, dep) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/refused/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(dep["status"], "failed", "{dep}");
+
+    // the API, measured as the runtime measures every request: one answered, one 5xx (its table
+    // is gone)
+    let get = |name: &str| ApiRequest {
+        method: "GET".into(),
+        segments: vec!["environments".into(), name.into()],
+        ..Default::default()
+    };
+    let (response, m) =
+        measure_api(environments_api::route(&w.store, &w.cluster, &get("web"))).await;
+    assert_eq!(response.status(), 200);
+    docs.extend(m.to_emf("environments-api", 0));
+    let gone = DynamoStore::new(w.ddb.clone(), "no-such-table");
+    let (response, m) = measure_api(environments_api::route(&gone, &w.cluster, &get("web"))).await;
+    assert_eq!(response.status(), 500);
+    docs.extend(m.to_emf("environments-api", 0));
+
+    emf_metrics(&docs)
+}
+
+/// The metric names shared/src/metrics.rs declares (`pub const X: &str = "Name";`, but the
+/// namespace and the dimension's name).
+fn declared_metric_names() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/metrics.rs");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub const "))
+        .filter(|l| !l.starts_with("NAMESPACE:") && !l.starts_with("ENVIRONMENT:"))
+        .filter_map(|l| l.split_once(": &str = \"")?.1.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `${Name}` / `${Name.Attribute}` → (Name, Attribute).
+fn reference(value: &str) -> (&str, Option<&str>) {
+    let inner = value
+        .strip_prefix("${")
+        .and_then(|v| v.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("{value}: not a ${{...}} reference to a template resource"));
+    match inner.split_once('.') {
+        Some((name, attribute)) => (name, Some(attribute)),
+        None => (inner, None),
+    }
+}
+
+/// The queues something sends its failures to: SQS redrive, EventBridge dead-letter configs,
+/// Lambda's on-failure destinations.
+fn dead_letter_queues(doc: &serde_yaml::Value) -> BTreeSet<String> {
+    fn walk(v: &serde_yaml::Value, parent: &str, out: &mut BTreeSet<String>) {
+        match untag(v) {
+            serde_yaml::Value::Mapping(m) => {
+                for (k, x) in m {
+                    let key = k.as_str().unwrap_or_default();
+                    let target = matches!(
+                        (parent, key),
+                        (_, "deadLetterTargetArn")
+                            | ("DeadLetterConfig", "Arn")
+                            | ("OnFailure", "Destination")
+                    );
+                    match untag(x).as_str().and_then(|a| a.strip_suffix(".Arn")) {
+                        Some(queue) if target => {
+                            out.insert(queue.to_owned());
+                        }
+                        _ => walk(x, key, out),
+                    }
+                }
+            }
+            serde_yaml::Value::Sequence(s) => s.iter().for_each(|x| walk(x, parent, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&doc["Resources"], "", &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_draws_only_metrics_the_code_emits() {
+    let doc = template();
+    let body = dashboard_body(&doc);
+    let drawn = drawn_metrics(&body);
+    let emitted = emitted_metrics().await;
+    let type_of = |name: &str| doc["Resources"][name]["Type"].as_str().map(str::to_owned);
+    let namespace = integration_tests::shared::metrics::NAMESPACE;
+
+    // The scheduler's own metrics: each (name, dimension set) drawn is one the code emits.
+    let all: Vec<String> = emitted.iter().map(show).collect();
+    for d in drawn.iter().filter(|d| d.namespace == namespace) {
+        assert!(
+            emitted.contains(&d.id()),
+            "the dashboard's \"{}\" draws {}, which the code does not emit; it emits {all:?}",
+            d.widget,
+            show(&d.id())
+        );
+    }
+    // ... and so does every alarm on one of them (a metric is its name and exact dimensions);
+    // an alarm on a metric the flows above do not reach (a failure they do not provoke) must at
+    // least read a name metrics.rs declares.
+    let names: BTreeSet<&str> = emitted.iter().map(|m| m.1.as_str()).collect();
+    let declared = declared_metric_names();
+    for (id, r) in doc["Resources"].as_mapping().unwrap() {
+        let p = &r["Properties"];
+        if r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+            && p["Namespace"].as_str() == Some(namespace)
+        {
+            let dimensions = p["Dimensions"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|d| d["Name"].as_str().unwrap().to_owned())
+                .collect();
+            let metric = (
+                namespace.to_owned(),
+                p["MetricName"].as_str().unwrap().to_owned(),
+                dimensions,
+            );
+            if names.contains(metric.1.as_str()) {
+                assert!(
+                    emitted.contains(&metric),
+                    "alarm {id:?} reads {}, which the code does not emit; it emits {all:?}",
+                    show(&metric)
+                );
+            } else {
+                assert!(
+                    declared.contains(&metric.1),
+                    "alarm {id:?} reads {}, which shared/src/metrics.rs does not declare: {declared:?}",
+                    show(&metric)
+                );
+            }
+        }
+    }
+    // Whatever the code emits by environment is drawn by environment.
+    let environment = integration_tests::shared::metrics::ENVIRONMENT;
+    for m in emitted.iter().filter(|m| m.2.contains(environment)) {
+        assert!(
+            drawn.iter().any(|d| &d.id() == m),
+            "{} is emitted by {environment} and not on the dashboard",
+            show(m)
+        );
+    }
+
+    // AWS metrics: of this template's resources, and each function and dead-letter queue drawn.
+    let mut lambda: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut queues = BTreeSet::new();
+    for d in drawn.iter().filter(|d| d.namespace != namespace) {
+        let only = |dimension: &str| {
+            assert_eq!(d.dimensions.len(), 1, "{}: {d:?}", d.widget);
+            let value = d.dimensions.get(dimension).cloned().flatten();
+            value.unwrap_or_else(|| panic!("{}: {d:?} has no {dimension}", d.widget))
+        };
+        match d.namespace.as_str() {
+            "AWS/Lambda" => {
+                let value = only("FunctionName");
+                let (function, attribute) = reference(&value);
+                assert_eq!(attribute, None, "{value}");
+                assert_eq!(
+                    type_of(function).as_deref(),
+                    Some("AWS::Serverless::Function"),
+                    "{}: {value} is no function of the template",
+                    d.widget
+                );
+                lambda
+                    .entry(function.to_owned())
+                    .or_default()
+                    .insert(d.name.clone());
+            }
+            "AWS/SQS" => {
+                let value = only("QueueName");
+                let (queue, attribute) = reference(&value);
+                assert_eq!(attribute, Some("QueueName"), "{value}");
+                assert_eq!(
+                    type_of(queue).as_deref(),
+                    Some("AWS::SQS::Queue"),
+                    "{}: {value} is no queue of the template",
+                    d.widget
+                );
+                if d.name == "ApproximateNumberOfMessagesVisible" {
+                    queues.insert(queue.to_owned());
+                }
+            }
+            "AWS/ApiGateway" => {
+                let value = only("ApiId");
+                let (api, attribute) = reference(&value);
+                assert_eq!(attribute, None, "{value}");
+                assert_eq!(
+                    type_of(api).as_deref(),
+                    Some("AWS::Serverless::HttpApi"),
+                    "{value}"
+                );
+            }
+            other => panic!("{}: namespace {other} is not checked here", d.widget),
+        }
+    }
+    let functions: BTreeMap<String, BTreeSet<String>> = doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, _)| {
+            let all = ["Duration", "Errors", "Throttles"].map(str::to_owned);
+            (id.as_str().unwrap().to_owned(), all.into())
+        })
+        .collect();
+    assert_eq!(
+        lambda, functions,
+        "each function's errors, throttles and duration"
+    );
+    let dlqs = dead_letter_queues(&doc);
+    assert!(
+        dlqs.len() >= 5,
+        "the template's dead-letter queues, found {dlqs:?}"
+    );
+    assert_eq!(queues, dlqs, "the depth of every dead-letter queue");
+
+    // The alarms widget: every alarm of the template, and only those.
+    let listed: BTreeSet<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| w["properties"]["alarms"].as_array().unwrap())
+        .map(|a| {
+            let (alarm, attribute) = reference(a.as_str().unwrap());
+            assert_eq!(attribute, Some("Arn"), "{a}");
+            alarm.to_owned()
+        })
+        .collect();
+    let alarms: BTreeSet<String> = doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(id, _)| id.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, alarms, "the alarms widget shows every alarm");
+}

@@ -54,6 +54,7 @@ out('InstanceEventsFunctionName', scheduler.functions.instanceEvents.functionNam
 out('TaskEventsFunctionName', scheduler.functions.taskEvents.functionName);
 out('DeployerFunctionName', scheduler.functions.deployer.functionName);
 out('ReconcilerFunctionName', scheduler.functions.reconciler.functionName);
+out('DashboardUrl', scheduler.dashboardUrl, "The stack's CloudWatch dashboard (what each widget shows: docs/operations.md, Dashboard)");
 
 // cdk-nag (v3 registers as a CDK policy-validation plugin): an unacknowledged finding fails synth.
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

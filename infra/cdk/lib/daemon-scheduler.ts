@@ -157,6 +157,10 @@ export class DaemonScheduler extends Construct {
   public readonly reconcilerDeadLetterQueue: sqs.Queue;
   public readonly deployerStreamFailureQueue: sqs.Queue;
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /** The stack's CloudWatch dashboard (docs/operations.md, "Dashboard"). */
+  public readonly dashboard: cloudwatch.CfnDashboard;
+  /** Its console URL. */
+  public readonly dashboardUrl: string;
 
   constructor(scope: Construct, id: string, props: DaemonSchedulerProps = {}) {
     super(scope, id);
@@ -480,9 +484,70 @@ export class DaemonScheduler extends Construct {
       alarm(`${name}ErrorsAlarm`, `${SPECS[key].id} invocations failed`, fns[key].metricErrors({ statistic: 'Sum', period }));
       alarm(`${name}ThrottlesAlarm`, `${SPECS[key].id} invocations were throttled`, fns[key].metricThrottles({ statistic: 'Sum', period }));
     }
-    // Emitted by the functions as embedded metrics (namespace DaemonScheduler, no dimensions).
+    // Emitted by the functions as embedded metrics (namespace DaemonScheduler): the total of every
+    // environment, without dimensions (each environment's share is by Environment; the dashboard).
     alarm('DeploymentsFailedAlarm', 'a deployment failed (circuit breaker or ECS refusals); see GET /v1/environments/{name}/status',
       new cloudwatch.Metric({ namespace: 'DaemonScheduler', metricName: 'DeploymentsFailed', statistic: 'Sum', period }));
+
+    // ---- The dashboard, widget for widget the template's (its body is compared by the parity
+    // test; the template's, against the metrics the code emits, by tests/tests/template_contract.rs).
+    const search = (metric: string, stat: string) =>
+      `SEARCH('{DaemonScheduler,Environment} MetricName="${metric}"', '${stat}', 300)`;
+    const byEnvironment = "${PROP('Dim.Environment')}"; // a CloudWatch dynamic label
+    const graph = (x: number, y: number, width: number, title: string, props: Record<string, unknown>,
+      metrics: unknown[][]) => ({
+      type: 'metric', x, y, width, height: 6,
+      properties: { title, region: Aws.REGION, view: 'timeSeries', stacked: false, period: 300, ...props, metrics },
+    });
+    const perEnvironment = (x: number, y: number, title: string, id: string, metric: string, stat = 'Sum') =>
+      graph(x, y, 8, title, { stat }, [[{ id, expression: search(metric, stat), label: byEnvironment }]]);
+    const perFunction = (x: number, title: string, metric: string, stat: string) =>
+      graph(x, 23, 8, title, { stat }, (Object.keys(SPECS) as FunctionKey[]).map((key) =>
+        ['AWS/Lambda', metric, 'FunctionName', fns[key].functionName, { label: FUNCTIONS[key] }]));
+    const apiId = this.httpApi.apiId;
+    const body = {
+      start: '-PT6H',
+      widgets: [
+        { type: 'text', x: 0, y: 0, width: 24, height: 2, properties: {
+          markdown: `## daemon-scheduler: ${Aws.STACK_NAME}\nPer-environment graphs draw every environment that reported in the time range (SEARCH on the \`Environment\` dimension). How to read each widget: docs/operations.md, *Dashboard*; what to do about an alarm: docs/operations.md, *Alarms*.`,
+        } },
+        { type: 'alarm', x: 0, y: 2, width: 24, height: 3, properties: {
+          title: 'Alarms', alarms: this.alarms.map((a) => a.alarmArn),
+        } },
+        perEnvironment(0, 5, 'Tasks started, by environment', 'started', 'TasksStarted'),
+        perEnvironment(8, 5, 'Tasks stopped, by environment', 'stopped', 'TasksStopped'),
+        perEnvironment(16, 5, 'Task starts ECS refused, by environment', 'refused', 'TaskStartFailures'),
+        perEnvironment(0, 11, 'Drift repaired by the reconciler, by environment', 'drift', 'DriftRepaired'),
+        graph(8, 11, 8, 'Deployments completed and failed, by environment', { stat: 'Sum' }, [
+          [{ id: 'completed', expression: search('DeploymentsCompleted', 'Sum'), label: `completed ${byEnvironment}` }],
+          [{ id: 'failed', expression: search('DeploymentsFailed', 'Sum'), label: `failed ${byEnvironment}` }],
+          ['DaemonScheduler', 'DeploymentsFailed',
+            { id: 'failedTotal', stat: 'Sum', label: 'failed, all environments (DeploymentsFailedAlarm)' }],
+        ]),
+        perEnvironment(16, 11, 'Longest deployment (ms), by environment', 'duration', 'DeploymentDuration', 'Maximum'),
+        graph(0, 17, 12, 'API latency (ms): handler and API Gateway, p50 and p99', {}, [
+          ['DaemonScheduler', 'ApiLatency', { stat: 'p50', label: 'handler p50' }],
+          ['DaemonScheduler', 'ApiLatency', { stat: 'p99', label: 'handler p99' }],
+          ['AWS/ApiGateway', 'Latency', 'ApiId', apiId, { stat: 'p50', label: 'API Gateway p50' }],
+          ['AWS/ApiGateway', 'Latency', 'ApiId', apiId, { stat: 'p99', label: 'API Gateway p99' }],
+        ]),
+        graph(12, 17, 12, 'API 5xx: handler and API Gateway', { stat: 'Sum' }, [
+          ['DaemonScheduler', 'ApiServerErrors', { label: 'handler 5xx' }],
+          ['AWS/ApiGateway', '5xx', 'ApiId', apiId, { label: 'API Gateway 5xx' }],
+        ]),
+        perFunction(0, 'Function errors', 'Errors', 'Sum'),
+        perFunction(8, 'Function throttles', 'Throttles', 'Sum'),
+        perFunction(16, 'Function duration (ms), p99', 'Duration', 'p99'),
+        graph(0, 29, 24, 'Dead-letter queues: messages waiting (replay: docs/operations.md)', { stat: 'Maximum' },
+          queueAlarms.map(([qid, q]) => ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', q.queueName, { label: qid }])),
+      ],
+    };
+    this.dashboard = new cloudwatch.CfnDashboard(this, 'Dashboard', {
+      // Dashboards are global to the account: the region keeps two regions' stacks apart.
+      dashboardName: `${Aws.STACK_NAME}-${Aws.REGION}`,
+      dashboardBody: stack.toJsonString(body),
+    });
+    this.dashboardUrl = `https://console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${this.dashboard.ref}`;
 
     // ---- cdk-nag: the wildcards the template grants on purpose, acknowledged one by one.
     const tableArnToken = stack.resolve(this.table.tableArn);

@@ -21,6 +21,7 @@ as it is, so anything new on either side shows up):
   that the CDK role must hold (scoped however it likes) and may not exceed;
 - queue policies as (queue, effect, principal, actions, condition) statements; the CDK side may
   add TLS-only Deny statements (cdk-nag SQS4) where the template has none;
+- the dashboard's body as JSON: widgets by title, each metric row in order, the alarms as a set;
 - outputs by name and value.
 
 Run: python infra/cdk/test/parity.py [--scenario default] [--cdk-template PATH]
@@ -279,6 +280,24 @@ def json_or_value(v: Any) -> Any:
     return v
 
 
+def dashboard_form(body: Any) -> Any:
+    """A dashboard body whose differences read well: widgets by title (untitled ones by type and
+    place), each metric row one JSON string (a row's order is its meaning: namespace, name,
+    dimension, value)."""
+    if not isinstance(body, dict):
+        return body
+    out = {k: v for k, v in body.items() if k != "widgets"}
+    widgets: dict[str, Any] = {}
+    for i, w in enumerate(body.get("widgets", [])):
+        w = copy.deepcopy(w)
+        props = w.get("properties") or {}
+        if isinstance(props.get("metrics"), list):
+            props["metrics"] = {str(n): json.dumps(row, sort_keys=True) for n, row in enumerate(props["metrics"])}
+        widgets[props.get("title") or f"{w.get('type')} widget {i}"] = w
+    out["widgets"] = widgets
+    return out
+
+
 def normalize_properties(rtype: str, props: dict[str, Any]) -> dict[str, Any]:
     props = copy.deepcopy(props)
     for k in IGNORED_PROPERTIES.get(rtype, ()):
@@ -296,6 +315,8 @@ def normalize_properties(rtype: str, props: dict[str, Any]) -> dict[str, Any]:
     if rtype == "AWS::DynamoDB::Table":
         props["AttributeDefinitions"] = sorted(props.get("AttributeDefinitions", []), key=lambda a: a["AttributeName"])
         props["GlobalSecondaryIndexes"] = sorted(props.get("GlobalSecondaryIndexes", []), key=lambda g: g["IndexName"])
+    if rtype == "AWS::CloudWatch::Dashboard" and "DashboardBody" in props:
+        props["DashboardBody"] = dashboard_form(json_or_value(props["DashboardBody"]))
     if rtype == "AWS::SQS::Queue" and "RedrivePolicy" in props:
         props["RedrivePolicy"] = json_or_value(props["RedrivePolicy"])
     return props

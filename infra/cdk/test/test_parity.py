@@ -191,6 +191,25 @@ class ParityNoticesDifferences(unittest.TestCase):
                 del r["Properties"]["DeletionProtectionEnabled"]
         self.assertNoticed(drop, "Table.Properties.DeletionProtectionEnabled: only in SAM")
 
+    def test_dashboard_metric(self) -> None:
+        def rename(t: dict[str, Any]) -> None:
+            for _, r in resources_of(t, "AWS::CloudWatch::Dashboard"):
+                parts = r["Properties"]["DashboardBody"]["Fn::Join"][1]
+                r["Properties"]["DashboardBody"]["Fn::Join"][1] = [
+                    p.replace("TasksStopped", "TasksHalted") if isinstance(p, str) else p for p in parts]
+        self.assertNoticed(rename, "Dashboard.Properties.DashboardBody.widgets.Tasks stopped, by environment.properties.metrics.0")
+
+    def test_dashboard_function(self) -> None:
+        def drop(t: dict[str, Any]) -> None:
+            body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+            body["Fn::Sub"] = body["Fn::Sub"].replace(
+                '["AWS/Lambda", "Throttles", "FunctionName", "${ReconcilerFunction}", {"label": "reconciler"}]',
+                '["AWS/Lambda", "Throttles", "FunctionName", "${DeployerFunction}", {"label": "reconciler"}]')
+        self.assertNoticed(drop, "Dashboard.Properties.DashboardBody.widgets.Function throttles.properties.metrics.5", side="sam")
+
+    def test_missing_dashboard_output(self) -> None:
+        self.assertNoticed(lambda t: t["Outputs"].pop("DashboardUrl"), "output DashboardUrl: only in SAM")
+
     def test_new_template_parameter_is_noticed(self) -> None:
         sam = sam_cfn("configured")
         sam["Parameters"]["ReservedConcurrency"] = {"Type": "Number", "Default": 10}
