@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make bench-reconcile`: the scheduled reconciler over 5,000 hosts (BENCH_HOSTS) on moto, its AWS
-# calls against the floor; writes docs/benchmarks-reconcile.md. Not part of the tests.
+# calls against the floor; then the reconcile fan-out at fleet scale modelled on the fakes (5,000
+# hosts x 5 environments; 5 clusters with a deleted and a denied one; `bench reconcile-model`);
+# writes docs/benchmarks-reconcile.md. Not part of the tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,6 +18,9 @@ MOTO_PID=$!
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -fs "$MOTO_ENDPOINT/moto-api/" > /dev/null && break; sleep 0.1; done
 BODY="$(target/debug/bench reconcile-fleet)"
+# The model measures the functions' own work too: the release build (the functions' profile).
+cargo build --release -p bench
+MODEL="$(target/release/bench reconcile-model)"
 {
   echo "# Benchmark: the reconciler over the ECS maximum"
   echo
@@ -24,5 +29,7 @@ BODY="$(target/debug/bench reconcile-fleet)"
   echo "integration harness's SDK interceptor; moto's timings are informational (Python, one process)."
   echo
   echo "$BODY"
+  echo
+  echo "$MODEL"
 } > "$OUT"
 echo "bench: wrote $OUT" >&2

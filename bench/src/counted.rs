@@ -1,8 +1,12 @@
 //! The in-process fakes with the AWS calls the real adapters would make for each port call
 //! counted (same chunking: shared::limits), for models at sizes moto cannot take (5,000 hosts).
 //! Slot pages assume ~1 KB slots (1 MB Query pages of 1,000).
+//!
+//! A tally can also keep time (`Tally::timed`): each AWS call it counts then takes its latency,
+//! one after another (the adapters make no two calls at once), from the moment the invocation
+//! began (`Tally::begin`); the log of when each call was made gives the calls per second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use integration_tests::shared::domain::{
@@ -21,20 +25,92 @@ use integration_tests::shared::Result;
 /// Slots per 1 MB Query page.
 const SLOTS_PER_PAGE: usize = 1000;
 
+/// How long one AWS call takes, by service (the time model's assumption).
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub ecs_s: f64,
+    pub dynamodb_s: f64,
+    pub sqs_s: f64,
+}
+
+impl Latency {
+    pub fn of(&self, op: &str) -> f64 {
+        match op.split('.').next() {
+            Some("ECS") => self.ecs_s,
+            Some("DynamoDB") => self.dynamodb_s,
+            _ => self.sqs_s,
+        }
+    }
+}
+
 #[derive(Default)]
-pub struct Tally(Mutex<BTreeMap<String, usize>>);
+struct Clock {
+    latency: Option<Latency>,
+    /// Seconds on the model's clock.
+    now: f64,
+    /// When each call began, and what it was.
+    log: Vec<(f64, String)>,
+    /// Task ARN → when the StartTask or StopTask call that changed it ended.
+    changed: HashMap<String, f64>,
+}
+
+#[derive(Default)]
+pub struct Tally {
+    calls: Mutex<BTreeMap<String, usize>>,
+    clock: Mutex<Clock>,
+}
 
 impl Tally {
-    fn add(&self, op: &str, n: usize) {
-        if n > 0 {
-            *self.0.lock().unwrap().entry(op.to_owned()).or_default() += n;
+    /// A tally that also keeps time: each call takes `latency`, one after another.
+    pub fn timed(latency: Latency) -> Self {
+        let t = Self::default();
+        t.clock.lock().unwrap().latency = Some(latency);
+        t
+    }
+    /// `n` calls of `op` (as the adapter makes them, one after another).
+    pub fn add(&self, op: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        *self.calls.lock().unwrap().entry(op.to_owned()).or_default() += n;
+        let mut c = self.clock.lock().unwrap();
+        if let Some(latency) = c.latency {
+            for _ in 0..n {
+                let at = c.now;
+                c.log.push((at, op.to_owned()));
+                c.now += latency.of(op);
+            }
         }
     }
     pub fn snapshot(&self) -> BTreeMap<String, usize> {
-        self.0.lock().unwrap().clone()
+        self.calls.lock().unwrap().clone()
     }
     pub fn reset(&self) {
-        self.0.lock().unwrap().clear();
+        self.calls.lock().unwrap().clear();
+        let mut c = self.clock.lock().unwrap();
+        c.log.clear();
+        c.changed.clear();
+    }
+    /// An invocation begins at `at` (seconds on the model's clock).
+    pub fn begin(&self, at: f64) {
+        self.clock.lock().unwrap().now = at;
+    }
+    /// The model's clock: when the calls made so far by this invocation have ended.
+    pub fn now(&self) -> f64 {
+        self.clock.lock().unwrap().now
+    }
+    /// Every call made since the last reset: when it began, and what it was.
+    pub fn log(&self) -> Vec<(f64, String)> {
+        self.clock.lock().unwrap().log.clone()
+    }
+    /// When the call that started or stopped this task ended.
+    pub fn changed_at(&self, task_arn: &str) -> Option<f64> {
+        self.clock.lock().unwrap().changed.get(task_arn).copied()
+    }
+    fn changed(&self, task_arn: &str) {
+        let mut c = self.clock.lock().unwrap();
+        let now = c.now;
+        c.changed.insert(task_arn.to_owned(), now);
     }
 }
 
@@ -260,11 +336,17 @@ impl<C: Cluster> Cluster for Counted<'_, C> {
     }
     async fn start_tasks(&self, request: StartRequest<'_>) -> Result<StartOutcome> {
         self.tally.add("ECS.StartTask", 1);
-        self.inner.start_tasks(request).await
+        let out = self.inner.start_tasks(request).await?;
+        for (_, task) in &out.started {
+            self.tally.changed(task);
+        }
+        Ok(out)
     }
     async fn stop_task(&self, cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()> {
         self.tally.add("ECS.StopTask", 1);
-        self.inner.stop_task(cluster_arn, task_arn, reason).await
+        self.inner.stop_task(cluster_arn, task_arn, reason).await?;
+        self.tally.changed(task_arn);
+        Ok(())
     }
     async fn other_tasks_on(&self, cluster_arn: &str, host: &str) -> Result<usize> {
         self.tally.add("ECS.ListTasks", 1);

@@ -6,11 +6,14 @@
 //!     bench reconcile-fleet                              AWS calls of the reconciler over 5,000 hosts
 //!     bench rollout                                      a rolling update of 1,000 hosts (moto)
 //!     bench rollout-model                                a rolling update of 5,000 hosts (fakes)
+//!     bench reconcile-model                              the reconcile fan-out at fleet scale (fakes)
 //!
 //! `lambda` and `calls` need MOTO_ENDPOINT (a running moto server; the script starts one).
 
 mod calls;
 mod counted;
+mod rates;
+mod reconcile_model;
 mod rollout;
 mod runtime_api;
 
@@ -44,6 +47,7 @@ fn main() {
             let f = runtime().block_on(rollout::model());
             println!("{}", f.markdown("modelled on the in-process fakes"));
         }
+        ["reconcile-model"] => println!("{}", runtime().block_on(reconcile_model::run())),
         ["reconcile-fleet"] => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -172,7 +176,7 @@ fn lambda(name: &str, bin: &Path, event: &Path, runs: usize) {
         ms(starts[runs - 1]),
         mb(run.init_hwm_kb),
         mb(inv.peak_hwm_kb),
-        verdict(median.as_secs_f64() <= 0.015),
+        verdict(median.as_secs_f64() <= 0.006),
         verdict(inv.peak_hwm_kb * 1024 <= 30_000_000),
         event.display().to_string().trim_start_matches("events/"),
         summarize(&inv.result),
