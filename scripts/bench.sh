@@ -4,8 +4,10 @@
 #   2. cold start (exec -> first GET .../runtime/invocation/next) and peak RSS over one invocation,
 #      against the fake Runtime API of the bench crate (bench/src/runtime_api.rs)
 #   3. AWS calls per join event and per 1,000-host deployment (the integration harness `World` on moto)
+#   4. chaos at volume: the seeded chaos run on the fakes (1,000 hosts) and on moto (bench chaos)
 #   5. rolling updates at fleet scale: one on moto (BENCH_ROLL_HOSTS hosts) and 5,000 hosts modelled
-#      on the fakes with a time model against ECS's rate limits (bench rollout, bench rollout-model)
+#      on the fakes with a time model against ECS's rate limits (bench rollout, bench rollout-model),
+#      and the calls an alarm-gated rollout adds (bench alarm-gated)
 # Env: BENCH_RUNS (cold starts per function, default 20), BENCH_SKIP_ARM64=1 to skip the arm64 build,
 #      BENCH_ROLL_HOSTS (hosts of the rolling update on moto, default 1000: over 50 minutes on moto).
 set -euo pipefail
@@ -108,6 +110,10 @@ ROLL_HOSTS="${BENCH_ROLL_HOSTS:-1000}"
 say "rolling update of $ROLL_HOSTS hosts on moto (bench rollout; the longest part), then 5,000 modelled"
 ROLL="$(BENCH_ROLL_HOSTS="$ROLL_HOSTS" "$BENCH" rollout)"
 ROLL_MODEL="$("$BENCH" rollout-model)"
+say "what an alarm-gated rollout adds (bench alarm-gated: 1,000 and 5,000 hosts modelled, BENCH_GATED_MOTO_HOSTS on moto)"
+GATED="$("$BENCH" alarm-gated)"
+say "chaos at volume (bench chaos: 1,000 hosts on the fakes, then moto; CHAOS_SEED replays one)"
+CHAOS="$("$BENCH" chaos)"
 
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 cat > "$OUT" <<EOF
@@ -247,6 +253,24 @@ task-events, instance-events), against the floor derived below.
 ${ROLL}
 
 ${ROLL_MODEL}
+
+${GATED}
+
+## Chaos at volume
+
+\`target/debug/bench chaos\` (\`bench/src/chaos.rs\`): the seeded chaos run of the tests
+(\`shared/src/chaos.rs\`; \`cargo test\` runs it at 300 hosts and 10,000 events, and 1,000 events on
+moto) at a bigger size on the in-process fakes, and on moto with the real adapters. Joins, drains,
+deregistrations, agent disconnects, relabelling under the environments' selectors, tasks stopped
+and started by hand, crashes, a rolling update and a crashing revision its breaker rolls back;
+every event possibly duplicated, reordered or delivered concurrently; 20 % of the product's AWS
+calls throttled and 5 % answered 5xx (half of them executed, the answer lost), some delayed. Then
+the faults stop and at most 2 reconciles run. Checked throughout: a second task of an environment
+on a host lives only until its own event is handled without a fault; at the end, exactly the
+desired set. "Delivered" counts every delivery of an event (a duplicate twice), not the retries of
+a failed one; a fault is counted per AWS call it failed; the fakes' time is simulated.
+
+${CHAOS}
 
 ## Reproduce
 

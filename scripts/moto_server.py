@@ -88,6 +88,101 @@ def container_instance_versions() -> None:
     models.EC2ContainerServiceBackend.describe_container_instances = describe_container_instances
 
 
+def agent_switch(app):  # type: ignore[no-untyped-def]
+    """ECS's agents disconnect and come back by themselves; moto's is always connected. A test
+    harness sets it: POST /_harness/agent {"cluster": NAME, "containerInstance": ARN, "connected":
+    BOOL} (tests/moto_chaos.rs). Describe calls then report it, at a new version."""
+    import json
+
+    from moto.ecs.models import ecs_backends
+
+    def wrapped(environ, start_response):  # type: ignore[no-untyped-def]
+        if environ.get("PATH_INFO") != "/_harness/agent":
+            return app(environ, start_response)
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(size) or b"{}")
+        backend = ecs_backends["123456789012"]["us-east-1"]
+        instances = backend.container_instances[body["cluster"]]
+        instances[body["containerInstance"].split("/")[-1]].agent_connected = bool(body["connected"])
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+        return [b"{}"]
+
+    return wrapped
+
+
+def smithy_rpc_v2_cbor(app):  # type: ignore[no-untyped-def]
+    """The AWS SDK for Rust speaks CloudWatch in Smithy RPC v2 CBOR (POST
+    /service/GraniteServiceVersion20100801/operation/<Op>, `smithy-protocol: rpc-v2-cbor`); moto
+    5.2.5 serves CloudWatch in the query protocol only (404 on that path). Such a request is
+    translated with botocore's own serializers and parsers of the service model: its CBOR input
+    decoded by the operation's input shape and sent to moto as a query request, moto's XML answer
+    parsed by the output shape and encoded as CBOR; an error as `{"__type", "message"}` with
+    moto's status."""
+    import io
+    import re
+    import urllib.parse
+
+    import botocore.session
+    from botocore.parsers import QueryParser, RpcV2CBORParser
+    from botocore.serialize import QuerySerializer, RpcV2CBORSerializer
+
+    route = re.compile(r"^/service/([^/]+)/operation/([^/]+)$")
+    session = botocore.session.get_session()
+    services = {"GraniteServiceVersion20100801": "cloudwatch"}
+
+    def cbor_text_map(fields: dict) -> bytes:
+        out = bytearray([0xA0 + len(fields)])
+        for k, v in fields.items():
+            for s in (k, v):
+                b = s.encode()
+                out += bytes([0x78, len(b)]) if len(b) < 256 else bytes([0x79]) + len(b).to_bytes(2, "big")
+                out += b
+        return bytes(out)
+
+    def wrapped(environ, start_response):  # type: ignore[no-untyped-def]
+        m = route.match(environ.get("PATH_INFO", ""))
+        if not m or m.group(1) not in services:
+            return app(environ, start_response)
+        op = session.get_service_model(services[m.group(1)]).operation_model(m.group(2))
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size)
+        params = {}
+        if op.input_shape is not None and body:
+            params = RpcV2CBORParser().parse({"body": body, "headers": {}, "status_code": 200}, op.input_shape)
+            params.pop("ResponseMetadata", None)
+        query = urllib.parse.urlencode(QuerySerializer().serialize_to_request(params, op)["body"]).encode()
+        inner = dict(environ, PATH_INFO="/", QUERY_STRING="", CONTENT_LENGTH=str(len(query)),
+                     CONTENT_TYPE="application/x-www-form-urlencoded; charset=utf-8")
+        inner["wsgi.input"] = io.BytesIO(query)
+        got: dict = {}
+
+        def capture(status, headers, exc_info=None):  # type: ignore[no-untyped-def]
+            got["status"] = status
+            return lambda _data: None
+
+        xml = b"".join(app(inner, capture))
+        code = int(got["status"].split()[0])
+        reply = {"body": xml, "headers": {}, "status_code": code}
+        if code < 300:
+            out = bytearray()
+            if op.output_shape is not None:
+                parsed = QueryParser().parse(reply, op.output_shape)
+                parsed.pop("ResponseMetadata", None)
+                RpcV2CBORSerializer()._serialize_data_item(out, parsed, op.output_shape)
+            else:
+                out += b"\xa0"
+            answer = bytes(out)
+        else:
+            error = QueryParser().parse(reply, None).get("Error", {})
+            answer = cbor_text_map({"__type": error.get("Code", "InternalFailure"),
+                                    "message": error.get("Message", "")})
+        start_response(got["status"], [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+                                       ("Content-Length", str(len(answer)))])
+        return [answer]
+
+    return wrapped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-H", "--host", default="127.0.0.1")
@@ -97,7 +192,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     snapshot_each_table_once()
     container_instance_versions()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = smithy_rpc_v2_cbor(agent_switch(DomainDispatcherApplication(create_backend_app)))
     run_simple(args.host, args.port, app, threaded=False, request_handler=MotoRequestHandler)
 
 

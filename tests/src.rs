@@ -30,6 +30,9 @@ use shared::services::{
 
 pub use shared;
 
+/// Chaos at volume against moto (tests/tests/chaos.rs, `bench chaos`).
+pub mod moto_chaos;
+
 /// moto's address, exported by the test command (`make test`) which starts and stops it.
 pub fn moto_endpoint() -> String {
     std::env::var("MOTO_ENDPOINT").expect(
@@ -94,23 +97,40 @@ impl Intercept for CallCounter {
 /// ThrottlingException by a loopback server that does nothing: the call did not happen) or has its
 /// answer lost after moto executed it (500 InternalFailure: the call happened, the caller cannot
 /// know) — on every attempt of that call, so the failure reaches the product whatever its SDK
-/// retries. The draws are a deterministic sequence.
+/// retries. The draws are a deterministic sequence. With `set_rates`, the throttles, the 5xx (half
+/// of them before moto executes the call, half with the answer lost after) and the latency (the
+/// thread sleeps before the call is sent) each have their own rate.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     per_mille: Arc<AtomicU64>,
     seq: Arc<AtomicU64>,
     throttle_endpoint: Arc<Mutex<String>>,
     injected: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// (throttled, 5xx, delayed per mille, longest delay in ms), when set by `set_rates`.
+    rates: Arc<Mutex<Option<Rates>>>,
 }
+
+/// (throttled, 5xx, delayed per mille, longest delay in ms).
+type Rates = (u64, u64, u64, u64);
 
 /// What a fault did to one call, decided once per attempt before it is sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
     Throttle,
     LoseAnswer,
+    /// 500 before moto saw the call: never executed.
+    ServerError,
 }
 
 impl aws_smithy_types::config_bag::Storable for Fault {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// How long a call waits before it is sent (ms).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Delay(u64);
+
+impl aws_smithy_types::config_bag::Storable for Delay {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
@@ -118,24 +138,65 @@ impl Faults {
     pub fn set_per_mille(&self, n: u64) {
         self.per_mille.store(n, Ordering::SeqCst);
     }
-    /// Faults injected so far, by kind ("throttled", "answer lost").
+    /// Per mille of calls throttled, answered 5xx (half executed: the answer lost) and delayed by
+    /// up to `latency_max_ms`; all 0: off.
+    pub fn set_rates(&self, throttle: u64, server_error: u64, latency: u64, latency_max_ms: u64) {
+        let on = throttle + server_error + latency > 0;
+        *self.rates.lock().unwrap() =
+            on.then_some((throttle, server_error, latency, latency_max_ms));
+    }
+    /// Faults injected so far, by kind ("throttled", "answer lost", "5xx", "delayed").
     pub fn injected(&self) -> BTreeMap<String, usize> {
         self.injected.lock().unwrap().clone()
     }
-    fn draw(&self) -> Option<Fault> {
-        let rate = self.per_mille.load(Ordering::SeqCst);
-        if rate == 0 {
-            return None;
-        }
-        // splitmix64 of the call's sequence number
+    /// Faults that failed a call (all but delays).
+    pub fn failures(&self) -> usize {
+        let i = self.injected.lock().unwrap();
+        ["throttled", "answer lost", "5xx"]
+            .iter()
+            .map(|k| i.get(*k).copied().unwrap_or(0))
+            .sum()
+    }
+    /// splitmix64 of the next sequence number.
+    fn next(&self) -> u64 {
         let mut z = self
             .seq
             .fetch_add(1, Ordering::SeqCst)
             .wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let roll = z % 1000;
+        z ^ (z >> 31)
+    }
+    /// With rates set: the call's fault and its delay.
+    fn draw_rates(
+        &self,
+        (throttle, server, latency, max_ms): (u64, u64, u64, u64),
+    ) -> (Option<Fault>, u64) {
+        let roll = self.next() % 1000;
+        let fault = if roll < throttle {
+            Some(Fault::Throttle)
+        } else if roll < throttle + server {
+            Some(if self.next().is_multiple_of(2) {
+                Fault::ServerError
+            } else {
+                Fault::LoseAnswer
+            })
+        } else {
+            None
+        };
+        let delay = if self.next() % 1000 < latency {
+            1 + self.next() % max_ms.max(1)
+        } else {
+            0
+        };
+        (fault, delay)
+    }
+    fn draw(&self) -> Option<Fault> {
+        let rate = self.per_mille.load(Ordering::SeqCst);
+        if rate == 0 {
+            return None;
+        }
+        let roll = self.next() % 1000;
         let kind = if roll.is_multiple_of(2) {
             Fault::Throttle
         } else {
@@ -164,17 +225,29 @@ impl Intercept for Faults {
         _ctx: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        match self.draw() {
+        let rates = *self.rates.lock().unwrap();
+        let (fault, delay) = match rates {
+            Some(r) => self.draw_rates(r),
+            None => (self.draw(), 0),
+        };
+        match fault {
             Some(f) => {
                 self.count(match f {
                     Fault::Throttle => "throttled",
                     Fault::LoseAnswer => "answer lost",
+                    Fault::ServerError => "5xx",
                 });
                 cfg.interceptor_state().store_put(f);
             }
             None => {
                 cfg.interceptor_state().unset::<Fault>();
             }
+        }
+        if delay > 0 {
+            self.count("delayed");
+            cfg.interceptor_state().store_put(Delay(delay));
+        } else {
+            cfg.interceptor_state().unset::<Delay>();
         }
         Ok(())
     }
@@ -184,7 +257,18 @@ impl Intercept for Faults {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if cfg.load::<Fault>() == Some(&Fault::Throttle) {
+        // The interceptor's hooks are synchronous: the delay blocks this worker thread (the
+        // tests' runtimes have others), once per call.
+        if let Some(Delay(ms)) = cfg.load::<Delay>().copied() {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            cfg.interceptor_state().unset::<Delay>();
+        }
+        // A throttle, or a 5xx before execution: the call never reaches moto (the loopback
+        // server's answer is replaced by a 500 for the latter).
+        if matches!(
+            cfg.load::<Fault>(),
+            Some(Fault::Throttle | Fault::ServerError)
+        ) {
             let endpoint = self.throttle_endpoint.lock().unwrap().clone();
             ctx.request_mut().set_uri(endpoint.as_str())?;
         }
@@ -196,12 +280,17 @@ impl Intercept for Faults {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if cfg.load::<Fault>() == Some(&Fault::LoseAnswer) {
+        let message = match cfg.load::<Fault>() {
+            Some(Fault::LoseAnswer) => "injected: answer lost",
+            Some(Fault::ServerError) => "injected: 5xx",
+            _ => return Ok(()),
+        };
+        {
             let mut lost = aws_smithy_runtime_api::http::Response::new(
                 aws_smithy_runtime_api::http::StatusCode::try_from(500u16)?,
-                aws_smithy_types::body::SdkBody::from(
-                    r#"{"__type":"InternalFailure","message":"injected: answer lost"}"#,
-                ),
+                aws_smithy_types::body::SdkBody::from(format!(
+                    r#"{{"__type":"InternalFailure","message":"{message}"}}"#
+                )),
             );
             lost.headers_mut()
                 .insert("content-type", "application/x-amz-json-1.1");
@@ -237,6 +326,45 @@ async fn error_server(error_type: &'static str) -> String {
         }
     });
     format!("http://{addr}/")
+}
+
+/// What IAM does to a call outside a function's policy: the product's calls whose request names
+/// one of the denied strings (a cluster ARN, say) are answered 400 AccessDeniedException by a
+/// loopback server and never reach moto.
+#[derive(Debug, Clone, Default)]
+pub struct Deny {
+    names: Arc<Mutex<Vec<String>>>,
+    endpoint: Arc<Mutex<String>>,
+}
+
+impl Deny {
+    pub fn deny(&self, name: &str) {
+        self.names.lock().unwrap().push(name.to_owned());
+    }
+    pub fn allow_all(&self) {
+        self.names.lock().unwrap().clear();
+    }
+}
+
+impl Intercept for Deny {
+    fn name(&self) -> &'static str {
+        "Deny"
+    }
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let names = self.names.lock().unwrap().clone();
+        let body = ctx.request().body().bytes().unwrap_or_default();
+        let body = String::from_utf8_lossy(body);
+        if names.iter().any(|n| body.contains(n.as_str())) {
+            let endpoint = self.endpoint.lock().unwrap().clone();
+            ctx.request_mut().set_uri(endpoint.as_str())?;
+        }
+        Ok(())
+    }
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -307,45 +435,6 @@ pub async fn create_table_from_template(ddb: &aws_sdk_dynamodb::Client, name: &s
                         .as_str()
                         .unwrap(),
                 ))
-/// What IAM does to a call outside a function's policy: the product's calls whose request names
-/// one of the denied strings (a cluster ARN, say) are answered 400 AccessDeniedException by a
-/// loopback server and never reach moto.
-#[derive(Debug, Clone, Default)]
-pub struct Deny {
-    names: Arc<Mutex<Vec<String>>>,
-    endpoint: Arc<Mutex<String>>,
-}
-
-impl Deny {
-    pub fn deny(&self, name: &str) {
-        self.names.lock().unwrap().push(name.to_owned());
-    }
-    pub fn allow_all(&self) {
-        self.names.lock().unwrap().clear();
-    }
-}
-
-impl Intercept for Deny {
-    fn name(&self) -> &'static str {
-        "Deny"
-    }
-    fn modify_before_transmit(
-        &self,
-        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let names = self.names.lock().unwrap().clone();
-        let body = ctx.request().body().bytes().unwrap_or_default();
-        let body = String::from_utf8_lossy(body);
-        if names.iter().any(|n| body.contains(n.as_str())) {
-            let endpoint = self.endpoint.lock().unwrap().clone();
-            ctx.request_mut().set_uri(endpoint.as_str())?;
-        }
-        Ok(())
-    }
-}
-
                 .build()
                 .unwrap(),
         );
@@ -381,9 +470,18 @@ pub struct World {
     pub calls: CallCounter,
     /// Off (0) unless a test turns it on.
     pub faults: Faults,
+    /// ECS calls denied as IAM would (none unless a test says so).
+    pub deny: Deny,
     /// The wake-up queue (in moto) and the product's adapter on it (counted, faulted).
     pub wakeup: shared::adapters::SqsWakeup,
     pub queue_url: String,
+    /// The reconcile queue (in moto) and the product's adapter on it (counted, faulted).
+    pub reconcile_queue: shared::adapters::SqsReconcileQueue,
+    pub reconcile_queue_url: String,
+    /// CloudWatch alarms in moto: the product's adapter (counted, faulted), and the harness's
+    /// client (put_metric_alarm, set_alarm_state; not counted).
+    pub alarms: shared::adapters::CloudWatchAlarms,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     sqs: aws_sdk_sqs::Client,
     pub table: String,
     pub cluster_name: String,
@@ -415,6 +513,7 @@ impl World {
         let ecs_conf = aws_sdk_ecs::config::Builder::from(&config)
             .interceptor(calls.clone())
             .interceptor(faults.clone())
+            .interceptor(deny.clone())
             .retry_config(retry)
             .build();
         // The adapters' clients count their calls; the harness inspects moto with its own.
@@ -422,6 +521,14 @@ impl World {
             .interceptor(calls.clone())
             .interceptor(faults.clone())
             .build();
+        let cloudwatch_conf = aws_sdk_cloudwatch::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .interceptor(faults.clone())
+            .build();
+        let alarms = shared::adapters::CloudWatchAlarms::new(
+            aws_sdk_cloudwatch::Client::from_conf(cloudwatch_conf),
+        );
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
         let queue_url = sqs
             .create_queue()
@@ -434,6 +541,24 @@ impl World {
         let wakeup = shared::adapters::SqsWakeup::new(
             aws_sdk_sqs::Client::from_conf(sqs_conf.clone()),
             queue_url.clone(),
+        );
+        // The reconcile queue as the template makes it: FIFO, deduplicated by content.
+        let reconcile_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}.fifo", unique("reconcile")))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
+                "true",
+            )
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let reconcile_queue = shared::adapters::SqsReconcileQueue::new(
+            aws_sdk_sqs::Client::from_conf(sqs_conf),
+            reconcile_queue_url.clone(),
         );
         let counted_ddb = aws_sdk_dynamodb::Client::from_conf(ddb_conf);
         let counted_ecs = aws_sdk_ecs::Client::from_conf(ecs_conf);
@@ -451,14 +576,9 @@ impl World {
         create_table_from_template(&ddb, &table).await;
         let cluster_name = unique("cluster");
         let cluster_arn = ecs
-    /// ECS calls denied as IAM would (none unless a test says so).
-    pub deny: Deny,
             .create_cluster()
             .cluster_name(&cluster_name)
             .send()
-    /// The reconcile queue (in moto) and the product's adapter on it (counted, faulted).
-    pub reconcile_queue: shared::adapters::SqsReconcileQueue,
-    pub reconcile_queue_url: String,
             .await
             .unwrap()
             .cluster
@@ -488,10 +608,14 @@ impl World {
             ecs,
             ec2_ami,
             calls,
-            .interceptor(deny.clone())
             faults,
+            deny,
             wakeup,
             queue_url,
+            reconcile_queue,
+            reconcile_queue_url,
+            alarms,
+            cloudwatch,
             sqs,
             table,
             cluster_name,
@@ -509,24 +633,6 @@ impl World {
         self.add_hosts_of(n, "t3.micro").await
     }
 
-        // The reconcile queue as the template makes it: FIFO, deduplicated by content.
-        let reconcile_queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{}.fifo", unique("reconcile")))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
-                "true",
-            )
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let reconcile_queue = shared::adapters::SqsReconcileQueue::new(
-            aws_sdk_sqs::Client::from_conf(sqs_conf),
-            reconcile_queue_url.clone(),
-        );
     /// Registers `n` container instances of an EC2 instance type (moto makes it the host's
     /// `ecs.instance-type` attribute).
     pub async fn add_hosts_of(&self, n: usize, instance_type: &str) -> Vec<String> {
@@ -554,7 +660,7 @@ impl World {
     }
 
     /// The Container Instance State Change event ECS would send for a host as moto has it now
-    /// (status, agent, attributes, free resources, EC2 id), at `version` (moto keeps none).
+    /// (status, agent, attributes, free resources, EC2 id), at `version` or the version moto has now, whichever is higher.
     pub async fn host_event(&self, host: &str, version: i64) -> instance_events::InstanceDetail {
         let ci = self
             .ecs
@@ -576,21 +682,28 @@ impl World {
             .remaining_resources()
             .iter()
             .map(|r| {
-            deny,
                 json!({"name": r.name(), "type": r.r#type(), "integerValue": r.integer_value(),
                        "stringSetValue": r.string_set_value()})
-            reconcile_queue,
-            reconcile_queue_url,
             })
             .collect();
         serde_json::from_value(json!({
             "clusterArn": self.cluster_arn, "containerInstanceArn": host,
-            "status": ci.status(), "agentConnected": ci.agent_connected(), "version": version,
+            // ECS's event carries the host's version at that moment: never below what a
+            // Describe of it shows now (scripts/moto_server.py numbers moto's hosts' changes).
+            "status": ci.status(), "agentConnected": ci.agent_connected(),
+            "version": version.max(ci.version()),
             "ec2InstanceId": ci.ec2_instance_id(), "attributes": attributes,
             "remainingResources": remaining,
             "runningTasksCount": ci.running_tasks_count(), "pendingTasksCount": ci.pending_tasks_count(),
         }))
         .unwrap()
+    }
+
+    /// The host's ECS agent disconnects (`false`) or comes back (`true`); moto's stays connected
+    /// otherwise (the switch scripts/moto_server.py adds for tests).
+    pub async fn set_agent_connected(&self, host: &str, connected: bool) {
+        let body = json!({"cluster": self.cluster_name, "containerInstance": host, "connected": connected});
+        self.http.post_json("/_harness/agent", &body).await;
     }
 
     /// PutAttributes (`Some` value) or DeleteAttributes (`None`) of a custom attribute on a host.
@@ -766,7 +879,7 @@ impl World {
             .collect();
         let trigger: deployer::Trigger =
             serde_json::from_value(json!({ "Records": records })).unwrap();
-        if deployer::handle_trigger(&self.store, &self.cluster, &trigger)
+        if deployer::handle_trigger_with(&self.store, &self.cluster, self.gates(), &trigger)
             .await
             .is_ok()
         {
@@ -781,6 +894,78 @@ impl World {
             }
         }
         msgs.len()
+    }
+
+    /// The reconcile queue's messages, all that it hands out now (a FIFO queue gives each
+    /// cluster's next message only once the previous one is deleted).
+    pub async fn take_reconcile_messages(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.reconcile_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
+
+    /// Lambda's SQS poller with batch size 1: the reconciler's event for one message.
+    pub fn reconcile_trigger(m: &aws_sdk_sqs::types::Message) -> reconcile_queue::Trigger {
+        serde_json::from_value(json!({"Records": [{
+            "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:reconcile.fifo",
+            "awsRegion": "us-east-1"
+        }]}))
+        .unwrap()
+    }
+
+    /// A message handled: deleted, as the poller does when the invocation succeeds.
+    pub async fn delete_reconcile_message(&self, m: &aws_sdk_sqs::types::Message) {
+        self.sqs
+            .delete_message()
+            .queue_url(&self.reconcile_queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The scheduled reconcile as the template runs it: the fan-out, then each cluster's message
+    /// in its own invocation (deleted when it succeeds). What the clusters' reconciles did.
+    pub async fn reconcile_via_queue(&self, period: &str, now_ms: i64) -> reconciler::Summary {
+        reconcile_queue::fan_out(&self.store, &self.reconcile_queue, period)
+            .await
+            .unwrap();
+        let mut summary = reconciler::Summary::default();
+        for m in self.take_reconcile_messages().await {
+            let trigger = Self::reconcile_trigger(&m);
+            let alarms = Some(&self.alarms as &dyn shared::ports::Alarms);
+            if let Ok(out) = reconcile_queue::handle_trigger_with(
+                &self.store,
+                &self.cluster,
+                None,
+                alarms,
+                &trigger,
+                now_ms,
+            )
+            .await
+            {
+                self.delete_reconcile_message(&m).await;
+                summary.absorb(out.reconciled);
+            }
+        }
+        summary
     }
 
     /// Registers another revision of the world's task definition family; returns its ARN.
@@ -851,71 +1036,6 @@ impl World {
             }
         }
         out.sort_by(|a, b| a.arn.cmp(&b.arn));
-    /// The reconcile queue's messages, all that it hands out now (a FIFO queue gives each
-    /// cluster's next message only once the previous one is deleted).
-    pub async fn take_reconcile_messages(&self) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut all = Vec::new();
-        loop {
-            let got = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.reconcile_queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(30)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            if got.is_empty() {
-                return all;
-            }
-            all.extend(got);
-        }
-    }
-
-    /// Lambda's SQS poller with batch size 1: the reconciler's event for one message.
-    pub fn reconcile_trigger(m: &aws_sdk_sqs::types::Message) -> reconcile_queue::Trigger {
-        serde_json::from_value(json!({"Records": [{
-            "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:reconcile.fifo",
-            "awsRegion": "us-east-1"
-        }]}))
-        .unwrap()
-    }
-
-    /// A message handled: deleted, as the poller does when the invocation succeeds.
-    pub async fn delete_reconcile_message(&self, m: &aws_sdk_sqs::types::Message) {
-        self.sqs
-            .delete_message()
-            .queue_url(&self.reconcile_queue_url)
-            .receipt_handle(m.receipt_handle().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
-
-    /// The scheduled reconcile as the template runs it: the fan-out, then each cluster's message
-    /// in its own invocation (deleted when it succeeds). What the clusters' reconciles did.
-    pub async fn reconcile_via_queue(&self, period: &str, now_ms: i64) -> reconciler::Summary {
-        reconcile_queue::fan_out(&self.store, &self.reconcile_queue, period)
-            .await
-            .unwrap();
-        let mut summary = reconciler::Summary::default();
-        for m in self.take_reconcile_messages().await {
-            let trigger = Self::reconcile_trigger(&m);
-            if let Ok(out) =
-                reconcile_queue::handle_trigger(&self.store, &self.cluster, None, &trigger, now_ms)
-                    .await
-            {
-                self.delete_reconcile_message(&m).await;
-                summary.absorb(out.reconciled);
-            }
-        }
-        summary
-    }
-
         out.dedup_by(|a, b| a.arn == b.arn);
         out
     }
@@ -1011,14 +1131,93 @@ impl World {
         .unwrap()
     }
 
+    /// What the deployer gates deployments with, as the template wires it: the world's alarms
+    /// (moto's CloudWatch) and its wake-up queue.
+    pub fn gates(&self) -> deployer::Gates<'_> {
+        deployer::Gates {
+            alarms: Some(&self.alarms),
+            wakeup: Some(&self.wakeup),
+        }
+    }
+
     /// Delivers the deployment's current item to the deployer, as its stream would.
     pub async fn deliver_deployment(&self, env: &str, id: &str) {
         let record = self
             .stream_record(&format!("ENV#{env}"), &format!("DEP#{id}"), "MODIFY")
             .await;
-        deployer::handle(&self.store, &self.cluster, &stream_event(vec![record]))
+        deployer::handle_with(
+            &self.store,
+            &self.cluster,
+            self.gates(),
+            &stream_event(vec![record]),
+        )
+        .await
+        .expect("deployer");
+    }
+
+    /// Delivers the deployment's INSERT to the deployer, as its stream does once per deployment.
+    pub async fn deliver_deployment_insert(&self, env: &str, id: &str) {
+        let record = self
+            .stream_record(&format!("ENV#{env}"), &format!("DEP#{id}"), "INSERT")
+            .await;
+        deployer::handle_with(
+            &self.store,
+            &self.cluster,
+            self.gates(),
+            &stream_event(vec![record]),
+        )
+        .await
+        .expect("deployer");
+    }
+
+    /// A CloudWatch metric alarm in moto (OK until `set_alarm_state` says otherwise); its name,
+    /// unique on the shared moto server.
+    pub async fn create_alarm(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&name)
+            .namespace("DaemonSchedulerTests")
+            .metric_name("Errors")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
             .await
-            .expect("deployer");
+            .expect("put_metric_alarm");
+        self.set_alarm_state(&name, "OK").await;
+        name
+    }
+
+    /// Wake-ups scheduled and not yet due (SQS's ApproximateNumberOfMessagesDelayed).
+    pub async fn delayed_wakeups(&self) -> usize {
+        let attribute = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed;
+        self.sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(attribute.clone())
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .and_then(|a| a.get(&attribute).and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// SetAlarmState, as CloudWatch's evaluation (or an operator testing a gate) would.
+    pub async fn set_alarm_state(&self, name: &str, state: &str) {
+        self.cloudwatch
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+            .state_reason("set by the test")
+            .send()
+            .await
+            .expect("set_alarm_state");
     }
 
     pub async fn deliver_environment(&self, env: &str) {
@@ -1141,6 +1340,24 @@ impl Pump {
         panic!("the lifecycle did not settle in 300 rounds: {e:?} {d:?}");
     }
 
+    /// Rounds until one moves nothing (twice, 100 ms apart: a wake-up may come due), whether or
+    /// not a deployment is in progress (one waiting for promotion, or paused, stays so).
+    pub async fn until_quiet(&mut self, w: &World, env: &str, hosts: &[String]) {
+        let mut quiet = 0;
+        for _ in 0..300 {
+            if self.round(w, env, hosts, None).await {
+                quiet = 0;
+                continue;
+            }
+            quiet += 1;
+            if quiet == 2 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("still moving after 300 rounds");
+    }
+
     /// One round: the task events, the due wake-ups, and the deployment's stream record when its
     /// item changed since the last one delivered (as DynamoDB Streams only emits changes). True
     /// when anything was delivered.
@@ -1198,7 +1415,7 @@ impl Pump {
             moved = true;
             let batch = stream_event(vec![record]);
             for _ in 0..10 {
-                match deployer::handle(&w.store, &w.cluster, &batch).await {
+                match deployer::handle_with(&w.store, &w.cluster, w.gates(), &batch).await {
                     Ok(()) => break,
                     Err(_) => self.failed += 1,
                 }
@@ -1226,24 +1443,6 @@ pub fn most_per_host(tasks: &[TaskInfo]) -> usize {
     }
     per.into_values().max().unwrap_or(0)
 }
-
-    /// Rounds until one moves nothing (twice, 100 ms apart: a wake-up may come due), whether or
-    /// not a deployment is in progress (one waiting for promotion, or paused, stays so).
-    pub async fn until_quiet(&mut self, w: &World, env: &str, hosts: &[String]) {
-        let mut quiet = 0;
-        for _ in 0..300 {
-            if self.round(w, env, hosts, None).await {
-                quiet = 0;
-                continue;
-            }
-            quiet += 1;
-            if quiet == 2 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("still moving after 300 rounds");
-    }
 
 /// One task of the cluster as the harness sees it in moto.
 #[derive(Debug, Clone, PartialEq, Eq)]

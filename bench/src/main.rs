@@ -4,14 +4,18 @@
 //!     bench coldstart <label> <binary> <runs> [KEY=VALUE...]   cold start only, with extra variables
 //!     bench calls [deployer-binary]                      AWS calls per join / per 1,000-host deployment
 //!     bench reconcile-fleet                              AWS calls of the reconciler over 5,000 hosts
+//!     bench chaos                                        chaos at volume: 1,000 hosts (fakes), moto
 //!     bench rollout                                      a rolling update of 1,000 hosts (moto)
 //!     bench rollout-model                                a rolling update of 5,000 hosts (fakes)
+//!     bench alarm-gated                                  the calls an alarm-gated rollout adds (fakes, moto)
 //!     bench reconcile-model                              the reconcile fan-out at fleet scale (fakes)
 //!
 //! `lambda` and `calls` need MOTO_ENDPOINT (a running moto server; the script starts one).
 
 mod calls;
+mod chaos;
 mod counted;
+mod gates;
 mod rates;
 mod reconcile_model;
 mod rollout;
@@ -43,6 +47,8 @@ fn main() {
             let f = runtime().block_on(rollout::moto());
             println!("{}", f.markdown("on moto"));
         }
+        ["chaos"] => println!("{}", chaos::run()),
+        ["alarm-gated"] => runtime().block_on(gates::run()),
         ["rollout-model"] => {
             let f = runtime().block_on(rollout::model());
             println!("{}", f.markdown("modelled on the in-process fakes"));

@@ -135,6 +135,9 @@ pub fn tables(log: &[(f64, String)], classes: &[(&str, &[&str])], span: f64) -> 
     out
 }
 
+/// Each invocation's (start, end), and each call's (start, operation).
+pub type Replayed = (Vec<(f64, f64)>, Vec<(f64, String)>);
+
 /// Invocations replayed on one clock: each makes its calls (`ops`, in order) one after another at
 /// `latency`, at most `concurrency` of them at once, started in the order given as others end,
 /// the first at `start`. `paced`: a call that finds its ECS bucket empty waits for the next token
@@ -147,7 +150,7 @@ pub fn replay(
     start: f64,
     latency: &Latency,
     paced: bool,
-) -> (Vec<(f64, f64)>, Vec<(f64, String)>) {
+) -> Replayed {
     let us = |t: f64| (t * 1e6).round() as i64;
     let mut spans = vec![(start, start); invocations.len()];
     let mut log = Vec::new();

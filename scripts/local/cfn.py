@@ -312,14 +312,14 @@ def queues(template: dict[str, Any]) -> list[str]:
     return [lid for lid, r in _resources(template).items() if r.get("Type") == "AWS::SQS::Queue"]
 
 
-def sqs_sources(template: dict[str, Any]) -> list[SqsSource]:
-    """Every SQS event source (SAM `SQS` events whose Queue is a !GetAtt <queue>.Arn)."""
 def queue_properties(template: dict[str, Any], lid: str) -> dict[str, Any]:
     """A queue's Properties (FifoQueue, ContentBasedDeduplication, VisibilityTimeout,
     RedrivePolicy ...) as written in the template."""
     return dict((_resources(template).get(lid) or {}).get("Properties") or {})
 
 
+def sqs_sources(template: dict[str, Any]) -> list[SqsSource]:
+    """Every SQS event source (SAM `SQS` events whose Queue is a !GetAtt <queue>.Arn)."""
     fns = _lambda_functions(template)
     out: list[SqsSource] = []
     for lid, r in _resources(template).items():

@@ -12,9 +12,11 @@ and the local event bus, so deployments really run on the hosts), starts the fun
 whose deployed revision 2 uses every placement field (constraints, sizing, overrides with
 placeholders, dependsOn node-agent): its status shows a host running it, one not selected and
 one unschedulable, so the document's examples name things that exist and the placement fields
-of environments, revisions and statuses are checked against the schemas. Then it runs
-schemathesis with every phase (examples, coverage, fuzzing, stateful: the document's links chain
-a create into get / deploy / cancel) and these checks:
+of environments, revisions and statuses are checked against the schemas; that deployment's
+hosts (`.../deployments/{id}/hosts`) show the running host's launch and the unschedulable one,
+each with its history. Then it runs schemathesis with every phase (examples, coverage, fuzzing,
+stateful: the document's links chain a create into get / deploy / cancel / hosts, and a list of
+deployments into the newest one's hosts: the seeded deployment) and these checks:
 
   not_a_server_error            no 5xx, whatever the input
   status_code_conformance       every status is one the document lists for the operation
@@ -106,6 +108,21 @@ def seed(stack: stackmod.Stack, wait: bool = True) -> None:
         if sorted(placements) != ["notSelected", "runs", "unschedulable"]:
             raise stackmod.StackError(f"seeding: {ENV}'s hosts are {placements}; expected one running it, "
                                       "one not selected and one unschedulable")
+        check_deployment_hosts(stack, ENV)
+
+
+def check_deployment_hosts(stack: stackmod.Stack, name: str) -> None:
+    """The newest deployment of `name` (the one ListDeployments' link hands the fuzzer) lists its
+    hosts with their histories: the one it runs on launched and healthy, the unschedulable one
+    with the reason; else ListDeploymentHosts would only ever be fuzzed on empty pages."""
+    status, page = stack.api("GET", f"/v1/environments/{name}/deployments", query={"limit": "1"})
+    dep = (page or {}).get("items", [{}])[0] if status == 200 else {}
+    status, hosts = stack.api("GET", f"/v1/environments/{name}/deployments/{dep.get('id')}/hosts")
+    events = sorted(tuple(e.get("event") for e in h.get("events", [])) for h in (hosts or {}).get("items", []))
+    print(f"fuzz: seeded {name}'s deployment {dep.get('id')} hosts: {events}", flush=True)
+    if status != 200 or events != [("claimed", "started", "running", "healthy"), ("unschedulable",)]:
+        raise stackmod.StackError(f"seeding: the hosts of {name}'s deployment are {status} {hosts}; expected one "
+                                  "claimed, started, running and healthy, and one unschedulable")
 
 
 def wait_deployed(stack: stackmod.Stack, name: str, timeout: float = 120.0) -> list[str]:

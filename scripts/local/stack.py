@@ -460,7 +460,9 @@ class Stack:
         """The template's SQS queues, in moto; their URLs go to the functions' variables."""
         sqs = self.client("sqs")
         self.queue_urls = {}
+        redrives: dict[str, tuple[str, int]] = {}
         for lid in cfn.queues(self.template):
+            props = cfn.queue_properties(self.template, lid)
             name = f"{self.table_name}-{lid}"
             attrs: dict[str, str] = {}
             if props.get("FifoQueue"):
@@ -480,9 +482,7 @@ class Stack:
                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             sqs.set_queue_attributes(QueueUrl=self.queue_urls[lid], Attributes={
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": count})})
-        redrives: dict[str, tuple[str, int]] = {}
         if self.queue_urls:
-            props = cfn.queue_properties(self.template, lid)
             self.log(f"stack: queues {', '.join(self.queue_urls)} created from {_rel(self.template_path)}")
 
     # ---- the dashboard

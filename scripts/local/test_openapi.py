@@ -192,6 +192,21 @@ class OpenApiMatchesTheCodeTest(unittest.TestCase):
         # Fields always serialised are required (the others are skip_serializing_if).
         self.assertEqual(self.schemas["Counts"]["required"], rust_fields("shared/src/services/status.rs", "Counts"))
 
+    def test_deployment_hosts_views_are_the_structs_and_the_history_bounds_the_codes(self):
+        for schema, struct in [("DeploymentHost", "DeploymentHostView"), ("HostEvent", "HostEventView")]:
+            self.assertEqual(list(self.schemas[schema]["properties"]),
+                             rust_fields("shared/src/services/history.rs", struct), schema)
+        src = (cfn.REPO / "shared/src/domain/history.rs").read_text()
+        as_str = re.search(r"pub fn as_str\(self\).*?\n    \}", src, re.S)
+        assert as_str
+        self.assertEqual(re.findall(r'=> "(\w+)"', as_str.group(0)), self.schemas["HostEventName"]["enum"])
+        c = rust_consts("shared/src/domain/history.rs")
+        self.assertEqual(self.schemas["DeploymentHost"]["properties"]["events"]["maxItems"], c["KEPT"])
+        self.assertEqual(self.schemas["HostEvent"]["properties"]["reason"]["maxLength"], c["REASON_MAX"])
+        described = self.doc["paths"]["/v1/environments/{name}/deployments/{id}/hosts"]["get"]["description"]
+        self.assertIn(f"last {c['KEPT']} transitions", described)
+        self.assertIn(f"{c['REASON_MAX']} characters", described)
+
     def test_placement_enum_is_the_codes_labels(self):
         src = (cfn.REPO / "shared/src/domain/placement.rs").read_text()
         label = re.search(r"pub fn label\(&self\).*?\n    \}", src, re.S)

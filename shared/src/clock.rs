@@ -17,19 +17,19 @@ pub fn system_now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fakes"))]
     let real = real + SKEW_MS.with(std::cell::Cell::get);
     real
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fakes"))]
 thread_local! {
     /// How far the simulations moved this thread's clock on (they run on one thread).
     static SKEW_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
 }
 
 /// Moves this thread's clock on by `ms` (`None`: back to the system's): simulated time passing.
-#[cfg(test)]
+#[cfg(any(test, feature = "fakes"))]
 pub fn skew_for_tests(ms: Option<i64>) {
     SKEW_MS.with(|s| s.set(ms.map_or(0, |ms| s.get() + ms)));
 }

@@ -231,6 +231,13 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                     WriteOutcome::Written(slot) => {
                         report.written += 1;
                         let was_baking = w.current.as_ref().is_some_and(|c| c.baking);
+                        if let Some(at_ms) = slot.restart_due_after(now) {
+                            report.restarts.push(Restart {
+                                environment: slot.environment.clone(),
+                                host: slot.host.container_instance_arn.clone(),
+                                at_ms,
+                            });
+                        }
                         if slot.baking && !was_baking {
                             report.bakes.push(Bake {
                                 environment: slot.environment.clone(),
@@ -252,13 +259,6 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
                         }
                     }
                     // Our own write, already made: a retry of a call whose answer was lost.
-                        if let Some(at_ms) = slot.restart_due_after(now) {
-                            report.restarts.push(Restart {
-                                environment: slot.environment.clone(),
-                                host: slot.host.container_instance_arn.clone(),
-                                at_ms,
-                            });
-                        }
                     WriteOutcome::Conflict(Some(current))
                         if t.next
                             .as_ref()
@@ -402,11 +402,13 @@ impl<'a, S: Store + ?Sized, C: Cluster + ?Sized> Executor<'a, S, C> {
 }
 
 /// The stored slot is the one we meant to write (the SDK retried a call that had succeeded).
-/// Claims carry a fresh id, so a claim is never mistaken for another writer's.
+/// Claims carry a fresh id, so a claim is never mistaken for another writer's. (The history
+/// the write appended, like its instant, follows from the rest.)
 fn is_same_record(after: &Slot, stored: &Slot) -> bool {
     let mut a = after.clone();
     a.rev = stored.rev;
     a.updated_at_ms = stored.updated_at_ms;
+    a.history = stored.history.clone();
     &a == stored
 }
 

@@ -41,6 +41,9 @@ impl FakeStore {
     pub fn slots(&self) -> Vec<Slot> {
         self.state.lock().unwrap().slots.values().cloned().collect()
     }
+    pub fn slot(&self, key: &SlotKey) -> Option<Slot> {
+        self.state.lock().unwrap().slots.get(key).cloned()
+    }
     pub fn deployment(&self, env: &str, id: &str) -> Option<Deployment> {
         let s = self.state.lock().unwrap();
         s.deployments.get(&(env.to_owned(), id.to_owned())).cloned()
@@ -292,9 +295,6 @@ impl Store for FakeStore {
         page(deps, limit, next_token)
     }
 
-    async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool> {
-        tokio::task::yield_now().await;
-        let mut s = self.state.lock().unwrap();
     async fn transition_deployment(
         &self,
         environment: &str,
@@ -355,6 +355,9 @@ impl Store for FakeStore {
         Ok(true)
     }
 
+    async fn mark_deployment_running(&self, environment: &str, id: &str) -> Result<bool> {
+        tokio::task::yield_now().await;
+        let mut s = self.state.lock().unwrap();
         match s
             .deployments
             .get_mut(&(environment.to_owned(), id.to_owned()))
@@ -580,6 +583,8 @@ struct ClusterState {
     lose_next_start_answers: usize,
     /// How often the hosts were listed (each is List + Describe calls in ECS).
     active_hosts_calls: usize,
+    /// Why each stopped task was stopped, when someone said (StopTask's reason).
+    stop_reasons: BTreeMap<String, String>,
 }
 
 /// An ECS cluster in memory. StartTask refuses calls of more than 10 hosts (as ECS does, and
@@ -632,6 +637,16 @@ impl FakeCluster {
     pub fn kill(&self, arn: &str) -> bool {
         let mut s = self.state.lock().unwrap();
         stop(&mut s, arn)
+    }
+    /// A task stops, and ECS says why (an operator's StopTask reason, a container that exited).
+    pub fn kill_because(&self, arn: &str, reason: &str) -> bool {
+        let mut s = self.state.lock().unwrap();
+        s.stop_reasons.insert(arn.to_owned(), reason.to_owned());
+        stop(&mut s, arn)
+    }
+    /// The reason a stopped task was stopped for, if one was given.
+    pub fn stop_reason(&self, arn: &str) -> Option<String> {
+        self.state.lock().unwrap().stop_reasons.get(arn).cloned()
     }
     /// Another scheduler places a task of its own on a host (it takes resources; no event of ours).
     pub fn occupy(&self, host: &str, reserves: &Reservation) {
@@ -799,9 +814,13 @@ impl Cluster for FakeCluster {
         Ok(out)
     }
 
-    async fn stop_task(&self, _cluster_arn: &str, task_arn: &str, _reason: &str) -> Result<()> {
+    async fn stop_task(&self, _cluster_arn: &str, task_arn: &str, reason: &str) -> Result<()> {
         tokio::task::yield_now().await;
         let mut s = self.state.lock().unwrap();
+        if s.tasks.get(task_arn).is_some_and(|t| t.alive) {
+            s.stop_reasons
+                .insert(task_arn.to_owned(), reason.to_owned());
+        }
         stop(&mut s, task_arn);
         Ok(())
     }
@@ -854,5 +873,69 @@ impl Cluster for FakeCluster {
             .filter_map(|a| s.tasks.get(a))
             .filter_map(FakeTask::observation)
             .collect())
+    }
+}
+
+/// CloudWatch alarms in memory: their states, set by the test; every read counted (one
+/// `DescribeAlarms` per 100 names, as the adapter calls it).
+#[derive(Default)]
+pub struct FakeAlarms {
+    states: Mutex<BTreeMap<String, crate::domain::AlarmState>>,
+    calls: Mutex<usize>,
+}
+
+impl FakeAlarms {
+    /// Creates the alarm, or sets its state.
+    pub fn set(&self, name: &str, state: crate::domain::AlarmState) {
+        self.states.lock().unwrap().insert(name.to_owned(), state);
+    }
+    pub fn delete(&self, name: &str) {
+        self.states.lock().unwrap().remove(name);
+    }
+    /// `DescribeAlarms` calls so far.
+    pub fn calls(&self) -> usize {
+        *self.calls.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Alarms for FakeAlarms {
+    async fn states(&self, names: &[String]) -> Result<Vec<(String, crate::domain::AlarmState)>> {
+        tokio::task::yield_now().await;
+        *self.calls.lock().unwrap() += names.len().div_ceil(crate::limits::DESCRIBE_ALARMS_NAMES);
+        let s = self.states.lock().unwrap();
+        Ok(names
+            .iter()
+            .filter_map(|n| s.get(n).map(|st| (n.clone(), *st)))
+            .collect())
+    }
+}
+
+/// The wake-up queue in memory: what was scheduled, and with what delay.
+#[derive(Default)]
+pub struct FakeWakeup {
+    sent: Mutex<Vec<(crate::ports::WakeupMessage, u32)>>,
+}
+
+impl FakeWakeup {
+    /// The messages scheduled so far, taken.
+    pub fn take(&self) -> Vec<(crate::ports::WakeupMessage, u32)> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl crate::ports::Wakeup for FakeWakeup {
+    async fn wake_later(
+        &self,
+        message: &crate::ports::WakeupMessage,
+        delay_secs: u32,
+    ) -> Result<()> {
+        tokio::task::yield_now().await;
+        self.sent
+            .lock()
+            .unwrap()
+            .push((message.clone(), delay_secs));
+        Ok(())
     }
 }

@@ -14,12 +14,16 @@ use crate::domain::{Host, HostState, HostStatus, TaskObservation};
 use crate::error::Result;
 use crate::fakes::{FakeCluster, FakeStore, FAKE_CLUSTER_ARN};
 use crate::planner::{CLAIM_LEASE_MS, LAUNCH_DEADLINE_MS, START_TASK_MAX_MS};
-use crate::ports::{Cluster, ResourceStatus, StartOutcome, StartRequest, Store, TaskDefinitionInfo};
+use crate::ports::{
+    Cluster, ResourceStatus, StartOutcome, StartRequest, Store, TaskDefinitionInfo,
+};
 use crate::services::{deployments_api, environments_api, reconciler, rolling};
 use crate::sim::host_arn;
 
 const HOSTS: usize = 60;
 const CALL_MS: i64 = 25_000;
+// A call no slower than the adapter allows.
+const _: () = assert!(CALL_MS <= START_TASK_MAX_MS);
 
 /// FakeCluster whose StartTask calls each take `CALL_MS` (the clock moves on); the first call
 /// that ends after the claims' lease has the reconciler run while it is in flight.
@@ -79,7 +83,6 @@ impl Cluster for SlowStarts<'_> {
 #[tokio::test]
 async fn a_launch_slower_than_the_lease_racing_a_reconcile_leaves_one_task_per_host() {
     skew_for_tests(None);
-    assert!(CALL_MS <= START_TASK_MAX_MS, "a call no slower than the adapter allows");
     let (store, fake) = (FakeStore::default(), FakeCluster::default());
     for i in 0..HOSTS {
         fake.set_host(Host::from_state(HostState {
@@ -115,7 +118,10 @@ async fn a_launch_slower_than_the_lease_racing_a_reconcile_leaves_one_task_per_h
         .report;
     // Calls go out at 0, 25, 50 and 75 s; the one at 100 s would be past the deadline.
     let expected_calls = (LAUNCH_DEADLINE_MS / CALL_MS + 1) as usize;
-    assert!(expected_calls * 10 < HOSTS, "the test must reach past the deadline");
+    assert!(
+        expected_calls * 10 < HOSTS,
+        "the test must reach past the deadline"
+    );
     if !slow.raced.load(Ordering::SeqCst) {
         skew_for_tests(Some(CLAIM_LEASE_MS));
         reconciler::reconcile_all(&store, &fake, system_now_ms())

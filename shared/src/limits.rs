@@ -28,3 +28,9 @@ pub const OVERRIDES_MAX: usize = 8192;
 pub const SQS_SEND_BATCH: usize = 10;
 /// Characters of an SQS FIFO `MessageGroupId`.
 pub const SQS_GROUP_ID_MAX: usize = 128;
+/// CloudWatch: names per `DescribeAlarms` call (`AlarmNames`).
+pub const DESCRIBE_ALARMS_NAMES: usize = 100;
+/// CloudWatch: characters of an alarm name.
+pub const ALARM_NAME_MAX: usize = 255;
+/// Ours: alarms one revision's update strategy may gate on (read together, in one call).
+pub const GATE_ALARMS_MAX: usize = 10;

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use crate::domain::resources::TaskNeeds;
 use crate::domain::{
-    Deployment, DeploymentStatus, DeploymentTransition, Environment, Health, Host, LaunchSpec,
-    Revision, Slot, SlotKey, TaskObservation,
+    AlarmState, Deployment, DeploymentStatus, DeploymentTransition, Environment, Health, Host,
+    LaunchSpec, Revision, Slot, SlotKey, TaskObservation,
 };
 use crate::error::Result;
 
@@ -166,6 +166,14 @@ pub struct WakeupMessage {
 #[async_trait]
 pub trait Wakeup: Send + Sync {
     async fn wake_later(&self, message: &WakeupMessage, delay_secs: u32) -> Result<()>;
+}
+
+/// CloudWatch alarms, read for the alarm gates of a deployment (`updateStrategy.alarms`).
+#[async_trait]
+pub trait Alarms: Send + Sync {
+    /// The state of each of `names` that exists (metric and composite alarms), in one call per
+    /// 100 names; a name CloudWatch does not know is left out.
+    async fn states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>>;
 }
 
 /// One cluster to reconcile, as the scheduled run asks for it. `period`: the scheduled event's

@@ -19,7 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::adapters::{DynamoStore, EcsCluster, SqsReconcileQueue, SqsWakeup};
+use crate::adapters::{CloudWatchAlarms, DynamoStore, EcsCluster, SqsReconcileQueue, SqsWakeup};
 use crate::error::Result;
 use crate::http::{to_lambda, ApiRequest, ApiResponse};
 use crate::metrics;
@@ -38,11 +38,32 @@ pub struct App {
     pub reconcile_queue: Option<SqsReconcileQueue>,
     /// The clusters environments may be created on (`MANAGED_CLUSTERS`; environments-api has it).
     pub managed_clusters: crate::domain::ManagedClusters,
+    /// The alarms a revision may gate on (`GATE_ALARM_NAME_PREFIX`; environments-api has it).
+    pub allowed_alarms: crate::domain::AllowedAlarms,
+    /// The CloudWatch client of the alarm gates, built by the first `alarms()` (only the functions
+    /// that step deployments call it, so only they build it, and only their binaries link it).
+    alarms: std::sync::OnceLock<CloudWatchAlarms>,
+    config: SdkConfig,
 }
 
 impl App {
     pub fn wakeup(&self) -> Option<&dyn crate::ports::Wakeup> {
         self.wakeup.as_ref().map(|w| w as &dyn crate::ports::Wakeup)
+    }
+
+    /// Where the alarm gates of deployments are read (CloudWatch DescribeAlarms).
+    pub fn alarms(&self) -> &dyn crate::ports::Alarms {
+        self.alarms
+            .get_or_init(|| CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&self.config)))
+    }
+
+    /// What gates the deployments the deployer steps: the alarms, and the wake-up queue of their
+    /// re-checks.
+    pub fn gates(&self) -> crate::services::deployer::Gates<'_> {
+        crate::services::deployer::Gates {
+            alarms: Some(self.alarms()),
+            wakeup: self.wakeup(),
+        }
     }
 
     pub fn reconcile_queue(&self) -> Option<&dyn crate::ports::ReconcileQueue> {
@@ -53,8 +74,8 @@ impl App {
 }
 
 impl App {
-    /// Reads `TABLE_NAME`, `WAKEUP_QUEUE_URL` and `RECONCILE_QUEUE_URL` (when the template gives
-    /// them) and the standard AWS variables.
+    /// Reads `TABLE_NAME`, `WAKEUP_QUEUE_URL`, `RECONCILE_QUEUE_URL`, `MANAGED_CLUSTERS` and
+    /// `GATE_ALARM_NAME_PREFIX` (when the template gives them) and the standard AWS variables.
     pub async fn from_env() -> Result<Self, BoxError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
         let config = sdk_config().await?;
@@ -70,6 +91,9 @@ impl App {
                 .filter(|u| !u.is_empty())
                 .map(|url| SqsReconcileQueue::new(aws_sdk_sqs::Client::new(&config), url)),
             managed_clusters: crate::domain::ManagedClusters::from_env(),
+            allowed_alarms: crate::domain::AllowedAlarms::from_env(),
+            alarms: std::sync::OnceLock::new(),
+            config,
         })
     }
 }

@@ -1,18 +1,25 @@
 //! A simulated cluster for the property tests: the real use cases (instance events, task events,
 //! the deployer's steps, the reconciler) over the in-process fakes, with ECS's events queued as
 //! ECS would emit them — including the instance event every task placed or stopped on a host
-//! causes — and delivered out of order, twice, concurrently or never, as the tests choose.
+//! causes — and delivered out of order, twice, concurrently or never, as the tests choose. With
+//! `faults` set, the product's calls go through `Faulty` (throttling, 5xx, latency); the
+//! simulation's own looks at the fakes never do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::resources::Resources;
 use crate::domain::{Deployment, Host, HostState, HostStatus};
+use crate::error::Result;
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
-use crate::ports::Store;
+use crate::faulty::{Faults, Faulty};
+use crate::ports::{Cluster, Store};
 use crate::services::{instance_events, reconciler, rolling, task_events};
 
+/// Hosts of the property tests' clusters (`Sim::new`); `Sim::with_hosts` takes any number.
 pub const HOSTS: usize = 6;
+/// What ECS says of a task whose container exited by itself.
+pub const CRASHED: &str = "Essential container in task exited";
 
 #[derive(Debug, Clone)]
 pub enum Ev {
@@ -28,16 +35,39 @@ pub struct Sim {
     pub queue: Vec<Ev>,
     /// The environments whose deployments the stream reports.
     pub envs: Vec<String>,
+    /// Each host's last ECS version (hosts `0..versions.len()`).
     versions: Vec<i64>,
     /// Each host's free resources when it joins (`None`: not tracked).
     capacity: Option<Resources>,
     /// Per deployment, its item as the stream last showed it (and how often it was nudged):
     /// every change emits a record, as DynamoDB's does.
     streamed: BTreeMap<String, (Option<Deployment>, u64)>,
+    /// Task definitions whose tasks exit as soon as they start: ECS reports them STOPPED only.
+    pub crashing: BTreeSet<String>,
+    /// Live tasks per (group, host) as their events reported them (kept by `collect_changes`).
+    pub live: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Faults injected into the product's calls on delivery and reconcile (`None`: none).
+    pub faults: Option<Faults>,
+    /// Events queued by the simulation so far (ECS's and the stream's).
+    pub emitted: usize,
 }
 
+const HOST_ARN_PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/fake/h";
+
 pub fn host_arn(i: usize) -> String {
-    format!("arn:aws:ecs:us-east-1:123456789012:container-instance/fake/h{i}")
+    format!("{HOST_ARN_PREFIX}{i}")
+}
+
+/// The index of a simulated host's ARN.
+pub fn host_index(arn: &str) -> Option<usize> {
+    arn.strip_prefix(HOST_ARN_PREFIX)?.parse().ok()
+}
+
+/// Sets this thread's clock (the product's `system_now_ms`) to `at_ms`: simulated time that
+/// does not run on with the real clock, so a seeded run decides the same at any speed.
+pub fn pin_clock(at_ms: i64) {
+    crate::clock::skew_for_tests(None);
+    crate::clock::skew_for_tests(Some(at_ms - system_now_ms()));
 }
 
 pub fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
@@ -90,16 +120,35 @@ impl Sim {
     /// An empty cluster for these environments (created by the caller); hosts that join get
     /// `capacity` free (None: resources not tracked).
     pub fn new(store: FakeStore, envs: &[&str], capacity: Option<Resources>) -> Self {
+        Self::with_hosts(store, envs, capacity, HOSTS)
+    }
+
+    /// As `new`, with hosts `0..hosts`.
+    pub fn with_hosts(
+        store: FakeStore,
+        envs: &[&str],
+        capacity: Option<Resources>,
+        hosts: usize,
+    ) -> Self {
         crate::clock::skew_for_tests(None);
         Self {
             store,
             cluster: FakeCluster::default(),
             queue: Vec::new(),
             envs: envs.iter().map(|e| (*e).to_owned()).collect(),
-            versions: vec![0; HOSTS],
+            versions: vec![0; hosts],
             capacity,
             streamed: BTreeMap::new(),
+            crashing: BTreeSet::new(),
+            live: BTreeMap::new(),
+            faults: None,
+            emitted: 0,
         }
+    }
+
+    /// Hosts `0..hosts()` may join.
+    pub fn hosts(&self) -> usize {
+        self.versions.len()
     }
 
     /// ECS changes a host (status, agent, attributes); its event joins the queue.
@@ -150,10 +199,15 @@ impl Sim {
         self.report_host(i);
     }
 
+    fn emit(&mut self, ev: Ev) {
+        self.emitted += 1;
+        self.queue.push(ev);
+    }
+
     /// Queues the instance event of host `i` as ECS has it now.
     fn report_host(&mut self, i: usize) {
         if let Some(host) = self.cluster.host(&host_arn(i)) {
-            self.queue.push(Ev::Instance(instance_detail(&host)));
+            self.emit(Ev::Instance(instance_detail(&host)));
         }
     }
 
@@ -176,47 +230,80 @@ impl Sim {
     }
 
     /// Every task state change not reported yet becomes its event, and its host's change too
-    /// (a task placed or stopped changes the host's free resources: ECS reports the host).
+    /// (a task placed or stopped changes the host's free resources: ECS reports the host). A
+    /// task of a `crashing` task definition exits at once: ECS reports it STOPPED, never RUNNING.
     pub fn collect_changes(&mut self) {
-        for t in self.cluster.take_changes() {
-            self.queue.push(Ev::Task(task_detail(&t)));
-            if let Some(i) = (0..HOSTS).find(|i| host_arn(*i) == t.host) {
-                if let Some(mut host) = self.cluster.host(&t.host) {
-                    self.versions[i] += 1;
-                    host.state.version = self.versions[i];
-                    self.cluster.set_host(host);
-                    self.report_host(i);
+        loop {
+            let changes = self.cluster.take_changes();
+            if changes.is_empty() {
+                return;
+            }
+            for t in changes {
+                let key = (t.group.clone(), t.host.clone());
+                if t.alive && self.crashing.contains(&t.task_definition) {
+                    self.cluster.kill_because(&t.arn, CRASHED); // its STOPPED change comes next
+                } else {
+                    self.emit(Ev::Task(self.task_event(&t)));
+                    let live = self.live.entry(key.clone()).or_default();
+                    if t.alive {
+                        live.insert(t.arn.clone());
+                    } else {
+                        live.remove(&t.arn);
+                        if live.is_empty() {
+                            self.live.remove(&key);
+                        }
+                    }
+                }
+                if let Some(i) = host_index(&t.host).filter(|i| *i < self.versions.len()) {
+                    if let Some(mut host) = self.cluster.host(&t.host) {
+                        self.versions[i] += 1;
+                        host.state.version = self.versions[i];
+                        self.cluster.set_host(host);
+                        self.report_host(i);
+                    }
                 }
             }
         }
     }
 
+    /// The Task State Change event of `t` as it is now, with the reason it was stopped for.
+    pub fn task_event(&self, t: &FakeTask) -> task_events::TaskDetail {
+        let mut d = task_detail(t);
+        if !t.alive {
+            d.stopped_reason = Some(self.cluster.stop_reason(&t.arn).unwrap_or(CRASHED.into()));
+        }
+        d
+    }
+
     pub async fn deliver(&self, ev: &Ev) {
-        match ev {
-            Ev::Instance(d) => {
-                instance_events::handle(&self.store, &self.cluster, d)
-                    .await
-                    .unwrap();
+        self.try_deliver(ev).await.unwrap();
+    }
+
+    /// Delivers one event to its function, through the faults if any.
+    pub async fn try_deliver(&self, ev: &Ev) -> Result<()> {
+        match &self.faults {
+            Some(f) => {
+                let (store, cluster) = (Faulty::new(&self.store, f), Faulty::new(&self.cluster, f));
+                deliver_to(&store, &cluster, ev).await
             }
-            Ev::Task(d) => {
-                task_events::handle(&self.store, &self.cluster, d)
-                    .await
-                    .unwrap();
-            }
-            Ev::Deployment(env, id) => {
-                // The stream delivers the deployment's change; the deployer steps it.
-                rolling::step(&self.store, &self.cluster, env, id, system_now_ms())
-                    .await
-                    .unwrap();
-            }
+            None => deliver_to(&self.store, &self.cluster, ev).await,
         }
     }
 
     pub async fn reconcile(&mut self, at_ms: i64) {
-        reconciler::reconcile_all(&self.store, &self.cluster, at_ms)
-            .await
-            .unwrap();
+        self.try_reconcile(at_ms).await.unwrap();
         self.stream_deployments().await;
+    }
+
+    /// One run of the reconciler, through the faults if any (what it causes is not queued).
+    pub async fn try_reconcile(&self, at_ms: i64) -> Result<reconciler::Summary> {
+        match &self.faults {
+            Some(f) => {
+                let (store, cluster) = (Faulty::new(&self.store, f), Faulty::new(&self.cluster, f));
+                reconciler::reconcile_all(&store, &cluster, at_ms).await
+            }
+            None => reconciler::reconcile_all(&self.store, &self.cluster, at_ms).await,
+        }
     }
 
     /// Queues a stream record of each deployment in progress whose item changed since the last.
@@ -234,7 +321,7 @@ impl Sim {
             );
             if self.streamed.get(&id) != Some(&now) {
                 self.streamed.insert(id.clone(), now);
-                self.queue.push(Ev::Deployment(env.clone(), id));
+                self.emit(Ev::Deployment(env.clone(), id));
             }
         }
     }
@@ -335,6 +422,22 @@ impl Sim {
             .iter()
             .filter(|t| t.group == group && t.host == host_arn(i))
             .count()
+    }
+}
+
+/// One event delivered to the function its trigger invokes.
+async fn deliver_to<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    ev: &Ev,
+) -> Result<()> {
+    match ev {
+        Ev::Instance(d) => instance_events::handle(store, cluster, d).await.map(drop),
+        Ev::Task(d) => task_events::handle(store, cluster, d).await.map(drop),
+        // The stream delivers the deployment's change; the deployer steps it.
+        Ev::Deployment(env, id) => rolling::step(store, cluster, env, id, system_now_ms())
+            .await
+            .map(drop),
     }
 }
 

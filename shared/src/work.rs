@@ -5,7 +5,7 @@
 use crate::domain::{Host, Order, Slot, SlotKey, Target, TaskObservation, Verdict};
 use crate::planner::{
     plan_baked, plan_due, plan_expired_claim, plan_host, plan_replace, plan_restart,
-    plan_start_refused, plan_start_throttled, plan_task, Effect, Transition,
+    plan_start_refused, plan_start_throttled, plan_surge, plan_task, Effect, Transition,
 };
 
 /// A decision for one slot, re-run on whatever the slot turns out to be.
@@ -107,6 +107,17 @@ impl Work {
         Self::on_slot(slot, Transition::nothing(), move |cur, claim, now| {
             plan_restart(cur, &order, now, claim)
         })
+    }
+
+    /// Replace this host's task for `target` by starting the new one beside it (`plan_surge`;
+    /// `verdict` decided with the old one still there), within the deployment's budget.
+    pub fn surge(target: &Target, slot: &Slot, verdict: Verdict, pending_cap: Option<i64>) -> Self {
+        let target = target.clone();
+        let mut w = Self::on_slot(slot, Transition::nothing(), move |cur, claim, now| {
+            plan_surge(&target, cur, &verdict, now, claim)
+        });
+        w.pending_cap = pending_cap;
+        w
     }
 
     /// Replace this host's task for `target` (its verdict there), within the deployment's budget.

@@ -34,7 +34,9 @@ async fn a_start_task_that_ecs_never_answers_is_given_up_and_its_outcome_unknown
     let endpoint = silent_server().await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new("x", "x", None, None, "test"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "x", "x", None, None, "test",
+        ))
         .endpoint_url(&endpoint)
         .load()
         .await;
@@ -61,5 +63,8 @@ async fn a_start_task_that_ecs_never_answers_is_given_up_and_its_outcome_unknown
     assert_eq!(outcome.unknown.len(), 1, "{outcome:?}");
     assert!(outcome.started.is_empty() && outcome.refused.is_empty());
     let limit = Duration::from_millis(START_TASK_ATTEMPT_TIMEOUT_MS as u64);
-    assert!(took >= limit && took < limit + Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(2),
+        "{took:?}"
+    );
 }

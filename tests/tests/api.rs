@@ -337,7 +337,7 @@ async fn deployments_list_newest_first_and_get_by_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn environments_are_created_only_on_the_managed_clusters() {
-    use integration_tests::shared::domain::ManagedClusters;
+    use integration_tests::shared::domain::{AllowedAlarms, ManagedClusters};
     use integration_tests::shared::http::ApiRequest;
     use integration_tests::shared::services::environments_api;
     let w = World::new().await;
@@ -355,7 +355,8 @@ async fn environments_are_created_only_on_the_managed_clusters() {
     };
     // GIVEN a stack that manages other clusters only, WHEN an environment is created on this one
     let others = ManagedClusters::parse("arn:aws:ecs:us-east-1:123456789012:cluster/prod-*");
-    let err = environments_api::route_with(&w.store, &w.cluster, &others, &create("refused"))
+    let any = AllowedAlarms::any();
+    let err = environments_api::route_with(&w.store, &w.cluster, &others, &any, &create("refused"))
         .await
         .unwrap_err();
     // THEN it is refused naming the field, and nothing is written
@@ -365,8 +366,9 @@ async fn environments_are_created_only_on_the_managed_clusters() {
     // AND a pattern that covers the cluster's ARN lets it through
     let pattern = format!("{}*", &w.cluster_arn[..w.cluster_arn.len() - 2]);
     let ours = ManagedClusters::parse(&format!("{}, {pattern}", others.patterns()[0]));
-    let created = environments_api::route_with(&w.store, &w.cluster, &ours, &create("allowed"))
-        .await
-        .unwrap();
+    let created =
+        environments_api::route_with(&w.store, &w.cluster, &ours, &any, &create("allowed"))
+            .await
+            .unwrap();
     assert_eq!(created.status, 200, "{}", created.body);
 }

@@ -211,3 +211,182 @@ async fn a_paused_deployment_touches_no_new_host_until_resumed() {
     let (status, body) = post(&w, "pause", &id, "pause").await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_surge_rollout_never_leaves_a_host_without_a_running_daemon() {
+    let w = World::new().await;
+    let (hosts, _, v2) = two_revisions(
+        &w,
+        "surge",
+        20,
+        json!({"maxSurge": "25%", "maxUnavailable": 0}),
+    )
+    .await;
+    let mut pump = Pump::from_now(&w).await;
+    let dep = w.create_deployment("surge").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    pump.run(&w, "surge", &hosts, None).await;
+    assert_eq!(deployment(&w, "surge", &id).await["status"], "completed");
+    assert_eq!(by_revision(&w).await, BTreeMap::from([(v2, 20)]));
+    // Sampled after every event: never a host without a RUNNING daemon, at most two on one.
+    assert_eq!(pump.max_down, 0, "a host was without a running daemon");
+    assert_eq!(
+        pump.max_per_host, 2,
+        "the new task started beside the old one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_surge_whose_new_task_fails_keeps_the_old_one_running() {
+    let w = World::new().await;
+    let (hosts, v1, v2) = two_revisions(
+        &w,
+        "keep",
+        6,
+        json!({"maxSurge": 2, "maxUnavailable": 0, "failureThreshold": 1, "autoRollback": false}),
+    )
+    .await;
+    let mut pump = Pump::from_now(&w).await;
+    let dep = w.create_deployment("keep").await;
+    let id = dep["id"].as_str().unwrap().to_owned();
+    pump.run(&w, "keep", &hosts, Some(&v2)).await;
+    let d = deployment(&w, "keep", &id).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(
+        d["haltedReason"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker"),
+        "{d}"
+    );
+    // Every host still runs revision 1: the failing new tasks never took an old one down.
+    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1, 6)]));
+    assert_eq!(pump.max_down, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn surge_is_refused_where_both_tasks_would_bind_the_same_host_port() {
+    let w = World::new().await;
+    w.add_hosts(1).await;
+    let td = w
+        .ecs
+        .register_task_definition()
+        .family(format!("{}-ports", w.family))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("agent")
+                .image("busybox")
+                .memory(64)
+                .port_mappings(
+                    aws_sdk_ecs::types::PortMapping::builder()
+                        .container_port(8080)
+                        .host_port(8080)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap()
+        .task_definition_arn
+        .unwrap();
+    let (status, body) = w
+        .api(
+            "POST",
+            "/v1/environments",
+            Some(
+                json!({"name": "ports", "instanceGroup": {"cluster": w.cluster_name},
+                        "taskDefinition": td, "updateStrategy": {"maxSurge": 1}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "updateStrategy.maxSurge", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("8080/tcp"),
+        "{body}"
+    );
+    // maxUnavailable and maxSurge cannot both be 0.
+    let (status, body) = w
+        .api(
+            "POST",
+            "/v1/environments",
+            Some(
+                json!({"name": "zero", "instanceGroup": {"cluster": w.cluster_name},
+                        "taskDefinition": w.family, "updateStrategy": {"maxUnavailable": 0}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "updateStrategy.maxUnavailable", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_that_cannot_take_both_tasks_is_replaced_stop_then_start() {
+    let w = World::new().await;
+    let hosts = w.add_hosts(3).await;
+    let big1 = w.register_sized_task_definition(&w.family, 4000).await;
+    let (status, body) = w
+        .api(
+            "POST",
+            "/v1/environments",
+            Some(
+                json!({"name": "big", "instanceGroup": {"cluster": w.cluster_name},
+                        "taskDefinition": big1,
+                        "updateStrategy": {"maxSurge": 1, "maxUnavailable": 0}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    w.deploy("big").await;
+    let big2 = w.register_sized_task_definition(&w.family, 4000).await;
+    let (status, body) = w
+        .api(
+            "PUT",
+            "/v1/environments/big",
+            Some(json!({"taskDefinition": big2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut pump = Pump::from_now(&w).await;
+    w.create_deployment("big").await;
+    pump.run(&w, "big", &hosts, None).await;
+    assert_eq!(by_revision(&w).await, BTreeMap::from([(big2, 3)]));
+    // Two 4,000 MiB tasks never shared a 7,482 MiB host: each went stop, then start.
+    assert_eq!(pump.max_per_host, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_may_carry_its_own_canary() {
+    let w = World::new().await;
+    let (hosts, v1, v2) = two_revisions(&w, "own", 4, json!({"maxUnavailable": 1})).await;
+    let mut pump = Pump::from_now(&w).await;
+    let (status, dep) = w
+        .api(
+            "POST",
+            "/v1/environments/own/deployments",
+            Some(json!({"updateStrategy": {"canary": 1}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{dep}");
+    let id = dep["id"].as_str().unwrap().to_owned();
+    pump.until_quiet(&w, "own", &hosts).await;
+    assert_eq!(
+        deployment(&w, "own", &id).await["status"],
+        "awaiting-promotion"
+    );
+    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1, 3), (v2, 1)]));
+    // The revision itself is unchanged: its strategy has no canary.
+    let (_, rev) = w.api("GET", "/v1/environments/own/revisions/2", None).await;
+    assert!(rev["updateStrategy"].get("canary").is_none(), "{rev}");
+    let (status, body) = w
+        .api(
+            "POST",
+            "/v1/environments/own/deployments",
+            Some(json!({"updateStrategy": {"canary": 0}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

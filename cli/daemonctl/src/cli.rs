@@ -90,6 +90,8 @@ pub enum Command {
         after_help = "Examples:
   daemonctl deployments list web --all
   daemonctl deployments get web <id>      # its progress, failed hosts and why
+  daemonctl deployments hosts web <id>    # what happened on each host, transition by transition
+  daemonctl deployments hosts web <id> --host <container instance ARN or id>
   daemonctl deployments cancel web <id>   # hosts keep what they run"
     )]
     Deployments(DeploymentsCommand),
@@ -421,6 +423,20 @@ pub enum DeploymentsCommand {
         name: String,
         /// Deployment id
         id: String,
+    },
+    /// GET /v1/environments/{name}/deployments/{id}/hosts: each host the deployment touched,
+    /// where it stands, and its transitions (claimed, started, running, healthy, failed, ...)
+    Hosts {
+        /// Environment name
+        name: String,
+        /// Deployment id
+        id: String,
+        /// Only this host (its container instance ARN, or the id at the ARN's end); reads every
+        /// page
+        #[arg(long, value_name = "ARN")]
+        host: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// POST /v1/environments/{name}/deployments/{id}/cancel
     Cancel {

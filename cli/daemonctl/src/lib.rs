@@ -237,6 +237,18 @@ async fn paged(
     })
 }
 
+/// The items of a list of hosts that are `host` (a container instance ARN, or its id).
+fn only_host(mut a: Answer, host: &str) -> Answer {
+    if let Some(items) = a.json["items"].as_array_mut() {
+        items.retain(|h| {
+            let arn = h["containerInstanceArn"].as_str().unwrap_or_default();
+            arn == host || output::short_arn(arn) == host
+        });
+    }
+    a.raw = a.json.to_string();
+    a
+}
+
 async fn api_command(api: &ApiClient, output: Output, command: Command) -> Result<Outcome, Error> {
     use http::Method;
     match command {
@@ -364,6 +376,26 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                     .await?,
                 output::deployment,
             ),
+            DeploymentsCommand::Hosts {
+                name,
+                id,
+                host,
+                page,
+            } => {
+                let segments = ["environments", &name, "deployments", &id, "hosts"];
+                let a = match host {
+                    None => paged(api, &segments, &page, vec![]).await?,
+                    Some(host) => {
+                        let every = PageArgs {
+                            all: true,
+                            next_token: None,
+                            ..page
+                        };
+                        only_host(paged(api, &segments, &every, vec![]).await?, &host)
+                    }
+                };
+                emit(output, &a, output::deployment_hosts);
+            }
             DeploymentsCommand::Cancel { name, id } => {
                 let a = api
                     .call(

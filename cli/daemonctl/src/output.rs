@@ -459,6 +459,57 @@ pub fn deployment_list(v: &Value) -> String {
     out
 }
 
+/// A deployment's hosts: each host and where it stands, then its transitions, one a line.
+pub fn deployment_hosts(v: &Value) -> String {
+    let mut out = String::new();
+    for h in items(v) {
+        let mut state = or_dash(text(h, "task"));
+        if h["available"] == Value::Bool(true) {
+            state.push_str(", available");
+        }
+        let revision = text(h, "revision");
+        if !revision.is_empty() {
+            state.push_str(&format!(", revision {revision}"));
+        }
+        let placement = text(h, "placement");
+        if !placement.is_empty() && placement != "runs" {
+            match text(h, "reason") {
+                r if r.is_empty() => state.push_str(&format!("; {placement}")),
+                r => state.push_str(&format!("; {placement}: {r}")),
+            }
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{} ({}): {state}\n",
+            short(h, "containerInstanceArn"),
+            or_dash(text(h, "hostStatus"))
+        ));
+        let rows: Vec<Vec<String>> = list(h, "events")
+            .iter()
+            .map(|e| {
+                vec![
+                    or_dash(text(e, "at")),
+                    or_dash(text(e, "event")),
+                    or_dash(text(e, "revision")),
+                    or_dash(short(e, "taskArn")),
+                    or_dash(text(e, "reason")),
+                ]
+            })
+            .collect();
+        let events = table(&["TIME", "EVENT", "REVISION", "TASK", "REASON"], &rows);
+        for line in events.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no hosts\n");
+    }
+    next_token(v, &mut out);
+    out
+}
+
 pub fn status(v: &Value) -> String {
     let health = match text(v, "reason") {
         r if r.is_empty() => text(v, "health"),
@@ -816,6 +867,40 @@ mod tests {
              i-2                 ACTIVE  true   waiting        vacant   -                2         512/1024    -                             false    false      waits for base to run here                        -\n\
              i-3                 ACTIVE  true   unschedulable  vacant   -                -         -           -                             false    false      needs 2048 MiB memory, 512 free (after the task…  RESOURCE:MEMORY on the previous attempt at 2026…\n\
              i-4                 ACTIVE  true   notSelected    vacant   -                -         -           -                             false    false      not selected by attribute:ecs.instance-type =~ …  -\n"
+        );
+    }
+
+    #[test]
+    fn a_deployments_hosts_each_with_its_transitions() {
+        let v = json!({"items": [
+            {"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/ci-1", "hostStatus": "ACTIVE",
+             "task": "running", "taskArn": "arn:aws:ecs:r:1:task/prod/new1", "revision": 2, "available": true,
+             "placement": "runs", "events": [
+                {"at": "2026-12-01T08:00:00.000Z", "event": "replaced", "taskArn": "arn:aws:ecs:r:1:task/prod/old1", "revision": 2},
+                {"at": "2026-12-01T08:00:01.000Z", "event": "claimed", "revision": 2},
+                {"at": "2026-12-01T08:00:01.500Z", "event": "started", "taskArn": "arn:aws:ecs:r:1:task/prod/new1", "revision": 2}]},
+            {"containerInstanceArn": "arn:aws:ecs:r:1:container-instance/prod/ci-2", "hostStatus": "ACTIVE",
+             "task": "vacant", "available": false, "placement": "unschedulable",
+             "reason": "needs 512 MiB memory, 300 free", "events": [
+                {"at": "2026-12-01T08:00:02.000Z", "event": "unschedulable", "revision": 2,
+                 "reason": "needs 512 MiB memory, 300 free"}]}],
+            "nextToken": "t2"});
+        assert_eq!(
+            deployment_hosts(&v),
+            "ci-1 (ACTIVE): running, available, revision 2\n  \
+               TIME                      EVENT     REVISION  TASK  REASON\n  \
+               2026-12-01T08:00:00.000Z  replaced  2         old1  -\n  \
+               2026-12-01T08:00:01.000Z  claimed   2         -     -\n  \
+               2026-12-01T08:00:01.500Z  started   2         new1  -\n\
+             \n\
+             ci-2 (ACTIVE): vacant; unschedulable: needs 512 MiB memory, 300 free\n  \
+               TIME                      EVENT          REVISION  TASK  REASON\n  \
+               2026-12-01T08:00:02.000Z  unschedulable  2         -     needs 512 MiB memory, 300 free\n\
+             (more: --next-token t2, or --all)\n"
+        );
+        assert_eq!(
+            deployment_hosts(&json!({"items": [], "nextToken": null})),
+            "no hosts\n"
         );
     }
 

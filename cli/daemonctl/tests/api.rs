@@ -136,6 +136,22 @@ async fn fake_api() -> Server {
                     _ => Reply::json(200, deployment("failed", 1)),
                 }
             }
+            ("GET", "/v1/environments/web/deployments/01DEP/hosts") => {
+                let (host, next) = if query.contains("nextToken=h2") {
+                    ("ci-2", Value::Null)
+                } else {
+                    ("ci-1", json!("h2"))
+                };
+                Reply::json(
+                    200,
+                    json!({"items": [{"containerInstanceArn": format!("arn:aws:ecs:us-east-1:1:container-instance/prod/{host}"),
+                        "hostStatus": "ACTIVE", "task": "vacant", "available": false, "placement": "runs",
+                        "events": [{"at": "2026-12-01T08:00:00.000Z", "event": "claimed", "revision": 2},
+                                   {"at": "2026-12-01T08:00:01.000Z", "event": "failed", "revision": 2,
+                                    "reason": "Essential container in task exited"}]}],
+                        "nextToken": next}),
+                )
+            }
             ("POST", "/v1/environments/web/deployments/01DEP/cancel") => {
                 Reply::json(200, deployment("cancelled", 1))
             }
@@ -304,6 +320,77 @@ async fn requests_are_signed_routed_and_rendered() {
         "{}",
         stdout(&o)
     );
+}
+
+#[tokio::test]
+async fn deployment_hosts_show_each_hosts_transitions_and_one_host_is_found_across_pages() {
+    let api = fake_api().await;
+    let ep = api.url.clone();
+    let o = daemonctl(
+        &["deployments", "hosts", "web", "01DEP", "--endpoint", &ep],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        api.requests().pop().unwrap().target,
+        "/v1/environments/web/deployments/01DEP/hosts"
+    );
+    let out = stdout(&o);
+    assert!(out.starts_with("ci-1 (ACTIVE): vacant\n"), "{out}");
+    assert!(
+        out.contains("2026-12-01T08:00:01.000Z  failed   2         -     Essential container in task exited\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("(more: --next-token h2, or --all)\n"),
+        "{out}"
+    );
+
+    // --host reads every page and keeps that host (by id or ARN); -o json the API's shape.
+    let before = api.requests().len();
+    let o = daemonctl(
+        &[
+            "deployments",
+            "hosts",
+            "web",
+            "01DEP",
+            "--host",
+            "ci-2",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(api.requests().len() - before, 2, "both pages");
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("ci-2 (ACTIVE)") && !out.contains("ci-1"),
+        "{out}"
+    );
+    let o = daemonctl(
+        &[
+            "-o",
+            "json",
+            "deployments",
+            "hosts",
+            "web",
+            "01DEP",
+            "--host",
+            "arn:aws:ecs:us-east-1:1:container-instance/prod/ci-1",
+            "--endpoint",
+            &ep,
+        ],
+        &[],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["items"][0]["events"][1]["event"], "failed");
+    assert_eq!(v["nextToken"], Value::Null);
 }
 
 fn auth_signs(r: &Recorded, header: &str) -> bool {

@@ -4,7 +4,14 @@ use shared::{runtime, services::environments_api};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), runtime::BoxError> {
     runtime::serve_api(|app, req| async move {
-        environments_api::route_with(&app.store, &app.cluster, &app.managed_clusters, &req).await
+        environments_api::route_with(
+            &app.store,
+            &app.cluster,
+            &app.managed_clusters,
+            &app.allowed_alarms,
+            &req,
+        )
+        .await
     })
     .await
 }

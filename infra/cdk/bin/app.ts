@@ -4,8 +4,8 @@
 //   npx cdk deploy -c managedClusters=arn:aws:ecs:eu-west-1:123456789012:cluster/prod \
 //                  -c alarmTopicArn=arn:aws:sns:eu-west-1:123456789012:ops -c tracing=true
 // Keys: stackName, managedClusters, taskRoleArns (comma-separated ARNs), reconcileSchedule (an
-// EventBridge expression such as "rate(10 minutes)"), logLevel, alarmTopicArn, memorySize, tracing,
-// logRetentionDays.
+// EventBridge expression such as "rate(10 minutes)"), reconcileConcurrency, logLevel, alarmTopicArn,
+// memorySize, tracing, logRetentionDays, gateAlarmNamePrefix.
 import { App, CfnOutput, Stack, Validations, aws_events as events, aws_logs as logs, aws_sns as sns } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DaemonScheduler } from '../lib/daemon-scheduler';
@@ -22,12 +22,15 @@ const stack = new Stack(app, ctx('stackName') ?? 'DaemonScheduler', {
 });
 const alarmTopicArn = ctx('alarmTopicArn');
 const schedule = ctx('reconcileSchedule');
+const reconcileConcurrency = ctx('reconcileConcurrency');
 const memorySize = ctx('memorySize');
 const logRetentionDays = ctx('logRetentionDays');
 const scheduler = new DaemonScheduler(stack, 'Scheduler', {
   managedClusters: list('managedClusters'),
+  gateAlarmNamePrefix: ctx('gateAlarmNamePrefix'),
   taskRoleArns: list('taskRoleArns'),
   reconcileSchedule: schedule ? events.Schedule.expression(schedule) : undefined,
+  reconcileConcurrency: reconcileConcurrency ? Number(reconcileConcurrency) : undefined,
   logLevel: ctx('logLevel'),
   alarmTopic: alarmTopicArn ? sns.Topic.fromTopicArn(stack, 'AlarmTopic', alarmTopicArn) : undefined,
   memorySize: memorySize ? Number(memorySize) : undefined,
@@ -48,6 +51,8 @@ out('DeployerStreamFailureQueueUrl', scheduler.deployerStreamFailureQueue.queueU
   'Stream batches the deployer failed (the reconciler steps their deployments)');
 out('WakeupDeadLetterQueueUrl', scheduler.wakeupDeadLetterQueue.queueUrl,
   'Bake wake-ups that failed (the reconciler steps their deployments)');
+out('ReconcileDeadLetterQueueUrl', scheduler.reconcileDeadLetterQueue.queueUrl,
+  'Clusters whose reconcile failed three times in a row (the next scheduled run tries again)');
 out('EnvironmentsApiFunctionName', scheduler.functions.environmentsApi.functionName);
 out('DeploymentsApiFunctionName', scheduler.functions.deploymentsApi.functionName);
 out('InstanceEventsFunctionName', scheduler.functions.instanceEvents.functionName);

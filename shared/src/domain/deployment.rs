@@ -197,6 +197,17 @@ impl Deployment {
             .map_or(eligible, |c| c.of(eligible).max(1))
     }
 
+    /// Its alarms gate it now: its strategy names some, it is in progress (paused and awaiting
+    /// promotion included) and not halted yet (a halted one only waits for its hosts in flight),
+    /// and it is no rollback: as ECS, a rollback is not gated (the alarm that caused it is
+    /// likely still in ALARM, and gating it would leave the hosts half rolled back).
+    pub fn alarm_gated(&self) -> bool {
+        !self.spec.update_strategy.alarms.is_empty()
+            && !self.status.is_finished()
+            && self.halted_reason.is_none()
+            && self.rollback_of.is_none()
+    }
+
     /// The circuit breaker trips when more hosts than the threshold (of `eligible`) failed.
     pub fn breaker_tripped(&self, eligible: usize) -> bool {
         self.failed_hosts > self.spec.update_strategy.failure_threshold.of(eligible) as i64

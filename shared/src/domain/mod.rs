@@ -1,6 +1,8 @@
 //! The nouns of the product and their invariants; no I/O.
+pub mod alarm_gate;
 pub mod deployment;
 pub mod environment;
+pub mod history;
 pub mod host;
 pub mod launch;
 pub mod managed_clusters;
@@ -15,6 +17,7 @@ pub mod spec;
 pub mod target;
 pub mod task;
 
+pub use alarm_gate::{AlarmState, AllowedAlarms};
 pub use deployment::{Deployment, DeploymentStatus, DeploymentTransition, HostFailure};
 pub use environment::{
     Deployed, Environment, EnvironmentStatus, Health, InstanceGroup, ReconcileFailure,
@@ -24,7 +27,7 @@ pub use launch::{LaunchSpec, Refusal};
 pub use managed_clusters::ManagedClusters;
 pub use placement::{Order, Placement, PlacementConstraint, SizingRule, Verdict};
 pub use revision::{Amount, Revision, UpdateStrategy};
-pub use slot::{Slot, SlotKey, SlotTask};
+pub use slot::{Slot, SlotKey, SlotTask, SurgedTask};
 pub use spec::{DaemonSpec, SpecChanges};
 pub use target::Target;
 pub use task::{TaskObservation, TaskStatus};

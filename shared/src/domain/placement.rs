@@ -185,10 +185,13 @@ pub enum Placement {
         reason: String,
     },
     /// `revision`: the revision it was decided for (a refusal is retried only when the host
-    /// changes or another revision is deployed, never on a timer).
+    /// changes or another revision is deployed, never on a timer); `deployment`: the one that
+    /// judged it (the host's history names it, though the host is no longer tracked).
     Unschedulable {
         reason: String,
         revision: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deployment: Option<String>,
     },
     Excluded {
         reason: String,
@@ -230,6 +233,7 @@ impl Placement {
             Verdict::Unschedulable(reason) => Self::Unschedulable {
                 reason: reason.clone(),
                 revision,
+                deployment: None,
             },
             Verdict::Excluded { reason, blocked } if *blocked => Self::Blocked {
                 reason: reason.clone(),
@@ -238,6 +242,14 @@ impl Placement {
                 reason: reason.clone(),
             },
         }
+    }
+
+    /// As judged for `deployment` (an unschedulable host remembers which one judged it).
+    pub fn judged_by(mut self, deployment: &str) -> Self {
+        if let Self::Unschedulable { deployment: d, .. } = &mut self {
+            *d = Some(deployment.to_owned());
+        }
+        self
     }
 
     /// The verdict a slot's own record gives, without a fresh look at its host: what it was, with

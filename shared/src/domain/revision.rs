@@ -12,6 +12,10 @@ pub enum Amount {
 }
 
 impl Amount {
+    pub fn is_zero(self) -> bool {
+        matches!(self, Self::Hosts(0) | Self::Percent(0))
+    }
+
     /// Hosts out of `eligible`; a percent rounds down (Kubernetes' rounding of maxUnavailable).
     pub fn of(self, eligible: usize) -> usize {
         match self {
@@ -78,6 +82,10 @@ pub struct UpdateStrategy {
     pub failure_threshold: Amount,
     /// A halted deployment starts a deployment of the previous revision by itself.
     pub auto_rollback: bool,
+    /// CloudWatch alarms that gate a deployment of this revision: one in ALARM while it runs
+    /// (until the last hosts' bake ends) halts it, as the circuit breaker does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
     /// Replace only this many hosts (count or percent of the eligible, at least one), bake them,
     /// then wait for `promote`; hosts that join meanwhile get the previous revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,6 +93,19 @@ pub struct UpdateStrategy {
     /// Promote the canary by itself once its hosts have baked.
     #[serde(default)]
     pub auto_promote: bool,
+    /// Hosts that may run a second task at once (count or percent, rounded up): each host's new
+    /// task starts first and its old one stops once the new one is healthy (Kubernetes'
+    /// DaemonSet `maxSurge`). 0: stop, then start.
+    #[serde(default = "no_surge", skip_serializing_if = "is_no_surge")]
+    pub max_surge: Amount,
+}
+
+fn no_surge() -> Amount {
+    Amount::Hosts(0)
+}
+
+fn is_no_surge(a: &Amount) -> bool {
+    a.is_zero()
 }
 
 impl Default for UpdateStrategy {
@@ -94,8 +115,10 @@ impl Default for UpdateStrategy {
             min_healthy_seconds: 0,
             failure_threshold: Amount::Percent(20),
             auto_rollback: true,
+            alarms: Vec::new(),
             canary: None,
             auto_promote: false,
+            max_surge: Amount::Hosts(0),
         }
     }
 }
@@ -113,17 +136,8 @@ impl UpdateStrategy {
         let mut out = base.clone();
         for (k, v) in obj {
             match k.as_str() {
-                "maxUnavailable" => {
-                    out.max_unavailable = Amount::parse(&field(k), v)?;
-                    if out.max_unavailable == Amount::Hosts(0)
-                        || out.max_unavailable == Amount::Percent(0)
-                    {
-                        return Err(Error::invalid(
-                            &field(k),
-                            "maxUnavailable must allow at least one host",
-                        ));
-                    }
-                }
+                "maxUnavailable" => out.max_unavailable = Amount::parse(&field(k), v)?,
+                "maxSurge" => out.max_surge = Amount::parse(&field(k), v)?,
                 "minHealthySeconds" => {
                     out.min_healthy_seconds = v
                         .as_u64()
@@ -144,6 +158,7 @@ impl UpdateStrategy {
                         Error::invalid(&field(k), "autoRollback must be true or false")
                     })?
                 }
+                "alarms" => out.alarms = super::alarm_gate::parse_alarms(&field(k), v)?,
                 "canary" if v.is_null() => out.canary = None,
                 "canary" => {
                     let c = Amount::parse(&field(k), v)?;
@@ -164,18 +179,41 @@ impl UpdateStrategy {
                     return Err(Error::invalid(
                         &field(other),
                         format!(
-                            "unknown field {other}; expected maxUnavailable, minHealthySeconds, failureThreshold, autoRollback, canary or autoPromote"
+                            "unknown field {other}; expected maxUnavailable, maxSurge, minHealthySeconds, failureThreshold, autoRollback, canary, autoPromote or alarms"
                         ),
                     ))
                 }
             }
         }
+        if out.max_unavailable.is_zero() && out.max_surge.is_zero() {
+            let which = if obj.contains_key("maxSurge") {
+                "maxSurge"
+            } else {
+                "maxUnavailable"
+            };
+            return Err(Error::invalid(
+                &field(which),
+                "maxUnavailable and maxSurge cannot both be 0: no host could be replaced",
+            ));
+        }
         Ok(out)
     }
 
-    /// Hosts that may be unavailable at once among `eligible`.
+    /// Hosts that may be unavailable at once among `eligible` (a percent rounds down, but to at
+    /// least one host unless it is 0).
     pub fn max_unavailable_of(&self, eligible: usize) -> usize {
-        self.max_unavailable.of(eligible).max(1)
+        match self.max_unavailable.is_zero() {
+            true => 0,
+            false => self.max_unavailable.of(eligible).max(1),
+        }
+    }
+
+    /// Hosts that may run a second task at once among `eligible` (a percent rounds up).
+    pub fn max_surge_of(&self, eligible: usize) -> usize {
+        match self.max_surge {
+            Amount::Hosts(n) => n as usize,
+            Amount::Percent(p) => (eligible * p as usize).div_ceil(100),
+        }
     }
 }
 
@@ -249,5 +287,36 @@ mod tests {
             let e = UpdateStrategy::merged(&base, &patch).unwrap_err();
             assert_eq!(e.field(), Some(field), "{patch}");
         }
+    }
+
+    #[test]
+    fn alarms_are_set_kept_and_cleared_and_old_items_have_none() {
+        let base = UpdateStrategy::default();
+        let gated = UpdateStrategy::merged(&base, &json!({"alarms": ["errors", "p99"]})).unwrap();
+        assert_eq!(gated.alarms, ["errors", "p99"]);
+        let kept = UpdateStrategy::merged(&gated, &json!({"minHealthySeconds": 5})).unwrap();
+        assert_eq!(kept.alarms, gated.alarms);
+        for clear in [json!({"alarms": null}), json!({"alarms": []})] {
+            assert!(UpdateStrategy::merged(&gated, &clear)
+                .unwrap()
+                .alarms
+                .is_empty());
+        }
+        let e = UpdateStrategy::merged(&base, &json!({"alarms": ["a", "a"]})).unwrap_err();
+        assert_eq!(e.field(), Some("updateStrategy.alarms[1]"));
+        let e = UpdateStrategy::merged(&base, &json!({"alarm": ["a"]})).unwrap_err();
+        assert!(e.to_string().contains("alarms"), "{e}");
+        // Stored revisions from before alarm gates read as ungated; ungated ones store no field.
+        let old: UpdateStrategy = serde_json::from_value(json!({
+            "maxUnavailable": "25%", "minHealthySeconds": 0, "failureThreshold": "20%",
+            "autoRollback": true
+        }))
+        .unwrap();
+        assert!(old.alarms.is_empty());
+        assert!(serde_json::to_value(&base).unwrap().get("alarms").is_none());
+        assert_eq!(
+            serde_json::to_value(&gated).unwrap()["alarms"],
+            json!(["errors", "p99"])
+        );
     }
 }

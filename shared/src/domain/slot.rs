@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::history::History;
 use super::host::HostState;
 use super::launch::LaunchSpec;
 use super::placement::Placement;
@@ -97,6 +98,25 @@ pub struct Slot {
     /// TTL (epoch seconds) once the host is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// A surge replacement in progress (`maxSurge`): the task being replaced, kept running until
+    /// `task` (its replacement) is healthy, and running again if the replacement fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surge: Option<SurgedTask>,
+    /// Its last transitions, each with its deployment (`planner::history` decides them; every
+    /// write appends its own).
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+}
+
+/// The task a surge replacement keeps running meanwhile, as it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurgedTask {
+    pub task_arn: String,
+    pub version: i64,
+    pub since_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchSpec>,
 }
 
 impl Slot {
@@ -120,6 +140,8 @@ impl Slot {
             updated_at_ms: 0,
             retired: Vec::new(),
             expires_at: None,
+            surge: None,
+            history: History::default(),
         }
     }
 
@@ -138,6 +160,11 @@ impl Slot {
     /// Its task runs and has run long enough to count as healthy.
     pub fn is_available(&self) -> bool {
         matches!(self.task, SlotTask::Running { .. }) && !self.baking
+    }
+
+    /// The host has a healthy daemon: its task, or the one a surge replacement keeps running.
+    pub fn has_healthy_daemon(&self) -> bool {
+        self.is_available() || self.surge.is_some()
     }
 
     /// When this slot's restart is due, if it waits for its backoff: nothing runs, the host still

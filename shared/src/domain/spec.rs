@@ -73,8 +73,11 @@ impl DaemonSpec {
             next.task_definition = arn.clone();
             next.needs = needs.clone();
         }
-        if let Some(v) = c.update_strategy {
-            next.update_strategy = UpdateStrategy::merged(&self.update_strategy, v)?;
+        match c.update_strategy {
+            // null clears it, as for the placement fields: the defaults.
+            Some(Value::Null) => next.update_strategy = UpdateStrategy::default(),
+            Some(v) => next.update_strategy = UpdateStrategy::merged(&self.update_strategy, v)?,
+            None => {}
         }
         if let Some(v) = c.placement_constraints {
             next.placement_constraints =
@@ -97,7 +100,35 @@ impl DaemonSpec {
         if let Some(v) = c.depends_on {
             next.depends_on = depends_on(environment, v)?;
         }
+        if !next.update_strategy.max_surge.is_zero() {
+            if let Some(port) = next.port_shared_with(self) {
+                return Err(Error::invalid(
+                    "updateStrategy.maxSurge",
+                    format!(
+                        "maxSurge runs a host's old and new task side by side, but both bind host port {port}; use maxSurge 0 (stop, then start) or dynamic host ports"
+                    ),
+                ));
+            }
+        }
         Ok(next)
+    }
+
+    /// A fixed host port both this and `other`'s tasks bind ("8080/tcp"): the two cannot run on
+    /// one host at once.
+    pub fn port_shared_with(&self, other: &DaemonSpec) -> Option<String> {
+        let mine = self.needs.reservation(self.overrides.as_ref());
+        let theirs = other.needs.reservation(other.overrides.as_ref());
+        let tcp = mine
+            .ports
+            .intersection(&theirs.ports)
+            .next()
+            .map(|p| format!("{p}/tcp"));
+        tcp.or_else(|| {
+            mine.udp_ports
+                .intersection(&theirs.udp_ports)
+                .next()
+                .map(|p| format!("{p}/udp"))
+        })
     }
 
     /// How long a new task must stay RUNNING to count as healthy.

@@ -1,6 +1,7 @@
 //! A deployment's counters are the sum over the slots it tracks of where each stands; every slot
 //! write carries the change it causes, decided here, so the store only encodes it (in the same
 //! transaction as the slot: a duplicated event whose compare-and-swap fails never counts twice).
+//! So does the host's history: the write appends the transitions it makes (`history::entries`).
 
 use crate::domain::{HostFailure, Slot, SlotTask};
 
@@ -19,7 +20,9 @@ pub fn bucket(slot: &Slot) -> Option<(&str, Bucket)> {
         return None;
     }
     let bucket = match slot.task {
-        SlotTask::Running { .. } if !slot.baking => Bucket::Running,
+        // Running with a failure recorded: a surge's new task failed and the old one runs on.
+        SlotTask::Running { .. } if !slot.baking && slot.last_failure.is_none() => Bucket::Running,
+        SlotTask::Running { .. } if slot.last_failure.is_some() => Bucket::Failed,
         SlotTask::Vacant if slot.last_failure.is_some() => Bucket::Failed,
         _ => Bucket::Pending,
     };
@@ -104,7 +107,11 @@ pub struct SlotWrite {
 }
 
 impl SlotWrite {
-    pub fn new(before: Option<Slot>, after: Slot, pending_cap: Option<i64>) -> Self {
+    /// The write of `after` (stamped with the instant of the decision, `updated_at_ms`) over
+    /// `before`; `after` gains the history entries of the transitions it makes.
+    pub fn new(before: Option<Slot>, mut after: Slot, pending_cap: Option<i64>) -> Self {
+        let happened = super::history::entries(before.as_ref(), &after, after.updated_at_ms);
+        after.history.record(happened);
         let counters = counter_deltas(before.as_ref(), &after);
         let claims = matches!(after.task, SlotTask::Launching { .. })
             && !before

@@ -141,7 +141,8 @@ fn claim(
 /// The verdict on an eligible host, applied to its slot.
 fn apply(t: &Target, verdict: Verdict, next: &mut Slot, now_ms: i64, claim_id: &str) -> Effect {
     let occupied = next.task.is_occupied();
-    let placement = Placement::of(&verdict, t.revision);
+    let judge = t.tracking.as_deref().unwrap_or(&t.deployment_id);
+    let placement = Placement::of(&verdict, t.revision).judged_by(judge);
     match verdict {
         Verdict::Run(launch) | Verdict::Wait { launch, .. } if !occupied => {
             // Another revision (or another launch for this host) starts with a clean slate: the
@@ -240,6 +241,14 @@ fn leave(state: &HostState, order: &Order, next: &mut Slot, now_ms: i64) -> Effe
     let leaving = state.status == HostStatus::Draining || state.status.is_gone();
     let mut effect = Effect::None;
     if leaving && !draining_others && !order.dependents_live {
+        // A surge's old task goes first; the new one at the next decision (its STOPPED event).
+        if let Some(old) = next.surge.take() {
+            next.retire(&old.task_arn);
+            return Effect::Stop {
+                task_arn: old.task_arn,
+                reason: stop_reason(&format!("host is {:?}", state.status)),
+            };
+        }
         if let SlotTask::Pending { task_arn, .. } | SlotTask::Running { task_arn, .. } = &next.task
         {
             effect = Effect::Stop {

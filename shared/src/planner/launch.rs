@@ -1,8 +1,9 @@
 //! What StartTask did with a claim, and claims whose launcher went quiet.
 
-use crate::domain::{Placement, Refusal, Slot, SlotTask, TaskObservation};
+use crate::domain::{Order, Placement, Refusal, Slot, SlotTask, TaskObservation};
 
-use super::task::observed;
+use super::rollout::abandon_surge;
+use super::task::{observed, plan_task};
 use super::{restart_delay_ms, Effect, Transition, CLAIM_LEASE_MS};
 
 /// StartTask refused this host with ECS's `reason`. When the host cannot take the task (resources,
@@ -23,6 +24,10 @@ pub fn plan_start_refused(slot: &Slot, claim_id: &str, reason: &str, now_ms: i64
             next.placement = Placement::Unschedulable {
                 reason,
                 revision: slot.launch.as_ref().map_or(0, |l| l.revision),
+                deployment: slot
+                    .tracked_by
+                    .clone()
+                    .or_else(|| slot.started_by().map(str::to_owned)),
             };
             next.tracked_by = None;
         }
@@ -35,6 +40,10 @@ pub fn plan_start_refused(slot: &Slot, claim_id: &str, reason: &str, now_ms: i64
             }
         }
     }
+    // A surge's launch refused: the old task, still running, carries on.
+    if abandon_surge(&mut next) && next.last_failure.is_none() {
+        next.tracked_by = None;
+    }
     Transition::write_if_changed(Some(slot), next, Effect::None)
 }
 
@@ -46,6 +55,10 @@ pub fn plan_start_throttled(slot: &Slot, claim_id: &str, now_ms: i64) -> Transit
             let mut next = slot.clone();
             next.task = SlotTask::Vacant;
             next.retry_at_ms = next.retry_at_ms.max(now_ms + 1_000);
+            // A surge's launch: the old task runs on; the deployment takes the host up again.
+            if abandon_surge(&mut next) {
+                next.tracked_by = None;
+            }
             Transition::write_if_changed(Some(slot), next, Effect::None)
         }
         _ => Transition::nothing(),
@@ -53,17 +66,33 @@ pub fn plan_start_throttled(slot: &Slot, claim_id: &str, now_ms: i64) -> Transit
 }
 
 /// A claim whose writer went quiet past the lease. The caller has looked the host's tasks up in
-/// ECS: `found` is a live task of ours there (adopt it), or none (free the slot to launch again).
+/// ECS: `found` is a live task of ours there, or none (free the slot to launch again). A task
+/// carrying the claim's `startedBy` is its launch (the answer was lost): adopted as such. Any
+/// other (started by hand, or by an older launch) is not what the claim launches: it is decided
+/// on the freed slot like any task we lost track of — recorded as what it runs where the daemon
+/// belongs (a rollout replaces it if it runs another revision), stopped elsewhere.
 pub fn plan_expired_claim(slot: &Slot, found: Option<&TaskObservation>, now_ms: i64) -> Transition {
     if !claim_expired(slot, now_ms) {
         return Transition::nothing();
     }
-    let mut next = slot.clone();
-    next.task = match found {
-        Some(task) => observed(task, &slot.task, now_ms),
-        None => SlotTask::Vacant,
+    let mut freed = slot.clone();
+    freed.task = SlotTask::Vacant;
+    let (next, effect) = match found {
+        Some(task)
+            if task.started_by.is_some() && task.started_by.as_deref() == slot.started_by() =>
+        {
+            let mut next = slot.clone();
+            next.task = observed(task, &slot.task, now_ms);
+            (next, Effect::None)
+        }
+        // On a vacant slot the decision never claims, so it needs no claim id.
+        Some(task) => {
+            let t = plan_task(&freed, task, &Order::none(), now_ms, "");
+            (t.next.unwrap_or(freed), t.effect)
+        }
+        None => (freed, Effect::None),
     };
-    Transition::write_if_changed(Some(slot), next, Effect::None)
+    Transition::write_if_changed(Some(slot), next, effect)
 }
 
 /// One StartTask attempt gives up after this (the ECS adapter's operation timeout): a call cannot
@@ -82,7 +111,10 @@ pub const CLOCK_MARGIN_MS: i64 = 10_000;
 /// (answered or timed out) before the lease does, so no other writer can have taken the host
 /// over meanwhile (a claim is taken over only once it is `CLAIM_LEASE_MS` old).
 pub const LAUNCH_DEADLINE_MS: i64 = CLAIM_LEASE_MS - START_TASK_MAX_MS - CLOCK_MARGIN_MS;
-const _: () = assert!(LAUNCH_DEADLINE_MS > 60_000, "a launcher needs time to launch");
+const _: () = assert!(
+    LAUNCH_DEADLINE_MS > 60_000,
+    "a launcher needs time to launch"
+);
 
 /// Whether the holder of this slot's claim may still call StartTask for it (see
 /// `LAUNCH_DEADLINE_MS`); past that, it lets the claim go instead.

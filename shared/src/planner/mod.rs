@@ -9,6 +9,7 @@
 //! - `launch`: what StartTask did (refused, throttled), and claims whose launcher went quiet.
 //! - `rollout`: replacing another revision's task within a budget; bakes that end.
 //! - `counters`: the deployment counters each slot write carries.
+//! - `history`: which transitions a slot write is, for the host's history it also carries.
 //!
 //! Invariants (property-tested in convergence_tests.rs, unit-tested in tests.rs):
 //! - a slot is claimed (`Launching`) only from `Vacant`, so one launch per slot at a time;
@@ -18,6 +19,7 @@
 //!   host that drains it stops before them.
 
 mod counters;
+pub mod history;
 mod host;
 mod launch;
 mod rollout;
@@ -30,7 +32,9 @@ pub use launch::{
     LAUNCH_DEADLINE_MS, START_TASK_ATTEMPT_TIMEOUT_MS, START_TASK_MAX_MS,
     START_TASK_THROTTLE_RETRIES,
 };
-pub use rollout::{launch_to_replace, needs_replacement, plan_baked, plan_due, plan_replace};
+pub use rollout::{
+    launch_to_replace, needs_replacement, plan_baked, plan_due, plan_replace, plan_surge,
+};
 pub use task::plan_task;
 
 use crate::domain::{LaunchSpec, Slot};
@@ -106,5 +110,7 @@ impl Transition {
 
 #[cfg(test)]
 mod placement_tests;
+#[cfg(test)]
+mod surge_tests;
 #[cfg(test)]
 mod tests;

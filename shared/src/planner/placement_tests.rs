@@ -191,7 +191,8 @@ fn a_host_without_room_is_unschedulable_with_the_reason_never_failed_and_retried
         rec.placement,
         Placement::Unschedulable {
             reason: "needs 512 MiB memory, 300 free".into(),
-            revision: 1
+            revision: 1,
+            deployment: Some("D1".into()),
         }
     );
     assert_eq!(

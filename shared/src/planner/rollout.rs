@@ -1,6 +1,6 @@
 //! A rolling update, host by host: replacing another revision's task, and bakes that end.
 
-use crate::domain::{Order, Placement, Slot, SlotTask, Target, Verdict};
+use crate::domain::{Order, Placement, Slot, SlotTask, SurgedTask, Target, Verdict};
 
 use super::{stop_reason, Effect, Transition};
 
@@ -73,6 +73,88 @@ pub fn plan_replace(target: &Target, slot: &Slot, verdict: &Verdict) -> Transiti
     )
 }
 
+/// One step of a surge rollout on one host (`maxSurge`): the new launch starts while the old task
+/// keeps running (kept in `surge`); the old one is stopped once the new one is healthy
+/// (`finish_surge`), and runs on alone if the new one fails. `verdict` is the decision with the
+/// old task still there (both must fit; the caller falls back to `plan_replace` where they do
+/// not).
+pub fn plan_surge(
+    target: &Target,
+    slot: &Slot,
+    verdict: &Verdict,
+    now_ms: i64,
+    claim_id: &str,
+) -> Transition {
+    let Verdict::Run(launch) = verdict else {
+        return Transition::nothing();
+    };
+    if !needs_replacement(target, slot, verdict) || slot.surge.is_some() {
+        return Transition::nothing();
+    }
+    let (SlotTask::Pending { task_arn, version }
+    | SlotTask::Running {
+        task_arn, version, ..
+    }) = &slot.task
+    else {
+        return Transition::nothing();
+    };
+    let since_ms = match &slot.task {
+        SlotTask::Running { since_ms, .. } => *since_ms,
+        _ => now_ms,
+    };
+    let mut next = slot.clone();
+    next.surge = Some(SurgedTask {
+        task_arn: task_arn.clone(),
+        version: *version,
+        since_ms,
+        launch: slot.launch.clone(),
+    });
+    next.task = SlotTask::Launching {
+        claim_id: claim_id.to_owned(),
+        since_ms: now_ms,
+    };
+    next.placement = Placement::of(verdict, target.revision);
+    next.launch = Some(launch.clone());
+    next.tracked_by = target.tracking.clone();
+    next.bake_ms = target.bake_ms();
+    next.baking = false;
+    next.failures = 0;
+    next.retry_at_ms = 0;
+    next.last_failure = None;
+    Transition::write_if_changed(Some(slot), next, Effect::Start(launch.clone()))
+}
+
+/// The surge's new task is healthy: the old one it kept running stops now.
+pub(super) fn finish_surge(next: &mut Slot) -> Effect {
+    if !next.is_available() {
+        return Effect::None;
+    }
+    let Some(old) = next.surge.take() else {
+        return Effect::None;
+    };
+    next.retire(&old.task_arn);
+    Effect::Stop {
+        task_arn: old.task_arn,
+        reason: stop_reason("replaced (its surge replacement is healthy)"),
+    }
+}
+
+/// The surge's new task failed before it was healthy: the old one, still running, is the slot's
+/// task again (no restart of the new one; its failure counts for the deployment).
+pub(super) fn abandon_surge(next: &mut Slot) -> bool {
+    let Some(old) = next.surge.take() else {
+        return false;
+    };
+    next.task = SlotTask::Running {
+        task_arn: old.task_arn,
+        version: old.version,
+        since_ms: old.since_ms,
+    };
+    next.launch = old.launch;
+    next.baking = false;
+    true
+}
+
 /// What a wake-up for this slot finds due: the end of its bake, or its restart now that its
 /// backoff is over (nothing when neither is due yet).
 pub fn plan_due(slot: &Slot, order: &Order, now_ms: i64, claim_id: &str) -> Transition {
@@ -90,7 +172,8 @@ pub fn plan_baked(slot: &Slot, now_ms: i64) -> Transition {
         SlotTask::Running { since_ms, .. } if slot.baking && now_ms - since_ms >= slot.bake_ms => {
             let mut next = slot.clone();
             next.baking = false;
-            Transition::write_if_changed(Some(slot), next, Effect::None)
+            let effect = finish_surge(&mut next);
+            Transition::write_if_changed(Some(slot), next, effect)
         }
         _ => Transition::nothing(),
     }

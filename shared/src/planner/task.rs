@@ -3,6 +3,7 @@
 use crate::domain::{LaunchSpec, Order, Slot, SlotTask, TaskObservation, TaskStatus};
 
 use super::host::{leave_if_ineligible, restart};
+use super::rollout::{abandon_surge, finish_surge};
 use super::{restart_delay_ms, stop_reason, Effect, Transition, BACKOFF_RESET_AFTER_MS};
 
 /// Decide on one observation of a task of this slot's environment on this slot's host.
@@ -20,6 +21,17 @@ pub fn plan_task(
     let mut next = slot.clone();
     let alive = !task.last_status.is_stopping() && !task.desired_status.is_stopped();
     let ours = slot.task.task_arn() == Some(task.task_arn.as_str()) || is_our_launch(slot, task);
+
+    // The task a surge replacement keeps running meanwhile: known, never a duplicate.
+    if let Some(old) = slot.surge.as_ref().filter(|o| o.task_arn == task.task_arn) {
+        if !task.last_status.is_stopped() {
+            return Transition::nothing();
+        }
+        // It ended on its own: its replacement carries on alone.
+        next.surge = None;
+        next.retire(&old.task_arn);
+        return Transition::write_if_changed(Some(slot), next, Effect::None);
+    }
 
     if ours {
         let known_version = match &slot.task {
@@ -48,12 +60,22 @@ pub fn plan_task(
                         .unwrap_or_else(|| "task stopped".to_owned()),
                 );
             }
+            // A surge's new task failed: the old one, still running, carries on (no restart).
+            if abandon_surge(&mut next) {
+                return Transition::write_if_changed(Some(slot), next, Effect::None);
+            }
             // Restart right away when the host still wants it and no backoff runs.
             let effect = restart(&mut next, order, now_ms, claim_id);
             return Transition::write_if_changed(Some(slot), next, effect);
         }
         if !alive {
             return Transition::nothing(); // on its way down: its STOPPED event decides
+        }
+        if matches!(slot.task, SlotTask::Stopping { .. }) {
+            // We asked ECS to stop it: a late event that shows it running undoes nothing (the
+            // slot may already carry its replacement's launch). Its STOPPED event decides; a stop
+            // that did not take is asked for again by the reconciler.
+            return Transition::nothing();
         }
         next.task = observed(task, &slot.task, now_ms);
         if task.last_status == TaskStatus::Running {
@@ -63,8 +85,12 @@ pub fn plan_task(
                 next.baking = slot.bake_ms > 0;
             }
         }
-        // The host may have left while the launch was in flight.
-        let effect = leave_if_ineligible(&mut next, order, now_ms);
+        // The host may have left while the launch was in flight; once healthy, a surge's new
+        // task takes over from the old one.
+        let effect = match leave_if_ineligible(&mut next, order, now_ms) {
+            Effect::None => finish_surge(&mut next),
+            leave => leave,
+        };
         return Transition::write_if_changed(Some(slot), next, effect);
     }
 

@@ -508,7 +508,8 @@ fn a_refusal_for_resources_makes_the_host_unschedulable_not_failed() {
         next.placement,
         Placement::Unschedulable {
             reason: "RESOURCE:MEMORY".into(),
-            revision: 1
+            revision: 1,
+            deployment: Some("D1".into()),
         }
     );
     // AND the same host seen again at the same version is not retried (no timer)…
@@ -626,6 +627,7 @@ fn counter_deltas_follow_a_slot_through_its_life() {
     unschedulable.placement = Placement::Unschedulable {
         reason: "needs 512 MiB memory, 300 free".into(),
         revision: 1,
+        deployment: None,
     };
     let d = counter_deltas(Some(&claimed), &unschedulable);
     assert_eq!(

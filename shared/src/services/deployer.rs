@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use crate::domain::{Deployment, DeploymentStatus, Environment, EnvironmentStatus, Order, SlotKey};
 use crate::error::Result;
 use crate::executor::{system_now_ms, Executor};
-use crate::ports::{Cluster, Store, WakeupMessage};
+use crate::ports::{Alarms, Cluster, Store, Wakeup, WakeupMessage};
 use crate::services::on_host::{self, Look};
 use crate::services::rolling;
 use crate::work::Work;
@@ -22,17 +22,64 @@ pub enum Job {
     Deployment {
         environment: String,
         id: String,
+        /// The batch holds its INSERT: the step that starts it (and its alarm gates' re-checks).
+        inserted: bool,
     },
     Teardown(Box<Environment>),
 }
+
+impl Job {
+    /// The same deployment, or the same teardown.
+    fn same_as(&self, other: &Job) -> bool {
+        match (self, other) {
+            (
+                Job::Deployment {
+                    environment: a,
+                    id: i,
+                    ..
+                },
+                Job::Deployment {
+                    environment: b,
+                    id: j,
+                    ..
+                },
+            ) => a == b && i == j,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// What gates the deployments the deployer steps: the alarms it reads (`updateStrategy.alarms`),
+/// and the wake-up queue on which it schedules the next look at a gated deployment's alarms.
+#[derive(Clone, Copy, Default)]
+pub struct Gates<'a> {
+    pub alarms: Option<&'a dyn Alarms>,
+    pub wakeup: Option<&'a dyn Wakeup>,
+}
+
+/// How long after one look at a gated deployment's alarms the next is due. Steps come with the
+/// deployment's changes; this look comes while nothing changes (a bake, a canary awaiting
+/// promotion, a pause), so an alarm is noticed within a minute then too.
+pub const GATE_RECHECK_SECS: u32 = 60;
 
 /// The jobs of a batch, once each, in order (a batch often carries many counter updates of one
 /// deployment; each step re-reads the deployment, so one step per batch sees them all).
 pub fn jobs(event: &Event) -> Result<Vec<Job>> {
     let mut out: Vec<Job> = Vec::new();
     for record in &event.records {
-        if let Some(job) = job_of(record)? {
-            out.retain(|j| j != &job);
+        if let Some(mut job) = job_of(record)? {
+            if let Some(i) = out.iter().position(|j| j.same_as(&job)) {
+                let earlier = out.remove(i);
+                if let (
+                    Job::Deployment { inserted, .. },
+                    Job::Deployment {
+                        inserted: before, ..
+                    },
+                ) = (&mut job, &earlier)
+                {
+                    *inserted |= *before;
+                }
+            }
             out.push(job);
         }
     }
@@ -60,6 +107,7 @@ fn job_of(record: &EventRecord) -> Result<Option<Job>> {
         return Ok(Some(Job::Deployment {
             environment: dep.environment_name,
             id: dep.id,
+            inserted: record.event_name == "INSERT",
         }));
     }
     if sk == "ENV" {
@@ -96,22 +144,37 @@ impl<'de> serde::Deserialize<'de> for Trigger {
     }
 }
 
+/// An invocation, for a caller without alarm gates (a gated deployment halts).
 pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     trigger: &Trigger,
 ) -> Result<()> {
+    handle_trigger_with(store, cluster, Gates::default(), trigger).await
+}
+
+/// An invocation: its alarm gates read, and re-checked on the wake-up queue, through `gates`.
+pub async fn handle_trigger_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    gates: Gates<'_>,
+    trigger: &Trigger,
+) -> Result<()> {
     match trigger {
-        Trigger::Stream(event) => handle(store, cluster, event).await,
-        Trigger::Wakeups(event) => handle_wakeups(store, cluster, event).await,
+        Trigger::Stream(event) => handle_with(store, cluster, gates, event).await,
+        Trigger::Wakeups(event) => handle_wakeups(store, cluster, gates, event).await,
     }
 }
 
 /// Bakes that ended and restarts whose backoff ended: each slot named is looked at again (see
 /// `due_on_host`), then each deployment named is stepped — once, however many wake-ups name it.
+/// A wake-up that names a deployment and no host is its alarm gates' re-check: while the step
+/// finds them passing and the deployment in progress, the next re-check is scheduled (one chain
+/// per deployment, begun by the step of its INSERT: see `handle_with`).
 pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
+    gates: Gates<'_>,
     event: &SqsEvent,
 ) -> Result<()> {
     let mut due: Vec<WakeupMessage> = Vec::new();
@@ -128,14 +191,53 @@ pub async fn handle_wakeups<S: Store + ?Sized, C: Cluster + ?Sized>(
         let host = m.host.as_deref().unwrap_or_default();
         due_on_host(store, cluster, &m.environment, host).await?;
     }
+    let rechecks: BTreeSet<(&str, &str)> = due
+        .iter()
+        .filter(|m| m.host.is_none())
+        .filter_map(|m| Some((m.environment.as_str(), m.deployment_id.as_deref()?)))
+        .collect();
     let mut stepped: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut next = Vec::new();
     for m in &due {
         let Some(id) = m.deployment_id.as_deref() else {
             continue;
         };
         if stepped.insert((&m.environment, id)) {
-            rolling::step(store, cluster, &m.environment, id, system_now_ms()).await?;
+            let s = rolling::step_with(
+                store,
+                cluster,
+                gates.alarms,
+                &m.environment,
+                id,
+                system_now_ms(),
+            )
+            .await?;
+            if s.gated && rechecks.contains(&(m.environment.as_str(), id)) {
+                next.push(gate_recheck(&m.environment, id));
+            }
         }
+    }
+    schedule_rechecks(gates.wakeup, &next).await
+}
+
+fn gate_recheck(environment: &str, id: &str) -> WakeupMessage {
+    WakeupMessage {
+        environment: environment.to_owned(),
+        deployment_id: Some(id.to_owned()),
+        host: None,
+    }
+}
+
+/// The next look at these gated deployments' alarms, `GATE_RECHECK_SECS` from now; sent last, once
+/// the rest of the batch succeeded, so a batch retried for another reason does not start a
+/// second chain. A failed send fails the batch (its trigger retries it): a chain that is not
+/// continued leaves the reconciler's period as the only re-check.
+async fn schedule_rechecks(wakeup: Option<&dyn Wakeup>, due: &[WakeupMessage]) -> Result<()> {
+    let Some(wakeup) = wakeup else {
+        return Ok(()); // no queue here: the reconciler's steps re-check the gates
+    };
+    for m in due {
+        wakeup.wake_later(m, GATE_RECHECK_SECS).await?;
     }
     Ok(())
 }
@@ -177,20 +279,51 @@ async fn due_on_host<S: Store + ?Sized, C: Cluster + ?Sized>(
     Ok(())
 }
 
+/// The stream's records, for a caller without alarm gates (a gated deployment halts: see
+/// `rolling::step`).
 pub async fn handle<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     event: &Event,
 ) -> Result<()> {
+    handle_with(store, cluster, Gates::default(), event).await
+}
+
+/// The stream's records: each deployment stepped once, environments being deleted torn down.
+/// The step of a gated deployment's INSERT, when its gates pass, schedules the first re-check of
+/// its alarms; each re-check schedules the next (`handle_wakeups`): one pending re-check per
+/// deployment, whatever the number of its steps in between.
+pub async fn handle_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    gates: Gates<'_>,
+    event: &Event,
+) -> Result<()> {
+    let mut next = Vec::new();
     for job in jobs(event)? {
         match job {
-            Job::Deployment { environment, id } => {
-                rolling::step(store, cluster, &environment, &id, system_now_ms()).await?;
+            Job::Deployment {
+                environment,
+                id,
+                inserted,
+            } => {
+                let s = rolling::step_with(
+                    store,
+                    cluster,
+                    gates.alarms,
+                    &environment,
+                    &id,
+                    system_now_ms(),
+                )
+                .await?;
+                if inserted && s.gated {
+                    next.push(gate_recheck(&environment, &id));
+                }
             }
             Job::Teardown(env) => teardown(store, cluster, &env).await?,
         }
     }
-    Ok(())
+    schedule_rechecks(gates.wakeup, &next).await
 }
 
 /// Stops every task of a deleted environment (those its records name, and any its deployments

@@ -1,4 +1,5 @@
-//! `/v1/environments/{name}/deployments[/{id}]` (Blox v0.3 compatible, plus counts and reasons).
+//! `/v1/environments/{name}/deployments[/{id}[/hosts]]` (Blox v0.3 compatible, plus counts,
+//! reasons and each host's history).
 
 use serde_json::json;
 
@@ -8,13 +9,15 @@ use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::Store;
 use crate::services::environments_api::get_live;
+use crate::services::history;
 use crate::services::views::DeploymentView;
 
 pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<ApiResponse> {
     match (req.method.as_str(), req.seg().as_slice()) {
         ("POST", ["environments", name, "deployments"]) => {
-            let revision = requested_revision(req)?;
-            let dep = create(store, name, req.param("deploymentToken"), revision).await?;
+            let (revision, strategy) = requested_revision(req)?;
+            let token = req.param("deploymentToken");
+            let dep = create_with(store, name, token, revision, strategy.as_ref()).await?;
             ApiResponse::ok(&DeploymentView::from(&dep))
         }
         ("GET", ["environments", name, "deployments"]) => {
@@ -27,6 +30,13 @@ pub async fn route<S: Store + ?Sized>(store: &S, req: &ApiRequest) -> Result<Api
         }
         ("GET", ["environments", name, "deployments", id]) => {
             ApiResponse::ok(&DeploymentView::from(&get(store, name, id).await?))
+        }
+        ("GET", ["environments", name, "deployments", id, "hosts"]) => {
+            let limit = req.limit()?;
+            let dep = get(store, name, id).await?;
+            let slots = store.slots_of(name).await?;
+            let page = history::hosts_page(&dep.id, &slots, limit, req.param("nextToken"))?;
+            ApiResponse::ok(&page)
         }
         ("POST", ["environments", name, "deployments", id, "cancel"]) => {
             ApiResponse::ok(&DeploymentView::from(&cancel(store, name, id).await?))
@@ -60,30 +70,41 @@ async fn get<S: Store + ?Sized>(store: &S, name: &str, id: &str) -> Result<Deplo
 }
 
 /// `?revision=N` or a body `{"revision": N}` (the query wins); neither means the latest revision.
+/// The body may also carry `updateStrategy`: changes for this deployment only (a canary, a surge).
 /// A body is checked even when the query names the revision: invalid input is never ignored.
-fn requested_revision(req: &ApiRequest) -> Result<Option<u32>> {
+fn requested_revision(req: &ApiRequest) -> Result<(Option<u32>, Option<serde_json::Value>)> {
     #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
     struct Body {
         revision: Option<u32>,
+        update_strategy: Option<serde_json::Value>,
     }
     let bad = || Error::invalid("revision", "revision must be a revision number (1, 2, …)");
     let has_body = req
         .body
         .as_deref()
         .is_some_and(|b| !b.iter().all(u8::is_ascii_whitespace));
-    let from_body = match has_body {
-        true => match req.json::<Body>()?.revision {
-            Some(0) => return Err(bad()),
-            r => r,
-        },
-        false => None,
+    let (from_body, strategy) = match has_body {
+        true => {
+            let body = req.json::<Body>()?;
+            match body.revision {
+                Some(0) => return Err(bad()),
+                r => (r, body.update_strategy),
+            }
+        }
+        false => (None, None),
     };
     // Not `param()`: an empty `?revision=` is no revision number.
-    match req.query.get("revision") {
-        Some(r) => r.parse().ok().filter(|n| *n > 0).map(Some).ok_or_else(bad),
-        None => Ok(from_body),
-    }
+    let revision = match req.query.get("revision") {
+        Some(r) => r
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(bad)?,
+        None => from_body,
+    };
+    Ok((revision, strategy))
 }
 
 /// Checks the token and that no deployment is in progress, then records a deployment of
@@ -93,6 +114,18 @@ pub async fn create<S: Store + ?Sized>(
     name: &str,
     token: Option<&str>,
     revision: Option<u32>,
+) -> Result<Deployment> {
+    create_with(store, name, token, revision, None).await
+}
+
+/// As `create`, the revision's update strategy changed by `strategy` for this deployment only
+/// (checked as a PUT's would be: a bad field is a 400 naming it).
+pub async fn create_with<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    token: Option<&str>,
+    revision: Option<u32>,
+    strategy: Option<&serde_json::Value>,
 ) -> Result<Deployment> {
     let env = get_live(store, name).await?;
     if let Some(token) = token {
@@ -109,6 +142,18 @@ pub async fn create<S: Store + ?Sized>(
             "revision {number} of environment '{name}' not found"
         ))
     })?;
+    let revision = match strategy {
+        Some(v) => {
+            let mut r = revision.clone();
+            let changes = crate::domain::spec::SpecChanges {
+                update_strategy: Some(v),
+                ..Default::default()
+            };
+            r.spec = revision.spec.changed(name, &changes)?;
+            r
+        }
+        None => revision,
+    };
     begin(store, &env, &revision, None).await
 }
 

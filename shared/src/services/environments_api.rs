@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 use crate::clock::now_rfc3339;
 use crate::domain::names::{validate_environment_name, validate_task_definition};
 use crate::domain::resources::TaskNeeds;
-use crate::domain::{DaemonSpec, Environment, EnvironmentStatus, ManagedClusters, SpecChanges};
+use crate::domain::{
+    AllowedAlarms, DaemonSpec, Environment, EnvironmentStatus, ManagedClusters, SpecChanges,
+};
 use crate::error::{Error, Result};
 use crate::http::{not_found_route, ApiRequest, ApiResponse};
 use crate::ports::{Cluster, Page, Store};
@@ -111,24 +113,33 @@ pub async fn route<S: Store + ?Sized, C: Cluster + ?Sized>(
     cluster: &C,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
-    route_with(store, cluster, &ManagedClusters::any(), req).await
+    route_with(
+        store,
+        cluster,
+        &ManagedClusters::any(),
+        &AllowedAlarms::any(),
+        req,
+    )
+    .await
 }
 
-/// Every route; environments are created only on the `managed` clusters.
+/// Every route; environments are created only on the `managed` clusters, and revisions gate only
+/// on the `alarms` the stack may read.
 pub async fn route_with<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     managed: &ManagedClusters,
+    alarms: &AllowedAlarms,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
     match (req.method.as_str(), req.seg().as_slice()) {
         ("GET", ["ping"]) => ApiResponse::ok(&json!({ "status": "ok" })),
-        ("POST", ["environments"]) => create(store, cluster, managed, req).await,
+        ("POST", ["environments"]) => create(store, cluster, managed, alarms, req).await,
         ("GET", ["environments"]) => list(store, cluster, req).await,
         ("GET", ["environments", name]) => {
             ApiResponse::ok(&EnvironmentView::from(&get_live(store, name).await?))
         }
-        ("PUT", ["environments", name]) => update(store, cluster, name, req).await,
+        ("PUT", ["environments", name]) => update(store, cluster, alarms, name, req).await,
         ("DELETE", ["environments", name]) => delete(store, name).await,
         ("GET", ["environments", name, "revisions"]) => {
             get_live(store, name).await?;
@@ -181,6 +192,7 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     managed: &ManagedClusters,
+    alarms: &AllowedAlarms,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
     let input: CreateEnvironment = req.json()?;
@@ -212,6 +224,7 @@ async fn create<S: Store + ?Sized, C: Cluster + ?Sized>(
     let (arn, needs) = active_task_definition(cluster, &task_definition).await?;
     let spec = DaemonSpec::of_task_definition(&arn, needs.clone())
         .changed(&name, &input.revision.changes(None))?;
+    alarms.check(&spec.update_strategy.alarms)?;
     for _ in 0..3 {
         let dependencies = dependencies_of(store, &name, &cluster_arn, &spec.depends_on).await?;
         let now = now_rfc3339();
@@ -327,6 +340,7 @@ async fn active_task_definition<C: Cluster + ?Sized>(
 async fn update<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
+    alarms: &AllowedAlarms,
     name: &str,
     req: &ApiRequest,
 ) -> Result<ApiResponse> {
@@ -341,6 +355,7 @@ async fn update<S: Store + ?Sized, C: Cluster + ?Sized>(
         next.spec = env
             .spec
             .changed(name, &input.changes(task_definition.clone()))?;
+        alarms.check(&next.spec.update_strategy.alarms)?;
         let dependencies =
             dependencies_of(store, name, env.cluster_arn(), &next.spec.depends_on).await?;
         let now = now_rfc3339();

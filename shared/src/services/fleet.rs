@@ -28,6 +28,12 @@ impl Seat {
         Some(slot)
     }
 
+    /// `Target::wants` with the environment's task on the host still running: what a surge
+    /// replacement (both tasks at once) is decided on.
+    pub fn verdict_alongside(&self, target: &Target) -> Verdict {
+        target.wants(&self.host, &self.order, None)
+    }
+
     /// `Target::wants` here; what the environment's task on the host already holds counts as free.
     pub fn verdict(&self, target: &Target) -> Verdict {
         let own = self
@@ -110,6 +116,65 @@ impl Fleet {
                     .is_some_and(|slot| launch_to_replace(target, &slot, &seat.verdict(target)))
             })
             .count()
+    }
+
+    /// Hosts deployment `id` is replacing by surge (a second task on them).
+    pub fn surging(&self, id: &str) -> usize {
+        self.seats
+            .iter()
+            .filter_map(|s| s.slot.as_ref())
+            .filter(|s| s.tracked_by.as_deref() == Some(id) && s.surge.is_some())
+            .count()
+    }
+
+    /// The next replacements of `target` among `candidates` (from `replacements`). Without
+    /// surge (`surge` None), the old task stops first, while `unavailable` allows. With it, a
+    /// host's new task starts beside the old one, while `surge` allows; a host that cannot take
+    /// both falls back to stop-then-start, while `unavailable` allows (the caller gives it at
+    /// least one: such a host could never be replaced otherwise), and is reported. Each write
+    /// keeps the deployment's pending hosts within `cap`.
+    pub fn replacement_work(
+        &self,
+        target: &Target,
+        candidates: Vec<(Slot, Verdict)>,
+        surge: Option<usize>,
+        mut unavailable: usize,
+        cap: Option<i64>,
+    ) -> (Vec<Work>, Vec<(String, String)>) {
+        let mut work = Vec::new();
+        let mut fallbacks = Vec::new();
+        let Some(mut surge) = surge else {
+            for (slot, verdict) in candidates.into_iter().take(unavailable) {
+                work.push(Work::replace(target, &slot, verdict, cap));
+            }
+            return (work, fallbacks);
+        };
+        for (slot, verdict) in candidates {
+            let host = slot.host.container_instance_arn.clone();
+            let alongside = self
+                .seats
+                .iter()
+                .find(|s| s.host.arn() == host)
+                .map(|s| s.verdict_alongside(target));
+            match (alongside, &verdict) {
+                (Some(v @ Verdict::Run(_)), Verdict::Run(_)) => {
+                    if surge > 0 {
+                        work.push(Work::surge(target, &slot, v, cap));
+                        surge -= 1;
+                    }
+                }
+                (alongside, _) => {
+                    if unavailable > 0 {
+                        if let Some(Verdict::Unschedulable(why)) = alongside {
+                            fallbacks.push((host, why));
+                        }
+                        work.push(Work::replace(target, &slot, verdict, cap));
+                        unavailable -= 1;
+                    }
+                }
+            }
+        }
+        (work, fallbacks)
     }
 
     /// Hosts whose slot deployment `id` counts (a canary's hosts so far).

@@ -3,6 +3,7 @@ pub mod deployer;
 pub mod deployments_api;
 pub mod environments_api;
 pub mod fleet;
+pub mod history;
 pub mod hosts_once;
 pub mod instance_events;
 pub mod on_host;

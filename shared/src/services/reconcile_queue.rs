@@ -12,7 +12,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 
 use crate::error::{Error, Result};
-use crate::ports::{Cluster, ReconcileMessage, ReconcileQueue, Store};
+use crate::ports::{Alarms, Cluster, ReconcileMessage, ReconcileQueue, Store};
 use crate::services::reconciler::{self, Summary};
 
 /// What invokes the reconciler: its schedule, or the reconcile queue.
@@ -48,10 +48,24 @@ pub struct Outcome {
     pub reconciled: Summary,
 }
 
+/// An invocation, for a caller that reads no alarms: a deployment its alarms gate halts
+/// (`handle_trigger_with` reads them).
 pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     queue: Option<&dyn ReconcileQueue>,
+    trigger: &Trigger,
+    now_ms: i64,
+) -> Result<Outcome> {
+    handle_trigger_with(store, cluster, queue, None, trigger, now_ms).await
+}
+
+/// An invocation; `alarms`: where the alarm gates of the deployments it steps are read.
+pub async fn handle_trigger_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    queue: Option<&dyn ReconcileQueue>,
+    alarms: Option<&dyn Alarms>,
     trigger: &Trigger,
     now_ms: i64,
 ) -> Result<Outcome> {
@@ -62,13 +76,13 @@ pub async fn handle_trigger<S: Store + ?Sized, C: Cluster + ?Sized>(
         }),
         // No queue configured (a stack without one): the whole run here, as before the fan-out.
         (Trigger::Schedule { .. }, None) => Ok(Outcome {
-            reconciled: reconciler::reconcile_all(store, cluster, now_ms).await?,
+            reconciled: reconciler::reconcile_all_with(store, cluster, alarms, now_ms).await?,
             ..Outcome::default()
         }),
         (Trigger::Clusters(event), _) => {
             let mut reconciled = Summary::default();
             for m in messages(event) {
-                reconciled.absorb(reconcile_one(store, cluster, &m, now_ms).await?);
+                reconciled.absorb(reconcile_one(store, cluster, alarms, &m, now_ms).await?);
             }
             Ok(Outcome {
                 reconciled,
@@ -117,11 +131,12 @@ fn messages(event: &SqsEvent) -> Vec<ReconcileMessage> {
 async fn reconcile_one<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
+    alarms: Option<&dyn Alarms>,
     m: &ReconcileMessage,
     now_ms: i64,
 ) -> Result<Summary> {
     let envs = store.environments_of_cluster(&m.cluster_arn).await?;
-    let summary = reconciler::reconcile_cluster(store, cluster, &envs, now_ms).await;
+    let summary = reconciler::reconcile_cluster(store, cluster, alarms, &envs, now_ms).await;
     tracing::info!(cluster = %m.cluster_arn, summary = ?summary, "cluster reconciled");
     if summary.worth_retrying() {
         let failed: Vec<&str> = summary

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::executor::{Executor, Report};
 use crate::metrics;
 use crate::planner::{claim_expired, CLAIM_LEASE_MS};
-use crate::ports::{Cluster, Store};
+use crate::ports::{Alarms, Cluster, Store};
 use crate::services::fleet::Fleet;
 use crate::services::hosts_once::HostsReadOnce;
 use crate::services::rolling;
@@ -60,15 +60,26 @@ impl Summary {
 }
 
 /// Every cluster in turn, in this one invocation (the scheduled run fans out one message per
-/// cluster instead: `reconcile_queue`); a cluster that fails does not stop the others.
+/// cluster instead: `reconcile_queue`); a cluster that fails does not stop the others. Reads no
+/// alarms: a deployment its alarms gate halts (`reconcile_all_with` reads them).
 pub async fn reconcile_all<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
     now_ms: i64,
 ) -> Result<Summary> {
+    reconcile_all_with(store, cluster, None, now_ms).await
+}
+
+/// `reconcile_all`, reading the alarms that gate the deployments it steps through `alarms`.
+pub async fn reconcile_all_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    alarms: Option<&dyn Alarms>,
+    now_ms: i64,
+) -> Result<Summary> {
     let mut summary = Summary::default();
     for envs in environments_by_cluster(store).await?.values() {
-        summary.absorb(reconcile_cluster(store, cluster, envs, now_ms).await);
+        summary.absorb(reconcile_cluster(store, cluster, alarms, envs, now_ms).await);
     }
     Ok(summary)
 }
@@ -100,6 +111,7 @@ pub async fn environments_by_cluster<S: Store + ?Sized>(
 pub async fn reconcile_cluster<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
+    alarms: Option<&dyn Alarms>,
     envs: &[Environment],
     now_ms: i64,
 ) -> Summary {
@@ -120,7 +132,7 @@ pub async fn reconcile_cluster<S: Store + ?Sized, C: Cluster + ?Sized>(
             continue;
         }
         if let Some(id) = &env.active_deployment_id {
-            match rolling::step(store, cluster, &env.name, id, now_ms).await {
+            match rolling::step_with(store, cluster, alarms, &env.name, id, now_ms).await {
                 Ok(_) => summary.deployments_stepped += 1,
                 Err(e) => {
                     errors.insert(env.name.clone(), e);
@@ -476,22 +488,32 @@ fn wrong_revision_work(target: &Target, strategy: &UpdateStrategy, fleet: &Fleet
         return Vec::new(); // the deployment in progress does this, within its own budget
     }
     let desired = fleet.desired(target);
-    let available = fleet
+    let healthy = fleet
         .seats
         .iter()
         .filter(|s| s.host.is_eligible())
-        .filter(|s| s.slot.as_ref().is_some_and(Slot::is_available))
+        .filter(|s| s.slot.as_ref().is_some_and(Slot::has_healthy_daemon))
         .count();
-    let room = strategy
-        .max_unavailable_of(desired)
-        .saturating_sub(desired.saturating_sub(available));
-    fleet
+    let surge_max = strategy.max_surge_of(desired);
+    let surging = fleet
+        .seats
+        .iter()
+        .filter(|s| s.slot.as_ref().is_some_and(|s| s.surge.is_some()))
+        .count();
+    let unavailable_max = match surge_max {
+        0 => strategy.max_unavailable_of(desired),
+        _ => strategy.max_unavailable_of(desired).max(1),
+    };
+    let room = unavailable_max.saturating_sub(desired.saturating_sub(healthy));
+    let candidates: Vec<_> = fleet
         .replacements(target)
         .into_iter()
         .filter(|(s, _)| s.is_available())
-        .take(room)
-        .map(|(slot, verdict)| Work::replace(target, &slot, verdict, None))
-        .collect()
+        .collect();
+    let surge = (surge_max > 0).then(|| surge_max.saturating_sub(surging));
+    fleet
+        .replacement_work(target, candidates, surge, room, None)
+        .0
 }
 
 /// A slot whose recorded task ECS no longer runs, long enough after we recorded it that ECS's

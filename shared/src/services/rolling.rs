@@ -9,11 +9,11 @@
 //! one read of the deployment and nothing else: at 5,000 hosts a read of the cluster is 100 ECS
 //! calls, so reading it per counter change would be a storm against ECS's rate limits.
 
-use crate::domain::{Deployment, DeploymentStatus, DeploymentTransition, Slot};
+use crate::domain::{alarm_gate, Deployment, DeploymentStatus, DeploymentTransition, Slot};
 use crate::error::Result;
 use crate::executor::{Executor, Report};
 use crate::metrics;
-use crate::ports::{Cluster, Store};
+use crate::ports::{Alarms, Cluster, Store};
 use crate::services::fleet::Fleet;
 use crate::work::Work;
 
@@ -29,10 +29,16 @@ pub struct Stepped {
     pub rollback: Option<String>,
     /// Its canary hosts were replaced and baked (it now waits for promotion, or promoted itself).
     pub canary_done: bool,
+    /// Its alarm gates were read and passed, and it is still in progress: the next look at them
+    /// is due (the deployer schedules it).
+    pub gated: bool,
+    /// Hosts that could not take the old and the new task at once, replaced stop-then-start
+    /// instead, with why.
+    pub surge_fallbacks: Vec<(String, String)>,
 }
 
-/// Moves deployment `id` of `environment` as far as it can go now.
-#[tracing::instrument(skip_all, fields(environment = %environment, deployment = %id))]
+/// Moves deployment `id` of `environment` as far as it can go now, for a caller that reads no
+/// alarms: a deployment its alarms gate halts (a gate that cannot be read is not ignored).
 pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
     store: &S,
     cluster: &C,
@@ -40,10 +46,36 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
     id: &str,
     now_ms: i64,
 ) -> Result<Stepped> {
+    step_with(store, cluster, None, environment, id, now_ms).await
+}
+
+/// Moves deployment `id` of `environment` as far as it can go now. First its alarm gates, if
+/// its strategy names alarms (`Deployment::alarm_gated`): read once through `alarms`, one in
+/// ALARM (or one that cannot be read) halts it, and the breaker's path takes over: no new host
+/// is touched, it closes as failed once the hosts in flight settle, and rolls back.
+#[tracing::instrument(skip_all, fields(environment = %environment, deployment = %id))]
+pub async fn step_with<S: Store + ?Sized, C: Cluster + ?Sized>(
+    store: &S,
+    cluster: &C,
+    alarms: Option<&dyn Alarms>,
+    environment: &str,
+    id: &str,
+    now_ms: i64,
+) -> Result<Stepped> {
     let mut out = Stepped::default();
-    let Some(dep) = store.get_deployment(environment, id).await? else {
+    let Some(mut dep) = store.get_deployment(environment, id).await? else {
         return Ok(out);
     };
+    if dep.alarm_gated() {
+        match gate(alarms, &dep).await? {
+            Some(reason) => {
+                out.halted = store.halt_deployment(environment, id, &reason).await?;
+                tracing::warn!(environment, deployment = id, %reason, "deployment halted by its alarm gate");
+                dep = store.get_deployment(environment, id).await?.unwrap_or(dep);
+            }
+            None => out.gated = true,
+        }
+    }
     match dep.status {
         // Paused: hosts in flight finish by their own events; no new host is touched.
         DeploymentStatus::Pending if dep.paused_at.is_some() => {}
@@ -66,7 +98,28 @@ pub async fn step<S: Store + ?Sized, C: Cluster + ?Sized>(
         DeploymentStatus::Failed => out.rollback = rollback_if_needed(store, &dep).await?,
         DeploymentStatus::Completed | DeploymentStatus::Cancelled => {}
     }
+    out.gated &= out.finished.is_none();
     Ok(out)
+}
+
+/// Why a deployment its alarms gate must halt now, if it must: its alarms read once (one
+/// `DescribeAlarms`, a strategy names at most 10), the verdict the domain's. A read that will
+/// not succeed by retrying (access denied) halts it too; one that may (throttling) fails the step,
+/// which its trigger retries.
+async fn gate(alarms: Option<&dyn Alarms>, dep: &Deployment) -> Result<Option<String>> {
+    let names = &dep.spec.update_strategy.alarms;
+    let Some(alarms) = alarms else {
+        return Ok(Some(
+            "alarm gates cannot be read: this caller has no CloudWatch client".to_owned(),
+        ));
+    };
+    match alarms.states(names).await {
+        Ok(states) => Ok(alarm_gate::halt_reason(names, &states)),
+        Err(e) => match alarm_gate::unreadable_reason(&e) {
+            Some(reason) => Ok(Some(reason)),
+            None => Err(e),
+        },
+    }
 }
 
 /// A pending deployment between waves: claim every free eligible host and count those already on
@@ -87,7 +140,14 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
     let fleet = Fleet::new(&target, hosts, slots, &neighbours);
     // The budget and the breaker count the hosts the revision places its daemon on.
     let eligible = fleet.desired(&target);
-    let candidates = fleet.replacements(&target);
+    // Not again where its surge already failed (the old task runs on; the breaker counted it).
+    let candidates: Vec<_> = fleet
+        .replacements(&target)
+        .into_iter()
+        .filter(|(slot, _)| {
+            !(slot.failed_in.as_deref() == Some(dep.id.as_str()) && slot.last_failure.is_some())
+        })
+        .collect();
     // A canary replaces its few hosts only: free and joining hosts keep getting the revision
     // deployed before it (the environment's target, by events and the reconciler).
     let canary = dep.in_canary();
@@ -122,13 +182,26 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         }
         return Ok(());
     }
-    // The budget, against the counters as the claims above left them.
+    // The budget, against the counters as the claims above left them: hosts on their way are
+    // pending; those being replaced by surge still run their old task (not unavailable).
     let fresh = store
         .get_deployment(&dep.environment_name, &dep.id)
         .await?
         .unwrap_or_else(|| dep.clone());
-    let max = dep.spec.update_strategy.max_unavailable_of(eligible) as i64;
-    let mut room = (max - fresh.pending_count).max(0) as usize;
+    let strategy = &dep.spec.update_strategy;
+    let surge_max = strategy.max_surge_of(eligible);
+    let surging = fleet.surging(&dep.id);
+    let down = (fresh.pending_count.max(0) as usize).saturating_sub(surging);
+    // With surge, stop-then-start is the fallback for hosts that cannot take both tasks: one at
+    // a time at least, or such a host could never be replaced.
+    let unavailable_max = match surge_max {
+        0 => strategy.max_unavailable_of(eligible),
+        _ => strategy.max_unavailable_of(eligible).max(1),
+    };
+    let cap = (surge_max + unavailable_max) as i64;
+    // Every candidate, before a canary holds some back: the wave that takes the last one ends it.
+    let candidates_left = candidates.len();
+    let mut candidates = candidates;
     if canary {
         let limit = dep.canary_hosts(eligible);
         let touched = fleet.tracked_by(&dep.id);
@@ -137,24 +210,30 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
             out.canary_done = true;
             return canary_done(store, dep).await;
         }
-        room = room.min(limit - touched);
+        candidates.truncate(limit - touched);
     }
-    let candidates_left = candidates.len();
-    let work: Vec<Work> = candidates
-        .into_iter()
-        .take(room)
-        .map(|(slot, verdict)| {
-            let mut w = Work::replace(&target, &slot, verdict, Some(max));
-            w.live = crate::work::Live::Is(Some(dep.id.clone()));
-            w
-        })
-        .collect();
+    let (mut work, fallbacks) = fleet.replacement_work(
+        &target,
+        candidates,
+        (surge_max > 0).then(|| surge_max.saturating_sub(surging)),
+        unavailable_max.saturating_sub(down),
+        Some(cap),
+    );
+    for (host, why) in &fallbacks {
+        tracing::warn!(environment = %dep.environment_name, deployment = %dep.id, %host, %why,
+            "cannot run both tasks on this host: replaced stop-then-start");
+    }
+    out.surge_fallbacks = fallbacks;
+    for w in &mut work {
+        w.live = crate::work::Live::Is(Some(dep.id.clone()));
+    }
     let last_wave = work.len() == candidates_left && fleet.launching_to_replace(&target) == 0;
     out.replacing = work.len();
     if !work.is_empty() {
         let r = Executor::at(store, cluster, now_ms).run(work).await?;
-        out.replacing = r.stopped.len();
+        out.replacing = r.stopped.len() + r.started.len();
         out.report.stopped.extend(r.stopped);
+        out.report.started.extend(r.started);
         out.report.written += r.written;
         out.report.over_budget += r.over_budget;
     }
@@ -169,7 +248,8 @@ async fn advance<S: Store + ?Sized, C: Cluster + ?Sized>(
         environment = %dep.environment_name,
         deployment = %dep.id,
         eligible,
-        max_unavailable = max,
+        max_unavailable = unavailable_max,
+        max_surge = surge_max,
         pending = fresh.pending_count,
         replacing = out.replacing,
         started = out.report.started.len(),
@@ -285,9 +365,13 @@ pub async fn rollback_if_needed<S: Store + ?Sized>(
     let Some(env) = store.get_environment(&dep.environment_name).await? else {
         return Ok(None);
     };
-    if env.active_deployment_id.is_some()
-        || env.deployed.as_ref().map(|d| d.deployment_id.as_str()) != Some(dep.id.as_str())
-    {
+    let deployed = env.deployed.as_ref();
+    let ours = deployed.map(|d| d.deployment_id.as_str()) == Some(dep.id.as_str());
+    // A canary halted before its promotion: the environment still deploys what ran before it
+    // (by a deployment older than the canary), and the canary's hosts go back to that.
+    let canary = dep.in_canary()
+        && deployed.is_some_and(|d| d.deployment_id < dep.id && d.revision == previous);
+    if env.active_deployment_id.is_some() || !(ours || canary) {
         return Ok(None); // already rolled back, or the operator deployed something else
     }
     let Some(revision) = store.get_revision(&env.name, previous).await? else {

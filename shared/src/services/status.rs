@@ -93,7 +93,8 @@ pub struct Status {
     pub hosts: Option<Vec<HostView>>,
 }
 
-fn phase(task: &SlotTask) -> &'static str {
+/// The task's phase as the API names it.
+pub(crate) fn phase(task: &SlotTask) -> &'static str {
     match task {
         SlotTask::Vacant => "vacant",
         SlotTask::Launching { .. } => "launching",
@@ -119,7 +120,7 @@ pub fn status(
             && launch.map(|l| l.revision) == active
             && s.task.is_occupied()
             && !matches!(s.task, SlotTask::Stopping { .. });
-        let available = s.is_available();
+        let available = s.has_healthy_daemon();
         let eligible = s.host.is_eligible();
         if eligible && s.placement.is_desired() {
             c.desired += 1;

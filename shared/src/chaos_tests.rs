@@ -1,0 +1,338 @@
+//! Chaos at volume on the in-process fakes, at the full size (`chaos::Config::full`):
+//! 10,000 deliveries over 300 hosts and 3 environments with 20 % of the product's AWS calls
+//! throttled, 5 % answered 5xx and a third delayed; then the faults stop and at most 2 reconciles
+//! must leave exactly the desired set. The invariants are checked by `chaos::run` itself (see
+//! chaos.rs). Seeded: `CHAOS_SEED=<n> cargo test -p shared chaos` replays a run; the seed of a
+//! failed run is printed.
+
+use crate::chaos::{run, seed_from_env, Cause, Config, Crowd, Figures, Watch};
+use crate::sim::block_on;
+
+/// Runs `cfg`, printing what reproduces it if it fails.
+fn run_reporting_seed(cfg: Config) -> Figures {
+    match std::panic::catch_unwind(|| block_on(run(cfg))) {
+        Ok(figures) => figures,
+        Err(panic) => {
+            eprintln!("chaos run failed: reproduce with CHAOS_SEED={}", cfg.seed);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+#[test]
+fn ten_thousand_chaotic_events_over_300_hosts_end_in_exactly_the_desired_set() {
+    let f = run_reporting_seed(Config::full(seed_from_env()));
+    eprintln!("{}", f.markdown("Chaos at volume on the in-process fakes"));
+    let seed = f.seed;
+    assert!(
+        f.delivered >= 10_000 && f.hosts >= 300 && f.environments >= 3,
+        "seed {seed}: {f:?}"
+    );
+    // Every kind of chaos happened, every kind of fault was injected, and delivery was chaotic.
+    for kind in [
+        "joins",
+        "drains",
+        "deregistrations",
+        "agent disconnects",
+        "relabellings",
+        "manual stops",
+        "crashes",
+        "rolling updates",
+        "deployments of a crashing revision",
+    ] {
+        assert!(
+            f.chaos.get(kind).copied().unwrap_or(0) > 0,
+            "seed {seed}: no {kind}: {:?}",
+            f.chaos
+        );
+    }
+    let i = f.faults;
+    assert!(
+        i.throttled > 0 && i.server_errors > 0 && i.answers_lost > 0 && i.delayed > 0,
+        "seed {seed}: {i:?}"
+    );
+    assert!(
+        f.duplicated > 0 && f.reordered > 0 && f.concurrent > 0,
+        "seed {seed}: {f:?}"
+    );
+    // The faults were heavy enough to leave work to the reconciles, which were at most 2.
+    assert!(
+        f.dead_lettered > 0 && f.reconciles_failed > 0,
+        "seed {seed}: {f:?}"
+    );
+    assert!(
+        (1..=2).contains(&f.final_reconciles.len()),
+        "seed {seed}: {f:?}"
+    );
+    assert!(
+        f.end.exact() && f.end.desired > 0 && f.end.running == f.end.desired,
+        "{:?}",
+        f.end
+    );
+}
+
+/// Found by the chaos run (CHAOS_SEED=16): a rolling update's replacement asked ECS to stop the old
+/// task, the StopTask was throttled, and a late copy of the old task's RUNNING event then turned
+/// the `Stopping` slot back into `Running` — with the new revision's launch already recorded on it,
+/// so the slot said the host ran the new revision while it ran the old one, and nothing ever
+/// replaced it. A task we asked to stop stays stopping whatever its late events say: its STOPPED
+/// event decides, or the reconciler asks again.
+#[test]
+fn a_late_running_event_of_a_task_being_stopped_does_not_undo_the_stop() {
+    use crate::domain::{HostState, HostStatus, LaunchSpec, Order, Slot, SlotTask};
+    use crate::domain::{TaskObservation, TaskStatus};
+    const OLD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/metrics:1";
+    const NEW: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/metrics:2";
+    let host = HostState {
+        container_instance_arn: crate::sim::host_arn(1),
+        status: HostStatus::Active,
+        agent_connected: true,
+        version: 3,
+        other_tasks: None,
+    };
+    let mut slot = Slot::new("metrics", crate::fakes::FAKE_CLUSTER_ARN, host);
+    slot.task = SlotTask::Stopping {
+        task_arn: "t-old".into(),
+    };
+    slot.launch = Some(LaunchSpec {
+        task_definition: NEW.into(),
+        revision: 2,
+        started_by: "D2".into(),
+        group: crate::domain::task::task_group("metrics"),
+        overrides: None,
+        reserves: Default::default(),
+    });
+    slot.tracked_by = Some("D2".into());
+    let late_running = TaskObservation {
+        task_arn: "t-old".into(),
+        container_instance_arn: crate::sim::host_arn(1),
+        environment: "metrics".into(),
+        started_by: Some("D1".into()),
+        task_definition: Some(OLD.into()),
+        last_status: TaskStatus::Running,
+        desired_status: TaskStatus::Running,
+        stopped_reason: None,
+        version: 1,
+        ran_for_ms: None,
+    };
+    let t = crate::planner::plan_task(&slot, &late_running, &Order::none(), 1_000_000, "claim");
+    assert!(t.is_nothing(), "the stop was undone: {t:?}");
+}
+
+/// Found by the chaos run (CHAOS_SEED=16): a restart's claim outlived its lease (its launcher's
+/// StartTask never got through) and the reconciler found on the host a task of ours that someone
+/// had started by hand with revision 1. The expired claim adopted it as its own launch: the slot
+/// said the host ran revision 2 while it ran revision 1, and nothing ever replaced it. Only a task
+/// carrying the claim's `startedBy` is the claim's launch; another is recorded as what it is.
+#[test]
+fn an_expired_claim_adopts_only_its_own_launch_as_its_launch() {
+    use crate::domain::{HostState, HostStatus, LaunchSpec, Slot, SlotTask};
+    use crate::domain::{TaskObservation, TaskStatus};
+    use crate::planner::{plan_expired_claim, CLAIM_LEASE_MS};
+    const OLD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/metrics:1";
+    const NEW: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/metrics:2";
+    let host = HostState {
+        container_instance_arn: crate::sim::host_arn(1),
+        status: HostStatus::Active,
+        agent_connected: true,
+        version: 3,
+        other_tasks: None,
+    };
+    let mut slot = Slot::new("metrics", crate::fakes::FAKE_CLUSTER_ARN, host);
+    slot.task = SlotTask::Launching {
+        claim_id: "claim".into(),
+        since_ms: 0,
+    };
+    slot.launch = Some(LaunchSpec {
+        task_definition: NEW.into(),
+        revision: 2,
+        started_by: "D2".into(),
+        group: crate::domain::task::task_group("metrics"),
+        overrides: None,
+        reserves: Default::default(),
+    });
+    let found = |started_by: &str, td: &str| TaskObservation {
+        task_arn: format!("t-{started_by}"),
+        container_instance_arn: crate::sim::host_arn(1),
+        environment: "metrics".into(),
+        started_by: Some(started_by.into()),
+        task_definition: Some(td.into()),
+        last_status: TaskStatus::Running,
+        desired_status: TaskStatus::Running,
+        stopped_reason: None,
+        version: 1,
+        ran_for_ms: None,
+    };
+    let after = CLAIM_LEASE_MS + 1;
+    let recorded = |t: crate::planner::Transition| {
+        let next = t.next.expect("a write");
+        let launch = next.launch.expect("a launch");
+        (
+            next.task.task_arn().map(str::to_owned),
+            launch.task_definition,
+            launch.revision,
+        )
+    };
+    // The claim's own launch (its answer was lost): adopted as revision 2.
+    let own = plan_expired_claim(&slot, Some(&found("D2", NEW)), after);
+    assert_eq!(recorded(own), (Some("t-D2".into()), NEW.into(), 2));
+    // A task started by hand with revision 1: recorded as what it runs, for a rollout to replace.
+    let by_hand = plan_expired_claim(&slot, Some(&found("an-operator", OLD)), after);
+    let (task, td, revision) = recorded(by_hand);
+    assert_eq!((task.as_deref(), td.as_str()), (Some("t-an-operator"), OLD));
+    assert_ne!(revision, 2, "an old task recorded as the new revision");
+}
+
+fn crowd(host: &str, live: &[&str], named: Option<&str>) -> Crowd {
+    Crowd {
+        environment: "logs".into(),
+        host: host.into(),
+        live: live.iter().map(|t| (*t).to_owned()).collect(),
+        named: named.map(str::to_owned),
+    }
+}
+
+/// The continuous invariant: a duplicate may live until an event of it reaches task-events with
+/// no fault in the way while it is one; then it must be gone.
+#[test]
+fn the_watch_allows_a_duplicate_only_until_its_own_event_is_handled() {
+    let mut w = Watch::default();
+    let alive = |_: &str, _: &str, _: &str| true;
+    let crowds = [crowd("h1", &["t1", "t2"], Some("t1"))];
+    // Heard before it was a duplicate: there was nothing to stop then.
+    w.heard("t2");
+    assert!(w.check(1, Cause::Chaos, &crowds, alive).is_ok());
+    assert_eq!((w.figures.seen, w.open()), (1, 1));
+    // Its event not delivered yet (or delivered with a fault in the way): still allowed.
+    assert!(w.check(2, Cause::Events, &crowds, alive).is_ok());
+    // Handled cleanly while it is one, and still live: the invariant is broken.
+    w.heard("t2");
+    let err = w.check(3, Cause::Events, &crowds, alive).unwrap_err();
+    assert!(err.contains("t2") && err.contains("since step 1"), "{err}");
+    // The task the slot records is never the duplicate, whatever was heard of it.
+    let mut w = Watch::default();
+    w.check(1, Cause::Chaos, &crowds, alive).unwrap();
+    w.heard("t1");
+    assert!(w.check(2, Cause::Events, &crowds, alive).is_ok());
+}
+
+/// Each duplicate is counted once, by what it became: stopped while events were delivered,
+/// stopped by the reconciler, or no longer a duplicate for another reason.
+#[test]
+fn the_watch_counts_how_each_duplicate_ended() {
+    let mut w = Watch::default();
+    let live = std::cell::RefCell::new(vec!["t1", "t2", "t3", "t4"]);
+    let alive = |_: &str, _: &str, t: &str| live.borrow().contains(&t);
+    let both = [
+        crowd("h1", &["t1", "t2"], Some("t1")),
+        crowd("h2", &["t3", "t4"], None),
+    ];
+    w.check(1, Cause::Chaos, &both, alive).unwrap();
+    assert_eq!((w.figures.seen, w.figures.most_at_once), (3, 3));
+    live.borrow_mut().retain(|t| *t != "t2");
+    w.check(2, Cause::Events, &both[1..], alive).unwrap();
+    live.borrow_mut().retain(|t| *t != "t3");
+    // t4 is alone now: no longer a duplicate, though nobody stopped it.
+    w.check(5, Cause::Reconciler, &[], alive).unwrap();
+    let f = &w.figures;
+    assert_eq!(
+        (
+            f.stopped_by_events,
+            f.stopped_by_reconciler,
+            f.resolved_otherwise
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!((w.open(), f.longest_steps, f.seen), (0, 4, 3));
+}
+
+/// The simulation, the product and the watch together: a task someone starts by hand beside the
+/// daemon is stopped by the delivery of its own event, and counted so.
+#[test]
+fn a_task_started_by_hand_beside_the_daemon_is_stopped_by_its_own_event() {
+    use crate::domain::{HostStatus, LaunchSpec};
+    use crate::fakes::{FakeStore, FAKE_CLUSTER_ARN};
+    use crate::ports::{Cluster, StartRequest, Store};
+    use crate::sim::{host_arn, Ev, Sim};
+    block_on(async {
+        let mut sim = Sim::new(FakeStore::default(), &["logs"], None);
+        let now = crate::clock::now_rfc3339();
+        let spec = crate::domain::DaemonSpec::of_task_definition("logs:1", Default::default());
+        let env = crate::domain::Environment::new("logs", FAKE_CLUSTER_ARN, spec, &now);
+        sim.store
+            .create_environment(&env, &env.latest(&now), &[])
+            .await
+            .unwrap();
+        let dep = crate::services::deployments_api::create(&sim.store, "logs", None, None)
+            .await
+            .unwrap();
+        sim.queue
+            .push(Ev::Deployment("logs".into(), dep.id.clone()));
+        sim.set_host(0, Some(HostStatus::Active), Some(true), None);
+        sim.drain_queue().await;
+        assert_eq!(sim.tasks_on("logs", 0), 1);
+
+        let launch = LaunchSpec {
+            task_definition: "logs:1".into(),
+            revision: 0,
+            started_by: "an-operator".into(),
+            group: crate::domain::task::task_group("logs"),
+            overrides: None,
+            reserves: Default::default(),
+        };
+        let hosts = [host_arn(0)];
+        let request = StartRequest {
+            cluster_arn: FAKE_CLUSTER_ARN,
+            launch: &launch,
+            container_instances: &hosts,
+        };
+        let by_hand = sim.cluster.start_tasks(request).await.unwrap().started[0]
+            .1
+            .clone();
+        sim.collect_changes();
+        let mut w = Watch::default();
+        let check = |sim: &Sim, w: &mut Watch, step, cause| {
+            let key = crate::domain::SlotKey {
+                environment: "logs".into(),
+                container_instance_arn: host_arn(0),
+            };
+            let live = sim.live.get(&("daemon-scheduler:logs".into(), host_arn(0)));
+            let crowds: Vec<Crowd> = live
+                .filter(|t| t.len() > 1)
+                .map(|t| Crowd {
+                    environment: "logs".into(),
+                    host: host_arn(0),
+                    live: t.iter().cloned().collect(),
+                    named: sim
+                        .store
+                        .slot(&key)
+                        .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                })
+                .into_iter()
+                .collect();
+            let alive = |_: &str, _: &str, t: &str| live.is_some_and(|l| l.contains(t));
+            w.check(step, cause, &crowds, alive)
+        };
+        check(&sim, &mut w, 1, Cause::Chaos).unwrap();
+        assert_eq!(w.open(), 1, "the task started by hand is a duplicate");
+        // Its event, delivered with no fault: task-events stops it.
+        let Some(Ev::Task(d)) = sim
+            .queue
+            .iter()
+            .find(|e| matches!(e, Ev::Task(d) if d.task_arn == by_hand))
+            .cloned()
+        else {
+            panic!("its event is queued")
+        };
+        sim.deliver(&Ev::Task(d)).await;
+        w.heard(&by_hand);
+        sim.settle().await;
+        check(&sim, &mut w, 2, Cause::Events).unwrap();
+        assert_eq!((w.open(), w.figures.stopped_by_events), (0, 1));
+        assert_eq!(sim.tasks_on("logs", 0), 1);
+        assert!(sim
+            .cluster
+            .stop_reason(&by_hand)
+            .is_some_and(|r| r.contains("duplicate daemon task on this host")));
+    });
+}
