@@ -53,8 +53,16 @@ class TemplateRoutesTest(unittest.TestCase):
                 ("deployments-api", "GET /v1/environments/{name}/deployments", {"name": "web"}),
             ("GET", "/v1/environments/web/deployments/01J"):
                 ("deployments-api", "GET /v1/environments/{name}/deployments/{id}", {"name": "web", "id": "01J"}),
+            ("GET", "/v1/environments/web/deployments/01J/hosts"):
+                ("deployments-api", "GET /v1/environments/{name}/deployments/{id}/hosts", {"name": "web", "id": "01J"}),
             ("POST", "/v1/environments/web/deployments/01J/cancel"):
                 ("deployments-api", "POST /v1/environments/{name}/deployments/{id}/cancel", {"name": "web", "id": "01J"}),
+            ("POST", "/v1/environments/web/deployments/01J/promote"):
+                ("deployments-api", "POST /v1/environments/{name}/deployments/{id}/promote", {"name": "web", "id": "01J"}),
+            ("POST", "/v1/environments/web/deployments/01J/pause"):
+                ("deployments-api", "POST /v1/environments/{name}/deployments/{id}/pause", {"name": "web", "id": "01J"}),
+            ("POST", "/v1/environments/web/deployments/01J/resume"):
+                ("deployments-api", "POST /v1/environments/{name}/deployments/{id}/resume", {"name": "web", "id": "01J"}),
         }
         self.assertEqual(len(cases), len(self.router.routes), "a case per route of the template")
         for (method, path), want in cases.items():

@@ -186,6 +186,12 @@ fn every_role_is_least_privilege() {
                             "{function}/{sid}"
                         );
                     }
+                    "cloudwatch:DescribeAlarms" => {
+                        assert!(
+                            text(&st["Resource"]).contains("GateAlarmNamePrefix"),
+                            "{function}/{sid}: DescribeAlarms is not scoped by GateAlarmNamePrefix"
+                        );
+                    }
                     a if a.starts_with("dynamodb:") => {
                         let res = text(&st["Resource"]);
                         assert!(
@@ -340,6 +346,83 @@ async fn every_call_of_every_function_is_allowed_by_its_template_policy() {
     assert!(w.store.get_environment("contract").await.unwrap().is_none());
 }
 
+/// An alarm-gated rollout, flow by flow: the revision written with its alarms, the deployment's
+/// INSERT (the gates read, their first re-check scheduled), a re-check from the wake-up queue,
+/// the scheduled reconcile stepping it, and the step that halts it once the alarm is in ALARM.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_of_an_alarm_gated_rollout_is_allowed_by_the_template_policies() {
+    let allowed = allowed_actions();
+    let w = World::new().await;
+    let hosts = w.add_hosts(4).await;
+    let alarm = w.create_alarm("contract-gate").await;
+    w.create_environment("gated").await;
+    w.deploy("gated").await;
+    w.calls.reset();
+
+    // environments-api: a revision gated by the alarm (it reads no alarm itself)
+    let v2 = w.register_task_definition().await;
+    let (status, body) = w
+        .api(
+            "PUT",
+            "/v1/environments/gated",
+            Some(serde_json::json!({"taskDefinition": v2,
+                "updateStrategy": {"maxUnavailable": 1, "alarms": [alarm]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_allowed("environments-api", &w, &allowed);
+    let id = w.create_deployment("gated").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_allowed("deployments-api", &w, &allowed);
+
+    // deployer: the INSERT reads the gates and schedules their re-check
+    w.deliver_deployment_insert("gated", &id).await;
+    let used = w.calls.snapshot();
+    assert_eq!(used.get("CloudWatch.DescribeAlarms"), Some(&1), "{used:?}");
+    assert_eq!(used.get("SQS.SendMessage"), Some(&1), "{used:?}");
+    assert_allowed("deployer", &w, &allowed);
+
+    // deployer: the re-check, as the wake-up queue delivers it a minute later
+    let recheck = serde_json::json!({"Records": [{
+        "messageId": "1", "receiptHandle": "r",
+        "body": serde_json::json!({"environment": "gated", "deploymentId": id}).to_string(),
+        "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:wakeups", "awsRegion": "us-east-1"
+    }]});
+    let trigger: deployer::Trigger = serde_json::from_value(recheck).unwrap();
+    deployer::handle_trigger_with(&w.store, &w.cluster, w.gates(), &trigger)
+        .await
+        .unwrap();
+    assert_eq!(w.calls.get("CloudWatch.DescribeAlarms"), 1);
+    assert_allowed("deployer", &w, &allowed);
+
+    // reconciler: the scheduled run steps the deployment in progress, reading its gates
+    let later = integration_tests::shared::executor::system_now_ms() + 3_600_000;
+    w.reconcile_via_queue("2026-12-01T19:00:00Z", later).await;
+    assert_eq!(w.calls.get("CloudWatch.DescribeAlarms"), 1);
+    assert_allowed("reconciler", &w, &allowed);
+
+    // deployer: the alarm in ALARM halts it at the next step
+    w.set_alarm_state(&alarm, "ALARM").await;
+    w.deliver_deployment("gated", &id).await;
+    assert_allowed("deployer", &w, &allowed);
+    let (_, d) = w
+        .api(
+            "GET",
+            &format!("/v1/environments/gated/deployments/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        d["haltedReason"],
+        format!("alarm {alarm} is in ALARM"),
+        "{d}"
+    );
+    assert_eq!(hosts.len(), 4);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_http_api_route_of_the_template_reaches_its_handler() {
     let doc = template();
@@ -381,8 +464,8 @@ async fn every_http_api_route_of_the_template_reaches_its_handler() {
         }
     }
     assert_eq!(
-        routes, 13,
-        "the eight Blox routes, PUT, the two revisions routes, status and cancel"
+        routes, 17,
+        "the eight Blox routes, PUT, the two revisions routes, status, a deployment's hosts, cancel, promote, pause and resume"
     );
 }
 

@@ -92,7 +92,9 @@ pub enum Command {
   daemonctl deployments get web <id>      # its progress, failed hosts and why
   daemonctl deployments hosts web <id>    # what happened on each host, transition by transition
   daemonctl deployments hosts web <id> --host <container instance ARN or id>
-  daemonctl deployments cancel web <id>   # hosts keep what they run"
+  daemonctl deployments cancel web <id>   # hosts keep what they run (a canary's roll back)
+  daemonctl deployments promote web <id>  # a canary's revision onto every host, in waves
+  daemonctl deployments pause web <id>    # no new host until: daemonctl deployments resume web <id>"
     )]
     Deployments(DeploymentsCommand),
     /// Dead-letter queues
@@ -130,6 +132,20 @@ pub struct StrategyArgs {
     /// Roll back to the previous revision when a rollout halts
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub auto_rollback: Option<bool>,
+    /// Hosts that may run a second task during a rollout (new starts before old stops): a
+    /// count or a percent, rounded up
+    #[arg(long, value_name = "N|P%")]
+    pub max_surge: Option<String>,
+    /// Replace only this many hosts (a count or a percent), bake them, then wait for
+    /// `deployments promote`
+    #[arg(long, value_name = "N|P%")]
+    pub canary: Option<String>,
+    /// Promote the canary by itself once its hosts have baked
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub auto_promote: Option<bool>,
+    /// A CloudWatch alarm that halts a rollout while in ALARM (repeat for several)
+    #[arg(long = "alarm", value_name = "NAME")]
+    pub alarms: Vec<String>,
 }
 
 /// One `--size` rule: `EXPR=CPU/MEMORY`.
@@ -406,6 +422,9 @@ pub struct DeployArgs {
         requires = "wait"
     )]
     pub wait_timeout: u64,
+    /// This deployment's own update strategy (the revision keeps its own)
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -440,6 +459,27 @@ pub enum DeploymentsCommand {
     },
     /// POST /v1/environments/{name}/deployments/{id}/cancel
     Cancel {
+        /// Environment name
+        name: String,
+        /// Deployment id
+        id: String,
+    },
+    /// POST /v1/environments/{name}/deployments/{id}/promote: a canary's revision onto every host
+    Promote {
+        /// Environment name
+        name: String,
+        /// Deployment id
+        id: String,
+    },
+    /// POST /v1/environments/{name}/deployments/{id}/pause: touch no new host until resumed
+    Pause {
+        /// Environment name
+        name: String,
+        /// Deployment id
+        id: String,
+    },
+    /// POST /v1/environments/{name}/deployments/{id}/resume
+    Resume {
         /// Environment name
         name: String,
         /// Deployment id

@@ -176,6 +176,18 @@ pub fn strategy_json(s: &StrategyArgs) -> Option<Value> {
     if let Some(v) = s.auto_rollback {
         m.insert("autoRollback".into(), json!(v));
     }
+    if let Some(v) = &s.max_surge {
+        m.insert("maxSurge".into(), amount(v));
+    }
+    if let Some(v) = &s.canary {
+        m.insert("canary".into(), amount(v));
+    }
+    if let Some(v) = s.auto_promote {
+        m.insert("autoPromote".into(), json!(v));
+    }
+    if !s.alarms.is_empty() {
+        m.insert("alarms".into(), json!(s.alarms));
+    }
     (!m.is_empty()).then_some(Value::Object(m))
 }
 
@@ -397,20 +409,35 @@ async fn api_command(api: &ApiClient, output: Output, command: Command) -> Resul
                 emit(output, &a, output::deployment_hosts);
             }
             DeploymentsCommand::Cancel { name, id } => {
-                let a = api
-                    .call(
-                        Method::POST,
-                        &["environments", &name, "deployments", &id, "cancel"],
-                        &[],
-                        None,
-                    )
-                    .await?;
-                emit(output, &a, output::deployment);
+                control(api, output, &name, &id, "cancel").await?
+            }
+            DeploymentsCommand::Promote { name, id } => {
+                control(api, output, &name, &id, "promote").await?
+            }
+            DeploymentsCommand::Pause { name, id } => {
+                control(api, output, &name, &id, "pause").await?
+            }
+            DeploymentsCommand::Resume { name, id } => {
+                control(api, output, &name, &id, "resume").await?
             }
         },
         Command::Dlq(_) | Command::Completions { .. } => unreachable!("handled by run"),
     }
     Ok(Outcome::Success)
+}
+
+/// POST …/deployments/{id}/{action} (cancel, promote, pause, resume): the deployment after it.
+async fn control(
+    api: &ApiClient,
+    output: Output,
+    name: &str,
+    id: &str,
+    action: &str,
+) -> Result<(), Error> {
+    let segments = ["environments", name, "deployments", id, action];
+    let a = api.call(http::Method::POST, &segments, &[], None).await?;
+    emit(output, &a, output::deployment);
+    Ok(())
 }
 
 /// At least a second between polls.
@@ -427,8 +454,9 @@ async fn deploy(api: &ApiClient, output: Output, args: DeployArgs) -> Result<Out
         query.push(("deploymentToken", t.clone()));
     }
     let segments = ["environments", args.name.as_str(), "deployments"];
+    let body = strategy_json(&args.strategy).map(|s| json!({ "updateStrategy": s }));
     let created = api
-        .call(http::Method::POST, &segments, &query, None)
+        .call(http::Method::POST, &segments, &query, body.as_ref())
         .await?;
     if !args.wait {
         emit(output, &created, output::deployment);
@@ -544,11 +572,16 @@ mod tests {
             min_healthy_seconds: Some(30),
             failure_threshold: Some("2".into()),
             auto_rollback: Some(false),
+            max_surge: Some("1".into()),
+            canary: Some("10%".into()),
+            auto_promote: Some(true),
+            alarms: vec!["api-5xx".into(), "agent-errors".into()],
         };
         assert_eq!(
             strategy_json(&s),
             Some(
-                json!({"maxUnavailable": "25%", "minHealthySeconds": 30, "failureThreshold": 2, "autoRollback": false})
+                json!({"maxUnavailable": "25%", "minHealthySeconds": 30, "failureThreshold": 2, "autoRollback": false,
+                       "maxSurge": 1, "canary": "10%", "autoPromote": true, "alarms": ["api-5xx", "agent-errors"]})
             )
         );
         let only = StrategyArgs {

@@ -1,6 +1,7 @@
 //! `deploy --wait`: poll a deployment until it ends, its progress on a bar (terminal) or in
 //! timestamped lines; a deployment the breaker halted is followed through its automatic
-//! rollback, so that the command returns once the hosts are back on the previous revision.
+//! rollback, so that the command returns once the hosts are back on the previous revision. A
+//! canary that has baked ends the wait too (exit 0): only a promote or a cancel moves it on.
 
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,14 @@ pub async fn deployment(
                 emit(output, &current, output::deployment);
                 return Ok(outcome);
             }
+        } else if state == "awaiting-promotion" {
+            // Nothing more happens until someone promotes or cancels it: as far as a wait goes.
+            report.finish();
+            report.note(&format!(
+                "canary baked; promote it: daemonctl deployments promote {name} {id} (or cancel it to roll its hosts back)"
+            ));
+            emit(output, &current, output::deployment);
+            return Ok(Outcome::Success);
         } else if Instant::now() >= deadline {
             report.finish();
             return Err(Error::Other(format!(

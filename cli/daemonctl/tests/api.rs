@@ -155,6 +155,33 @@ async fn fake_api() -> Server {
             ("POST", "/v1/environments/web/deployments/01DEP/cancel") => {
                 Reply::json(200, deployment("cancelled", 1))
             }
+            ("POST", "/v1/environments/canary/deployments") => {
+                let mut d = deployment("pending", 0);
+                d["updateStrategy"] = r.json()["updateStrategy"].clone();
+                Reply::json(200, d)
+            }
+            ("GET", "/v1/environments/canary/status") => Reply::json(
+                200,
+                json!({"name": "canary", "activeRevision": 1, "latestRevision": 2, "health": "healthy",
+                       "counts": {"desired": 2, "current": 2, "ready": 2, "updated": 1, "available": 2, "misscheduled": 0, "unavailable": 0},
+                       "hosts": []}),
+            ),
+            ("GET", "/v1/environments/canary/deployments/01DEP") => {
+                Reply::json(200, deployment("awaiting-promotion", 1))
+            }
+            ("POST", "/v1/environments/canary/deployments/01DEP/promote") => {
+                let mut d = deployment("running", 1);
+                d["promotedAt"] = json!("t2");
+                Reply::json(200, d)
+            }
+            ("POST", "/v1/environments/canary/deployments/01DEP/pause") => {
+                let mut d = deployment("paused", 1);
+                d["pausedAt"] = json!("t3");
+                Reply::json(200, d)
+            }
+            ("POST", "/v1/environments/canary/deployments/01DEP/resume") => {
+                Reply::json(200, deployment("running", 1))
+            }
             (_, p) if p.starts_with("/v1/environments/") => Reply::json(
                 404,
                 json!({"code": "NotFound", "message": "environment 'missing' not found"}),
@@ -485,6 +512,80 @@ async fn deploy_wait_polls_until_the_deployment_ends_and_exits_3_when_it_failed(
         "{}",
         stdout(&o)
     );
+}
+
+/// A canary (issue 11): `deploy` sends the deployment's own strategy, `--wait` returns once the
+/// canary has baked (nothing moves until a promote), and promote / pause / resume post to their
+/// routes.
+#[tokio::test]
+async fn a_canary_deploy_waits_until_it_awaits_promotion_then_promote_pause_resume_post() {
+    let api = fake_api().await;
+    let o = daemonctl(
+        &[
+            "deploy",
+            "canary",
+            "--canary",
+            "1",
+            "--max-surge",
+            "25%",
+            "--auto-promote",
+            "false",
+            "--alarm",
+            "agent-errors",
+            "--wait",
+            "--interval",
+            "1",
+            "--wait-timeout",
+            "30",
+            "--endpoint",
+            &api.url,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("daemonctl deployments promote canary 01DEP"),
+        "{}",
+        stderr(&o)
+    );
+    let sent = api.requests();
+    assert_eq!(sent[0].target, "/v1/environments/canary/deployments");
+    assert_eq!(
+        sent[0].json(),
+        json!({"updateStrategy": {"canary": 1, "maxSurge": "25%", "autoPromote": false, "alarms": ["agent-errors"]}})
+    );
+    for (action, status) in [
+        ("promote", "running"),
+        ("pause", "paused"),
+        ("resume", "running"),
+    ] {
+        let o = daemonctl(
+            &[
+                "deployments",
+                action,
+                "canary",
+                "01DEP",
+                "-o",
+                "json",
+                "--endpoint",
+                &api.url,
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(0), "{action}: {}", stderr(&o));
+        let answer: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(answer["status"], status, "{action}");
+        let last = api.requests().pop().unwrap();
+        assert_eq!(
+            (last.method.as_str(), last.target.as_str()),
+            (
+                "POST",
+                format!("/v1/environments/canary/deployments/01DEP/{action}").as_str()
+            )
+        );
+    }
 }
 
 /// The flags of issue 9, each as the JSON the API takes; the clear flags as `null`.

@@ -49,8 +49,15 @@ export interface DaemonSchedulerProps {
   readonly taskRoleArns?: string[];
   /** How often the reconciler runs. @default rate(5 minutes) */
   readonly reconcileSchedule?: events.Schedule;
+  /** How many clusters are reconciled at once (the reconcile queue's MaximumConcurrency, 2-1000).
+   * @default 5 */
+  readonly reconcileConcurrency?: number;
   /** RUST_LOG of every function. @default 'info' */
   readonly logLevel?: string;
+  /** CloudWatch alarms deployments may be gated by (`updateStrategy.alarms`): names starting with
+   * this prefix; DescribeAlarms is scoped to them and a revision naming another alarm is refused.
+   * @default - every alarm of the account and region (DescribeAlarms on "*": composite alarms too) */
+  readonly gateAlarmNamePrefix?: string;
   /** SNS topic the alarms notify (alarm and OK). @default - the alarms notify nobody */
   readonly alarmTopic?: sns.ITopic;
   /** Memory (MB) of every function. @default 128 */
@@ -83,7 +90,7 @@ const SPECS: Record<FunctionKey, FunctionSpec> = {
   },
   deploymentsApi: {
     id: 'DeploymentsApiFunction', logGroupId: 'DeploymentsApiLogGroup', timeout: Duration.seconds(30),
-    description: 'REST: /v1/environments/{name}/deployments (create, list, get, cancel)',
+    description: 'REST: /v1/environments/{name}/deployments (create, list, get, hosts, cancel, promote, pause, resume)',
   },
   instanceEvents: {
     id: 'InstanceEventsFunction', logGroupId: 'InstanceEventsLogGroup', timeout: Duration.seconds(30),
@@ -103,7 +110,7 @@ const SPECS: Record<FunctionKey, FunctionSpec> = {
   },
 };
 
-// The HTTP API's 13 routes (Blox v0.3 paths under /v1).
+// The HTTP API's 14 routes (Blox v0.3 paths under /v1).
 const ROUTES: ReadonlyArray<[FunctionKey, apigw.HttpMethod, string]> = [
   ['environmentsApi', apigw.HttpMethod.GET, '/v1/ping'],
   ['environmentsApi', apigw.HttpMethod.POST, '/v1/environments'],
@@ -117,7 +124,11 @@ const ROUTES: ReadonlyArray<[FunctionKey, apigw.HttpMethod, string]> = [
   ['deploymentsApi', apigw.HttpMethod.POST, '/v1/environments/{name}/deployments'],
   ['deploymentsApi', apigw.HttpMethod.GET, '/v1/environments/{name}/deployments'],
   ['deploymentsApi', apigw.HttpMethod.GET, '/v1/environments/{name}/deployments/{id}'],
+  ['deploymentsApi', apigw.HttpMethod.GET, '/v1/environments/{name}/deployments/{id}/hosts'],
   ['deploymentsApi', apigw.HttpMethod.POST, '/v1/environments/{name}/deployments/{id}/cancel'],
+  ['deploymentsApi', apigw.HttpMethod.POST, '/v1/environments/{name}/deployments/{id}/promote'],
+  ['deploymentsApi', apigw.HttpMethod.POST, '/v1/environments/{name}/deployments/{id}/pause'],
+  ['deploymentsApi', apigw.HttpMethod.POST, '/v1/environments/{name}/deployments/{id}/resume'],
 ];
 
 const ACCESS_LOG_FORMAT = '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","caller":"$context.identity.caller","user":"$context.identity.userArn","time":"$context.requestTime","routeKey":"$context.routeKey","status":"$context.status","latencyMs":"$context.responseLatency","integrationError":"$context.integrationErrorMessage"}';
@@ -155,6 +166,9 @@ export class DaemonScheduler extends Construct {
   public readonly instanceEventsDeadLetterQueue: sqs.Queue;
   public readonly taskEventsDeadLetterQueue: sqs.Queue;
   public readonly reconcilerDeadLetterQueue: sqs.Queue;
+  /** One message per cluster from the scheduled run; FIFO, grouped by cluster. */
+  public readonly reconcileQueue: sqs.Queue;
+  public readonly reconcileDeadLetterQueue: sqs.Queue;
   public readonly deployerStreamFailureQueue: sqs.Queue;
   public readonly alarms: cloudwatch.Alarm[] = [];
   /** The stack's CloudWatch dashboard (docs/operations.md, "Dashboard"). */
@@ -212,9 +226,20 @@ export class DaemonScheduler extends Construct {
     this.instanceEventsDeadLetterQueue = queue('InstanceEventsDeadLetterQueue');
     this.taskEventsDeadLetterQueue = queue('TaskEventsDeadLetterQueue');
     this.reconcilerDeadLetterQueue = queue('ReconcilerDeadLetterQueue');
+    // The scheduled reconcile's fan-out: FIFO with the cluster as message group (one reconcile of
+    // a cluster at a time), deduplicated by content (a run delivered twice enqueues once).
+    this.reconcileDeadLetterQueue = queue('ReconcileDeadLetterQueue', { fifo: true });
+    this.reconcileQueue = queue('ReconcileQueue', {
+      fifo: true,
+      contentBasedDeduplication: true,
+      // The reconciler's timeout and a minute (template: why not six times it).
+      visibilityTimeout: Duration.seconds(360),
+      retentionPeriod: Duration.hours(1),
+      deadLetterQueue: { queue: this.reconcileDeadLetterQueue, maxReceiveCount: 3 },
+    });
     this.deployerStreamFailureQueue = queue('DeployerStreamFailureQueue');
     for (const q of [this.instanceEventsDeadLetterQueue, this.taskEventsDeadLetterQueue,
-      this.reconcilerDeadLetterQueue, this.deployerStreamFailureQueue]) {
+      this.reconcilerDeadLetterQueue, this.deployerStreamFailureQueue, this.reconcileDeadLetterQueue]) {
       Validations.of(q).acknowledge({
         id: 'AwsSolutions-SQS3',
         reason: 'This queue is itself a dead-letter queue (EventBridge target DLQ / Lambda on-failure destination); a DLQ of a DLQ would only move the problem.',
@@ -288,7 +313,11 @@ export class DaemonScheduler extends Construct {
     }
     this.functions = fns;
     fns.environmentsApi.addEnvironment('MANAGED_CLUSTERS', (props.managedClusters ?? []).join(','));
+    fns.environmentsApi.addEnvironment('GATE_ALARM_NAME_PREFIX', props.gateAlarmNamePrefix ?? '');
     fns.taskEvents.addEnvironment('WAKEUP_QUEUE_URL', this.wakeupQueue.queueUrl);
+    // The deployer's own wake-ups: the re-checks of a gated deployment's alarms.
+    fns.deployer.addEnvironment('WAKEUP_QUEUE_URL', this.wakeupQueue.queueUrl);
+    fns.reconciler.addEnvironment('RECONCILE_QUEUE_URL', this.reconcileQueue.queueUrl);
 
     // ---- Permissions, statement by statement as in the template (same Sids).
     // Which actions each role holds on each wildcard resource: the cdk-nag acknowledgements at
@@ -353,11 +382,30 @@ export class DaemonScheduler extends Construct {
     readTasks('deployer');
     startStop('deployer');
 
+    // Alarm gates, read while a gated deployment is in progress. DescribeAlarms is authorized per
+    // alarm, so a prefix scopes it; CloudWatch returns composite alarms only to a permission on
+    // "*", the default.
+    const gateAlarms = props.gateAlarmNamePrefix
+      ? Arn.format({ service: 'cloudwatch', resource: 'alarm', resourceName: `${props.gateAlarmNamePrefix}*`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME }, stack)
+      : '*';
+    allow('deployer', 'GateRechecks', ['sqs:SendMessage'], [this.wakeupQueue.queueArn]);
+    allow('deployer', 'AlarmGates', ['cloudwatch:DescribeAlarms'], [gateAlarms]);
+    allow('reconciler', 'AlarmGates', ['cloudwatch:DescribeAlarms'], [gateAlarms]);
+
     allow('reconciler', 'Records',
       ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem'], tableArns);
     readHosts('reconciler');
     readTasks('reconciler');
     startStop('reconciler');
+    // A deleted cluster lists nothing, as an empty one would: one read a run tells them apart.
+    allow('reconciler', 'DescribeClusters', ['ecs:DescribeClusters'], clusters);
+    // The scheduled run's one message per cluster (SendMessageBatch is authorised as SendMessage),
+    // and the queue, read by the event source mapping.
+    allow('reconciler', 'FanOut', ['sqs:SendMessage'], [this.reconcileQueue.queueArn]);
+    allow('reconciler', 'ReconcileQueue',
+      ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],
+      [this.reconcileQueue.queueArn]);
 
     // ---- REST API, IAM (SigV4) auth on every route.
     const accessLogGroup = new logs.LogGroup(this, 'ApiAccessLogGroup', {
@@ -450,6 +498,13 @@ export class DaemonScheduler extends Construct {
       })],
     });
     asyncFailures('reconciler', this.reconcilerDeadLetterQueue, 0);
+    // One message per cluster, one cluster per invocation, at most reconcileConcurrency at once.
+    new lambda.EventSourceMapping(this, 'ReconcilerFunctionClusters', {
+      target: fns.reconciler,
+      eventSourceArn: this.reconcileQueue.queueArn,
+      batchSize: 1,
+      maxConcurrency: props.reconcileConcurrency ?? 5,
+    });
 
     // ---- Alarms (what each means and what to do: docs/operations.md).
     const alarm = (aid: string, description: string, metric: cloudwatch.IMetric) => {
@@ -474,6 +529,7 @@ export class DaemonScheduler extends Construct {
       ['ReconcilerDeadLetterQueue', this.reconcilerDeadLetterQueue, 'scheduled reconciles that failed'],
       ['DeployerStreamFailureQueue', this.deployerStreamFailureQueue, 'deployer stream batches that failed every retry'],
       ['WakeupDeadLetterQueue', this.wakeupDeadLetterQueue, 'bake wake-ups that failed five times'],
+      ['ReconcileDeadLetterQueue', this.reconcileDeadLetterQueue, "clusters whose reconcile failed three times in a row"],
     ];
     for (const [qid, q, what] of queueAlarms) {
       alarm(`${qid}Alarm`, `${what} are waiting in ${qid} (replay: docs/operations.md)`,
@@ -488,6 +544,12 @@ export class DaemonScheduler extends Construct {
     // environment, without dimensions (each environment's share is by Environment; the dashboard).
     alarm('DeploymentsFailedAlarm', 'a deployment failed (circuit breaker or ECS refusals); see GET /v1/environments/{name}/status',
       new cloudwatch.Metric({ namespace: 'DaemonScheduler', metricName: 'DeploymentsFailed', statistic: 'Sum', period }));
+    // Two runs in a row could not repair some environment; one throttled run alone does not page.
+    alarm('ReconcileFailuresAlarm', 'the reconciler cannot repair an environment (deleted cluster, denied call, AWS failing); GET /v1/environments/{name} shows reconcileFailure (docs/operations.md)',
+      new cloudwatch.Metric({ namespace: 'DaemonScheduler', metricName: 'ReconcileFailures', statistic: 'Sum', period }));
+    const reconcileFailures = this.alarms[this.alarms.length - 1].node.defaultChild as cloudwatch.CfnAlarm;
+    reconcileFailures.evaluationPeriods = 2;
+    reconcileFailures.datapointsToAlarm = 2;
 
     // ---- The dashboard, widget for widget the template's (its body is compared by the parity
     // test; the template's, against the metrics the code emits, by tests/tests/template_contract.rs).
@@ -566,6 +628,9 @@ export class DaemonScheduler extends Construct {
         if ([...actions].some((a) => a.startsWith('xray:') || a === 'ecs:DescribeTaskDefinition')) {
           why.push('X-Ray\'s write actions and ecs:DescribeTaskDefinition support no resource-level permissions');
         }
+        if (actions.has('cloudwatch:DescribeAlarms')) {
+          why.push('cloudwatch:DescribeAlarms returns composite alarms only to a permission on "*" (the default of gateAlarmNamePrefix; set it to scope the action to alarm:<prefix>*)');
+        }
         if (actions.has('ecs:ListTasks')) {
           why.push('ecs:ListTasks is authorized against container instances even when it lists a cluster, so the ecs:cluster condition confines it to the managed clusters instead');
         }
@@ -576,6 +641,9 @@ export class DaemonScheduler extends Construct {
       }
       if (/:role\/\*$/.test(nagName(resource))) {
         return `${acts}: default of taskRoleArns (any role of this account), passable to ecs-tasks.amazonaws.com only (iam:PassedToService); set taskRoleArns to narrow it.`;
+      }
+      if (/:alarm:/.test(nagName(resource))) {
+        return `${acts}: the alarms named by gateAlarmNamePrefix; which of them gate a deployment is the user's updateStrategy.alarms, unknown at deploy time.`;
       }
       if (/:cluster\/\*$/.test(nagName(resource))) {
         return `${acts}: every cluster of this account and region, the default of managedClusters (DescribeClusters: creating an environment checks any cluster, and refuses unmanaged ones itself); set managedClusters to narrow it.`;
