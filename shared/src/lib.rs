@@ -36,6 +36,8 @@ mod convergence_tests;
 mod launch_deadline_tests;
 #[cfg(test)]
 mod placement_properties;
+#[cfg(test)]
+mod rollout_properties;
 /// A simulated cluster over the fakes: ECS's events as ECS would emit them (tests, benches).
 #[cfg(any(test, feature = "fakes"))]
 pub mod sim;

@@ -1,0 +1,302 @@
+//! Property tests of the rollout controls (issue 11) over the whole decision loop on the fakes
+//! (the deployer's steps, task and instance events, the reconciler), with events delivered out of
+//! order, twice and concurrently, and hosts joining mid-rollout:
+//! - a canary never has more hosts on its revision than it asked for before it is promoted, waits
+//!   in `awaiting-promotion` once they baked, and its promotion then takes every host;
+//! - a paused deployment replaces no host that still ran the previous revision when it was
+//!   paused (hosts in flight finish), and a resumed one completes.
+//! (Surge's properties are in planner/surge_tests.rs.)
+
+use proptest::prelude::*;
+
+use crate::clock::now_rfc3339;
+use crate::domain::{DaemonSpec, DeploymentStatus, Environment, HostStatus};
+use crate::executor::system_now_ms;
+use crate::fakes::{FakeStore, FakeTask, FAKE_CLUSTER_ARN};
+use crate::http::ApiRequest;
+use crate::ports::Store;
+use crate::services::{deployments_api, environments_api};
+use crate::sim::{block_on, host_arn, Ev, Sim, HOSTS};
+
+const ENV: &str = "env";
+const OLD: &str = "agent:1";
+const NEW: &str = "agent:2";
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Deliver the queued event at `pick` (mod queue length); `keep`: again later too.
+    Deliver {
+        pick: usize,
+        keep: bool,
+    },
+    DeliverConcurrently(usize),
+    Reconcile,
+    /// Host `i` joins (a no-op if it is there).
+    Join(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..16usize, any::<bool>()).prop_map(|(pick, keep)| Op::Deliver { pick, keep }),
+        2 => (2..5usize).prop_map(Op::DeliverConcurrently),
+        1 => Just(Op::Reconcile),
+        1 => (0..HOSTS).prop_map(Op::Join),
+    ]
+}
+
+async fn api(sim: &Sim, method: &str, segments: &[&str], body: Option<serde_json::Value>) {
+    try_api(sim, method, segments, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {segments:?}: {e}"));
+}
+
+async fn try_api(
+    sim: &Sim,
+    method: &str,
+    segments: &[&str],
+    body: Option<serde_json::Value>,
+) -> crate::error::Result<()> {
+    let req = ApiRequest {
+        method: method.into(),
+        segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+        body: body.map(|b| b.to_string().into_bytes()),
+        ..Default::default()
+    };
+    let routed = if segments.contains(&"deployments") {
+        deployments_api::route(&sim.store, &req).await
+    } else {
+        environments_api::route(&sim.store, &sim.cluster, &req).await
+    };
+    routed.map(drop)
+}
+
+/// `hosts` hosts running revision 1 of `env`, then revision 2 (`strategy`) deployed: the
+/// simulation and the deployment's id.
+async fn rolling_out(hosts: usize, strategy: serde_json::Value) -> (Sim, String) {
+    let store = FakeStore::default();
+    let now = now_rfc3339();
+    let env = Environment::new(
+        ENV,
+        FAKE_CLUSTER_ARN,
+        DaemonSpec::of_task_definition(OLD, Default::default()),
+        &now,
+    );
+    store
+        .create_environment(&env, &env.latest(&now), &[])
+        .await
+        .unwrap();
+    let mut sim = Sim::new(store, &[ENV], None);
+    for i in 0..hosts {
+        sim.set_host(i, Some(HostStatus::Active), Some(true), None);
+    }
+    let first = deployments_api::create(&sim.store, ENV, None, None)
+        .await
+        .unwrap();
+    sim.queue.push(Ev::Deployment(ENV.into(), first.id));
+    sim.settle().await;
+    sim.quiesce().await;
+    api(
+        &sim,
+        "PUT",
+        &["environments", ENV],
+        Some(serde_json::json!({"taskDefinition": NEW, "updateStrategy": strategy})),
+    )
+    .await;
+    let dep = deployments_api::create(&sim.store, ENV, None, None)
+        .await
+        .unwrap();
+    sim.queue.push(Ev::Deployment(ENV.into(), dep.id.clone()));
+    sim.settle().await;
+    (sim, dep.id)
+}
+
+async fn apply(sim: &mut Sim, op: &Op) {
+    match op {
+        Op::Deliver { pick, keep } => sim.deliver_one(*pick, *keep).await,
+        Op::DeliverConcurrently(n) => sim.deliver_concurrently(*n).await,
+        Op::Reconcile => sim.reconcile(system_now_ms()).await,
+        Op::Join(i) => {
+            if sim.cluster.host(&host_arn(*i)).is_none() {
+                sim.set_host(*i, Some(HostStatus::Active), Some(true), None);
+            }
+        }
+    }
+    sim.settle().await;
+    sim.check_safety();
+}
+
+fn live_of(sim: &Sim, task_definition: &str) -> Vec<FakeTask> {
+    sim.cluster
+        .live_tasks()
+        .into_iter()
+        .filter(|t| t.task_definition.ends_with(task_definition))
+        .collect()
+}
+
+fn hosts_on(sim: &Sim, task_definition: &str) -> usize {
+    live_of(sim, task_definition).len()
+}
+
+async fn status(sim: &Sim, id: &str) -> DeploymentStatus {
+    sim.store
+        .get_deployment(ENV, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+/// Every eligible host runs `NEW`, and the deployment completed.
+async fn all_on_new(sim: &Sim, id: &str) {
+    let eligible = (0..HOSTS)
+        .filter_map(|i| sim.cluster.host(&host_arn(i)))
+        .filter(|h| h.is_eligible())
+        .count();
+    assert_eq!(
+        hosts_on(sim, NEW),
+        eligible,
+        "{:?}",
+        sim.cluster.live_tasks()
+    );
+    assert_eq!(hosts_on(sim, OLD), 0, "{:?}", sim.cluster.live_tasks());
+    assert_eq!(status(sim, id).await, DeploymentStatus::Completed);
+}
+
+fn canary(hosts: usize, canary: usize, max_unavailable: usize, ops: Vec<Op>) {
+    block_on(async {
+        let strategy = serde_json::json!({"canary": canary, "maxUnavailable": max_unavailable});
+        let (mut sim, id) = rolling_out(hosts, strategy).await;
+        for op in &ops {
+            apply(&mut sim, op).await;
+            assert!(
+                hosts_on(&sim, NEW) <= canary,
+                "more than the canary's {canary} hosts on the new revision before promotion: {:?}",
+                sim.cluster.live_tasks()
+            );
+        }
+        sim.quiesce().await;
+        assert_eq!(status(&sim, &id).await, DeploymentStatus::AwaitingPromotion);
+        assert_eq!(
+            hosts_on(&sim, NEW),
+            canary,
+            "{:?}",
+            sim.cluster.live_tasks()
+        );
+        // Every other host, those that joined meanwhile included, runs the previous revision.
+        let eligible = (0..HOSTS)
+            .filter_map(|i| sim.cluster.host(&host_arn(i)))
+            .filter(|h| h.is_eligible())
+            .count();
+        assert_eq!(
+            hosts_on(&sim, OLD),
+            eligible - canary,
+            "{:?}",
+            sim.cluster.live_tasks()
+        );
+        api(
+            &sim,
+            "POST",
+            &["environments", ENV, "deployments", &id, "promote"],
+            None,
+        )
+        .await;
+        sim.queue.push(Ev::Deployment(ENV.into(), id.clone()));
+        sim.quiesce().await;
+        all_on_new(&sim, &id).await;
+    });
+}
+
+fn pause(hosts: usize, max_unavailable: usize, before: Vec<Op>, during: Vec<Op>) {
+    block_on(async {
+        let strategy = serde_json::json!({"maxUnavailable": max_unavailable});
+        let (mut sim, id) = rolling_out(hosts, strategy).await;
+        for op in &before {
+            apply(&mut sim, op).await;
+        }
+        let paused = try_api(
+            &sim,
+            "POST",
+            &["environments", ENV, "deployments", &id, "pause"],
+            None,
+        )
+        .await;
+        if paused.is_err() {
+            // Only a deployment that has finished refuses a pause.
+            return assert_eq!(status(&sim, &id).await, DeploymentStatus::Completed);
+        }
+        sim.settle().await;
+        // Hosts not in flight, still on the previous revision: the pause keeps them there.
+        let untouched: Vec<FakeTask> = live_of(&sim, OLD)
+            .into_iter()
+            .filter(|t| {
+                sim.store.slots().iter().any(|s| {
+                    s.host.container_instance_arn == t.host
+                        && s.tracked_by.as_deref() != Some(id.as_str())
+                })
+            })
+            .collect();
+        for op in &during {
+            apply(&mut sim, op).await;
+        }
+        sim.quiesce().await;
+        let live = sim.cluster.live_tasks();
+        for t in &untouched {
+            assert!(
+                live.iter().any(|l| l.arn == t.arn),
+                "a paused deployment replaced {} on {}: {live:?}",
+                t.arn,
+                t.host
+            );
+        }
+        if untouched.is_empty() {
+            // Every host was in flight when it paused: they finished, and so did the deployment.
+            return all_on_new(&sim, &id).await;
+        }
+        assert_ne!(status(&sim, &id).await, DeploymentStatus::Completed);
+        api(
+            &sim,
+            "POST",
+            &["environments", ENV, "deployments", &id, "resume"],
+            None,
+        )
+        .await;
+        sim.queue.push(Ev::Deployment(ENV.into(), id.clone()));
+        sim.quiesce().await;
+        all_on_new(&sim, &id).await;
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_canary_replaces_only_its_hosts_waits_then_its_promotion_takes_every_host(
+        (hosts, canary_hosts, max_unavailable) in
+            (3..=4usize).prop_flat_map(|n| (Just(n), 1..n, 1..=n)),
+        ops in prop::collection::vec(op(), 0..40),
+    ) {
+        canary(hosts, canary_hosts, max_unavailable, ops);
+    }
+
+    #[test]
+    fn a_paused_deployment_replaces_no_host_until_resumed(
+        (hosts, max_unavailable) in (3..=4usize).prop_flat_map(|n| (Just(n), 1..=n)),
+        before in prop::collection::vec(op(), 0..12),
+        during in prop::collection::vec(op(), 0..30),
+    ) {
+        pause(hosts, max_unavailable, before, during);
+    }
+}
+
+#[test]
+fn a_canary_of_one_host_on_three_waits_for_promotion() {
+    canary(3, 1, 3, vec![]);
+}
+
+#[test]
+fn a_deployment_paused_before_its_first_wave_touches_nothing() {
+    pause(4, 2, vec![], vec![Op::Reconcile, Op::Join(5)]);
+}
