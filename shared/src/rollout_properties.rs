@@ -5,7 +5,8 @@
 //!   in `awaiting-promotion` once they baked, and its promotion then takes every host;
 //! - a paused deployment replaces no host that still ran the previous revision when it was
 //!   paused (hosts in flight finish), and a resumed one completes.
-//! (Surge's properties are in planner/surge_tests.rs.)
+//!
+//! Surge's properties are in planner/surge_tests.rs.
 
 use proptest::prelude::*;
 
