@@ -5,8 +5,11 @@
 //!   in `awaiting-promotion` once they baked, and its promotion then takes every host;
 //! - a paused deployment replaces no host that still ran the previous revision when it was
 //!   paused (hosts in flight finish), and a resumed one completes.
+//! - with `maxSurge` and `maxUnavailable: 0`, a host runs at most two tasks, two only while its
+//!   slot records the surge, never none, and exactly one (of the revision) once it completed.
 //!
-//! Surge's properties are in planner/surge_tests.rs.
+//! Surge's per-host properties (a failed new task leaves the old one) are in
+//! planner/surge_tests.rs.
 
 use proptest::prelude::*;
 
@@ -267,6 +270,44 @@ fn pause(hosts: usize, max_unavailable: usize, before: Vec<Op>, during: Vec<Op>)
     });
 }
 
+fn surge(hosts: usize, max_surge: usize, ops: Vec<Op>) {
+    block_on(async {
+        let strategy = serde_json::json!({"maxSurge": max_surge, "maxUnavailable": 0});
+        let (mut sim, id) = rolling_out(hosts, strategy).await;
+        for op in &ops {
+            match op {
+                Op::Deliver { pick, keep } => sim.deliver_one(*pick, *keep).await,
+                Op::DeliverConcurrently(n) => sim.deliver_concurrently(*n).await,
+                Op::Reconcile => sim.reconcile(system_now_ms()).await,
+                // Joiners start with no task: they would say nothing about the surge.
+                Op::Join(_) => continue,
+            }
+            sim.settle().await;
+            let live = sim.cluster.live_tasks();
+            for i in 0..hosts {
+                let on: Vec<_> = live.iter().filter(|t| t.host == host_arn(i)).collect();
+                let surging = sim
+                    .store
+                    .slots()
+                    .iter()
+                    .any(|s| s.host.container_instance_arn == host_arn(i) && s.surge.is_some());
+                assert!(!on.is_empty(), "host {i} without a daemon: {live:?}");
+                assert!(on.len() <= 2, "host {i}: {on:?}");
+                assert!(
+                    on.len() == 1 || surging,
+                    "two tasks on host {i} outside a surge: {on:?}"
+                );
+            }
+        }
+        sim.queue.push(Ev::Deployment(ENV.into(), id.clone()));
+        sim.quiesce().await;
+        for i in 0..hosts {
+            assert_eq!(sim.tasks_on(ENV, i), 1, "{:?}", sim.cluster.live_tasks());
+        }
+        all_on_new(&sim, &id).await;
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
@@ -280,6 +321,14 @@ proptest! {
         ops in prop::collection::vec(op(), 0..40),
     ) {
         canary(hosts, canary_hosts, max_unavailable, ops);
+    }
+
+    #[test]
+    fn a_surge_keeps_one_or_two_tasks_per_host_and_ends_with_exactly_one(
+        (hosts, max_surge) in (3..=5usize).prop_flat_map(|n| (Just(n), 1..=n)),
+        ops in prop::collection::vec(op(), 0..60),
+    ) {
+        surge(hosts, max_surge, ops);
     }
 
     #[test]
