@@ -1,150 +1,12 @@
-//! Host resources and what a task needs of a host: CPU, memory, host ports, platform.
+//! What a task needs of a host: CPU, memory, host ports, platform (what a host has: capacity.rs).
 //!
 //! The rules follow what ECS itself applies when it places a task on an EC2 container instance,
 //! so that placement here agrees with ECS's: a host we judge to fit is one ECS takes the task on.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
+pub use super::capacity::{Reservation, ResourceEntry, Resources, CPU, MEMORY, PORTS, PORTS_UDP};
 use super::host::HostFacts;
-use super::overrides::{parse_cpu, parse_memory, TaskOverride};
-
-/// ECS's resource names (`registeredResources` / `remainingResources`).
-pub const CPU: &str = "CPU";
-pub const MEMORY: &str = "MEMORY";
-/// TCP host ports in use, a STRINGSET of port numbers.
-pub const PORTS: &str = "PORTS";
-/// UDP host ports in use.
-pub const PORTS_UDP: &str = "PORTS_UDP";
-
-/// Resources of a host as ECS lists them (`registeredResources` / `remainingResources`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Resources {
-    /// CPU units (1,024 per vCPU).
-    pub cpu: i64,
-    /// MiB.
-    pub memory: i64,
-    /// TCP host ports in use (ECS's `PORTS` string set).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub ports: BTreeSet<u16>,
-    /// UDP host ports in use (`PORTS_UDP`).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub udp_ports: BTreeSet<u16>,
-}
-
-/// One entry of ECS's resource list as JSON carries it (the EventBridge "ECS Container Instance
-/// State Change" event's `remainingResources` / `registeredResources`):
-/// `{"name": "CPU", "type": "INTEGER", "integerValue": 2048}`,
-/// `{"name": "PORTS", "type": "STRINGSET", "stringSetValue": ["22", "2376"]}`.
-/// Fields other than these (`type`, `longValue`, `doubleValue`, …) are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceEntry {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integer_value: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub string_set_value: Option<Vec<String>>,
-}
-
-impl Resources {
-    /// From ECS's named resources, whatever carries them: `(name, integer value, string set)`.
-    /// `CPU` and `MEMORY` take the integer (absent: 0); `PORTS` and `PORTS_UDP` take the string
-    /// set of ports in use ("8080"; a range "8000-8010" counts each port). Other names (`GPU`, …)
-    /// and strings that are no port are skipped.
-    pub fn from_named<'a, I>(entries: I) -> Self
-    where
-        I: IntoIterator<Item = (&'a str, Option<i64>, &'a [String])>,
-    {
-        let mut out = Self::default();
-        for (name, integer, strings) in entries {
-            match name {
-                CPU => out.cpu = integer.unwrap_or(0),
-                MEMORY => out.memory = integer.unwrap_or(0),
-                PORTS => out.ports.extend(strings.iter().flat_map(|s| ports_of(s))),
-                PORTS_UDP => out
-                    .udp_ports
-                    .extend(strings.iter().flat_map(|s| ports_of(s))),
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// From the entries of an event's JSON.
-    pub fn from_entries(entries: &[ResourceEntry]) -> Self {
-        Self::from_named(entries.iter().map(|e| {
-            (
-                e.name.as_str(),
-                e.integer_value,
-                e.string_set_value.as_deref().unwrap_or_default(),
-            )
-        }))
-    }
-}
-
-/// "8080" → [8080]; "8000-8002" → [8000, 8001, 8002]; anything else → nothing.
-fn ports_of(s: &str) -> impl Iterator<Item = u16> {
-    let one = |p: &str| p.trim().parse::<u16>().ok();
-    let range = match s.split_once('-') {
-        Some((a, b)) => one(a).zip(one(b)),
-        None => one(s).map(|p| (p, p)),
-    };
-    range.into_iter().flat_map(|(a, b)| a..=b)
-}
-
-/// What one task takes from its host once placed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Reservation {
-    pub cpu: i64,
-    pub memory: i64,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub ports: BTreeSet<u16>,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub udp_ports: BTreeSet<u16>,
-}
-
-impl Reservation {
-    /// Whether it fits in `remaining`, counting back what `freed` (our own task on the host, when
-    /// it is being replaced) gives up. Err: why not, as an operator reads it; the first reason in
-    /// a fixed order: memory, CPU, TCP ports, UDP ports (each in ascending order).
-    pub fn fits(&self, remaining: &Resources, freed: Option<&Reservation>) -> Result<(), String> {
-        let none = Reservation::default();
-        let freed = freed.unwrap_or(&none);
-        let free_memory = remaining.memory.saturating_add(freed.memory);
-        if self.memory > free_memory {
-            return Err(format!(
-                "needs {} MiB memory, {free_memory} free",
-                self.memory
-            ));
-        }
-        let free_cpu = remaining.cpu.saturating_add(freed.cpu);
-        if self.cpu > free_cpu {
-            return Err(format!("needs {} CPU units, {free_cpu} free", self.cpu));
-        }
-        for (needed, in_use, released, protocol) in [
-            (&self.ports, &remaining.ports, &freed.ports, "tcp"),
-            (
-                &self.udp_ports,
-                &remaining.udp_ports,
-                &freed.udp_ports,
-                "udp",
-            ),
-        ] {
-            if let Some(port) = needed
-                .iter()
-                .find(|p| in_use.contains(p) && !released.contains(p))
-            {
-                return Err(format!("needs host port {port}/{protocol}, in use"));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// A host port a container maps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,71 +92,6 @@ impl TaskNeeds {
             .is_some_and(|f| f.to_ascii_uppercase().starts_with("WINDOWS"))
     }
 
-    /// What one task takes with `overrides` applied, by ECS's rules for EC2 container instances:
-    /// - CPU: the task-level size when set (the overrides' task-level `cpu` wins over the task
-    ///   definition's); otherwise the sum of the containers' `cpu` (a container override's `cpu`
-    ///   wins over its definition's; absent: 0).
-    /// - Memory: likewise the task-level size, else the sum over containers of `memoryReservation`
-    ///   when set, else `memory` (each after that container's overrides).
-    /// - Each of CPU and memory is decided on its own: a task may size one at task level only.
-    /// - Task-level sizes are ignored for Windows containers (as the RegisterTaskDefinition
-    ///   reference says), so a task whose `runtimePlatform` names a Windows Server reserves its
-    ///   containers' sums. A Windows task definition without `runtimePlatform` cannot be told
-    ///   apart and is counted as Linux.
-    /// - Host ports: every fixed host port of every container, split by protocol; `awsvpc` tasks
-    ///   (ports on their own network interface) and `none` tasks reserve none.
-    pub fn reservation(&self, overrides: Option<&TaskOverride>) -> Reservation {
-        let windows = self.is_windows();
-        let task_level = |over: Option<&str>, parse: fn(&str) -> Result<i64, String>, td| {
-            if windows {
-                return None;
-            }
-            over.and_then(|s| parse(s).ok()).or(td)
-        };
-        let task_cpu = task_level(
-            overrides.and_then(|o| o.cpu.as_deref()),
-            parse_cpu,
-            self.cpu,
-        );
-        let task_memory = task_level(
-            overrides.and_then(|o| o.memory.as_deref()),
-            parse_memory,
-            self.memory,
-        );
-        let mut cpu = 0i64;
-        let mut memory = 0i64;
-        for c in &self.containers {
-            let over =
-                overrides.and_then(|o| o.container_overrides.iter().find(|x| x.name == c.name));
-            let c_cpu = over.and_then(|o| o.cpu).unwrap_or(c.cpu);
-            let c_reservation = over
-                .and_then(|o| o.memory_reservation)
-                .or(c.memory_reservation);
-            let c_memory = over.and_then(|o| o.memory).or(c.memory);
-            cpu = cpu.saturating_add(c_cpu.max(0));
-            memory = memory.saturating_add(c_reservation.or(c_memory).unwrap_or(0).max(0));
-        }
-        let mut out = Reservation {
-            cpu: task_cpu.unwrap_or(cpu),
-            memory: task_memory.unwrap_or(memory),
-            ..Reservation::default()
-        };
-        let mode = self.network_mode.as_deref().map(str::to_ascii_lowercase);
-        if !matches!(mode.as_deref(), Some("awsvpc" | "none")) {
-            for p in self.containers.iter().flat_map(|c| &c.host_ports) {
-                if p.port == 0 {
-                    continue;
-                }
-                if p.protocol.eq_ignore_ascii_case("udp") {
-                    out.udp_ports.insert(p.port);
-                } else {
-                    out.ports.insert(p.port);
-                }
-            }
-        }
-        out
-    }
-
     /// Operating system, CPU architecture and required attributes against the host, in that
     /// order. The OS family maps to `ecs.os-type` (LINUX ↔ linux, WINDOWS_SERVER_* ↔ windows);
     /// where the host also has a specific `ecs.os-family`, that must equal the family. A host
@@ -361,9 +158,11 @@ impl TaskNeeds {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::domain::host::Attributes;
-    use crate::domain::overrides::ContainerOverride;
+    use crate::domain::overrides::{ContainerOverride, TaskOverride};
     use proptest::prelude::*;
 
     struct FakeHost {

@@ -10,7 +10,7 @@ use super::names::validate_environment_name;
 use super::overrides::TaskOverride;
 use super::placement::{PlacementConstraint, SizingRule};
 use super::resources::TaskNeeds;
-use super::revision::UpdateStrategy;
+use super::update_strategy::UpdateStrategy;
 use crate::error::{Error, Result};
 use crate::limits::DEPENDS_ON_MAX;
 

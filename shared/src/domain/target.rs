@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::host::Host;
 use super::launch::LaunchSpec;
-use super::placement::{Order, SizingRule, Verdict};
+use super::order::Order;
+use super::placement::{SizingRule, Verdict};
 use super::resources::Reservation;
 use super::spec::DaemonSpec;
 use super::task::task_group;

@@ -58,7 +58,7 @@ pub fn plan_host(
                     Some(t.wants(host, order, own))
                 }
                 // Without a look at the host, only the record's own launch of this revision.
-                _ => Placement::verdict(&next, order).filter(|_| {
+                _ => order.verdict(&next).filter(|_| {
                     next.launch
                         .as_ref()
                         .is_some_and(|l| l.revision == t.revision)
@@ -90,7 +90,7 @@ pub(super) fn restart(next: &mut Slot, order: &Order, now_ms: i64, claim_id: &st
     if !next.host.is_eligible() || next.task != SlotTask::Vacant {
         return Effect::None;
     }
-    match Placement::verdict(next, order) {
+    match order.verdict(next) {
         Some(Verdict::Run(launch)) if now_ms >= next.retry_at_ms => {
             if matches!(
                 next.placement,
