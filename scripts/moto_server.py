@@ -24,33 +24,75 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 
-def snapshot_each_table_once() -> None:
+def snapshot_touched_items() -> None:
     """moto's TransactWriteItems deep-copies the whole table once per item of the transaction (its
-    rollback copy; the last one wins). One copy per table per transaction is the same rollback,
-    without 100 copies of a 1,000-host table per call (which took moto's memory past 20 GB here).
-    Safe because this server runs one request at a time; what it drops is only the dashboard's
-    list of DynamoDB model instances."""
+    rollback copy; the last one wins). A table's deep copy costs as much as the table: 100 copies
+    of a 1,000-host table per call took moto's memory past 20 GB, and even one copy of a small
+    table whose items carry histories takes half a second in Python, so every transaction slowed
+    down as the table grew (the chaos test, tests/moto_chaos.rs, ran out of time). The rollback
+    only needs what the transaction could change: a copy of each item it names (a transaction
+    writes an item at most once) and the length of the table's stream. When moto cancels the
+    transaction, those items are put back as they were (or removed if they did not exist) and
+    the stream records it added are dropped; the table object itself stays, so open stream
+    iterators keep their shard. Safe because this server runs one request at a time."""
     import copy
 
     from moto.core.model_instances import model_data
     from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
 
     original = models.DynamoDBBackend.transact_write_items
     deepcopy = copy.deepcopy
 
+    def no_table_copy(obj, memo=None):  # type: ignore[no-untyped-def]
+        # moto's own rollback copy: replaced by the items saved below.
+        return obj if isinstance(obj, models.Table) else deepcopy(obj, memo)
+
+    def touched(self, transact_items):  # type: ignore[no-untyped-def]
+        """(table, hash key, range key, a copy of the item or None) of each item named, and
+        (shard, length) of each stream: what a rollback restores."""
+        items, streams = [], {}
+        for entry in transact_items:
+            try:
+                op = next(iter(entry.values()))
+                table = self.tables.get(op.get("TableName"))
+                if table is None:
+                    continue
+                attrs = op["Item"] if "Item" in op else op["Key"]
+                hash_key = DynamoType(attrs[table.hash_key_attr])
+                range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+                item = table.get_item(hash_key, range_key)
+            except Exception:  # noqa: BLE001 an invalid request: moto refuses it before writing
+                continue
+            items.append((table, hash_key, range_key, deepcopy(item)))
+            if table.stream_shard is not None:
+                streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        return items, list(streams.values())
+
+    def restore(items, streams):  # type: ignore[no-untyped-def]
+        for table, hash_key, range_key, item in reversed(items):
+            if range_key is not None:
+                if item is None:
+                    table.items[hash_key].pop(range_key, None)
+                else:
+                    table.items[hash_key][range_key] = item
+            elif item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+        for shard, length in streams:
+            del shard.items[length:]
+
     def transact_write_items(self, transact_items):  # type: ignore[no-untyped-def]
-        snapshots: dict[int, object] = {}
-
-        def once(obj, memo=None):  # type: ignore[no-untyped-def]
-            if isinstance(obj, models.Table):
-                if id(obj) not in snapshots:
-                    snapshots[id(obj)] = deepcopy(obj)
-                return snapshots[id(obj)]
-            return deepcopy(obj, memo)
-
-        copy.deepcopy = once
+        items, streams = touched(self, transact_items)
+        copy.deepcopy = no_table_copy
         try:
             return original(self, transact_items)
+        except Exception:
+            # moto cancelled it (its own rollback restored the same table objects): undo its
+            # writes to the items it named.
+            restore(items, streams)
+            raise
         finally:
             copy.deepcopy = deepcopy
             # Every model instance moto creates, copies included, is kept in a list for its
@@ -190,7 +232,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    snapshot_each_table_once()
+    snapshot_touched_items()
     container_instance_versions()
     app = smithy_rpc_v2_cbor(agent_switch(DomainDispatcherApplication(create_backend_app)))
     run_simple(args.host, args.port, app, threaded=False, request_handler=MotoRequestHandler)

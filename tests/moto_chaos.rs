@@ -14,7 +14,7 @@
 //! - time is real: the choices are seeded, the interleavings are not reproducible.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::DesiredStatus;
 use serde_json::{json, Value};
@@ -43,6 +43,9 @@ pub struct Config {
     pub server_error: u64,
     pub latency: u64,
     pub latency_max_ms: u64,
+    /// The wall-clock bound of a run of 1,000 events (scaled with `events`): past it the run
+    /// fails, naming its seed, where it stands and what it was doing, instead of hanging.
+    pub time_limit: Duration,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
             server_error: 50,
             latency: 200,
             latency_max_ms: 20,
+            time_limit: Duration::from_secs(360),
         }
     }
 }
@@ -117,17 +121,37 @@ struct Run<'w> {
     milestone: u8,
     watch: Watch,
     fig: Figures,
+    /// When the run must be over (`Config::time_limit`).
+    deadline: Instant,
 }
 
 /// The whole run on `w`: chaos with faults, then the faults stop, the dead-lettered host events
-/// are replayed and at most 2 reconciles run. Panics (naming the seed) when an invariant breaks.
+/// are replayed and at most 2 reconciles run. Panics (naming the seed) when an invariant breaks,
+/// and when the run outlives its time limit: every loop checks it, and a call to moto that
+/// never returns is cut off a minute later.
 pub async fn run(w: &World, cfg: Config) -> Figures {
-    let wall = Instant::now();
-    let mut r = Run::new(w, cfg).await;
-    r.chaos().await;
-    r.settle_after_faults().await;
-    r.fig.wall = wall.elapsed();
-    r.fig
+    let limit = time_limit(&cfg);
+    let whole = async {
+        let wall = Instant::now();
+        let mut r = Run::new(w, cfg).await;
+        r.chaos().await;
+        r.settle_after_faults().await;
+        r.fig.wall = wall.elapsed();
+        r.fig
+    };
+    match tokio::time::timeout(limit + Duration::from_secs(60), whole).await {
+        Ok(fig) => fig,
+        Err(_) => fail(
+            cfg.seed,
+            format!("no answer for a minute past the time limit ({limit:?})"),
+        ),
+    }
+}
+
+/// `Config::time_limit`, for the run's number of events.
+fn time_limit(cfg: &Config) -> Duration {
+    cfg.time_limit
+        .mul_f64((cfg.events as f64 / 1_000.0).max(1.0))
 }
 
 impl<'w> Run<'w> {
@@ -157,6 +181,7 @@ impl<'w> Run<'w> {
             crashing,
             milestone: 0,
             watch: Watch::default(),
+            deadline: Instant::now() + time_limit(&cfg),
             fig: Figures {
                 seed: cfg.seed,
                 environments: ENVIRONMENTS.len(),
@@ -186,10 +211,28 @@ impl<'w> Run<'w> {
         self.cfg.seed
     }
 
+    /// Fails the run, with where it stands, once it is past its time limit.
+    fn in_time(&self, doing: &str) {
+        if Instant::now() > self.deadline {
+            fail(
+                self.seed(),
+                format!(
+                    "out of time ({:?}) {doing}: step {}, {} delivered, milestone {}, {} events queued",
+                    time_limit(&self.cfg),
+                    self.step,
+                    self.fig.delivered,
+                    self.milestone,
+                    self.queue.len()
+                ),
+            );
+        }
+    }
+
     /// An API call as an operator makes it: again until it is answered (a POST that finds what it
     /// made by a lost answer is done).
     async fn operator(&mut self, method: &str, path: &str, body: Option<Value>) {
         for _ in 0..100 {
+            self.in_time(&format!("asking {method} {path}"));
             let (status, answer) = self.w.api(method, path, body.clone()).await;
             match status {
                 200..=299 => return,
@@ -255,12 +298,14 @@ impl<'w> Run<'w> {
     async fn chaos(&mut self) {
         let limit = self.cfg.events * 3;
         while self.fig.delivered < self.cfg.events || self.milestone < 4 {
-            if self.fig.delivered >= limit {
+            self.in_time("making chaos");
+            // Steps that deliver nothing (an empty queue, chaos that changes nothing) are bounded too.
+            if self.fig.delivered >= limit || self.step >= limit * 4 {
                 fail(
                     self.seed(),
                     format!(
-                        "the operator never got through (milestone {})",
-                        self.milestone
+                        "the operator never got through (milestone {}, {} delivered in {} steps)",
+                        self.milestone, self.fig.delivered, self.step
                     ),
                 );
             }
@@ -791,7 +836,8 @@ impl<'w> Run<'w> {
 
     /// Every queued event, in random order, until none is left (faults off: each must succeed).
     async fn deliver_all(&mut self) {
-        for _ in 0..100_000 {
+        for _ in 0..self.cfg.events.max(1_000) * 5 {
+            self.in_time("delivering what is left");
             self.observe().await;
             self.stream_changes().await;
             if self.queue.is_empty() {
