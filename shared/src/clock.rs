@@ -33,3 +33,11 @@ thread_local! {
 pub fn skew_for_tests(ms: Option<i64>) {
     SKEW_MS.with(|s| s.set(ms.map_or(0, |ms| s.get() + ms)));
 }
+
+/// Sets this thread's clock (`system_now_ms`) to `at_ms`: simulated time that does not run on
+/// with the real clock, so a seeded run decides the same at any speed.
+#[cfg(any(test, feature = "fakes"))]
+pub fn pin_clock(at_ms: i64) {
+    skew_for_tests(None);
+    skew_for_tests(Some(at_ms - system_now_ms()));
+}

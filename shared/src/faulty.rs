@@ -169,7 +169,7 @@ impl Faults {
         let yields = {
             let mut s = self.state.lock().unwrap();
             if let Some(at) = s.pin {
-                crate::sim::pin_clock(at);
+                crate::clock::pin_clock(at);
             }
             let rates = s.rates;
             if rates.latency == 0 || splitmix(&mut s.rng) % 1000 >= rates.latency {

@@ -63,12 +63,7 @@ pub fn host_index(arn: &str) -> Option<usize> {
     arn.strip_prefix(HOST_ARN_PREFIX)?.parse().ok()
 }
 
-/// Sets this thread's clock (the product's `system_now_ms`) to `at_ms`: simulated time that
-/// does not run on with the real clock, so a seeded run decides the same at any speed.
-pub fn pin_clock(at_ms: i64) {
-    crate::clock::skew_for_tests(None);
-    crate::clock::skew_for_tests(Some(at_ms - system_now_ms()));
-}
+pub use crate::clock::pin_clock;
 
 pub fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
     let status = if t.alive { "RUNNING" } else { "STOPPED" };
