@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end check of the built `daemonctl` against the local stack (moto + cargo lambda watch +
 the local API gateway + the event bus): ping, environment create/get/list, a deployment waited
-for to completion (its progress lines), status with hosts and --watch (ended by Ctrl-C), placement (a constraint, a per-host placeholder, a
-dependency), an API error, and a DLQ replay through watch's Invoke API.
+for to completion (its progress lines), status with hosts and --watch (ended by Ctrl-C), a canary
+(deploy --canary --wait, deployments pause, promote while paused, resume, hosts), placement (a
+constraint, a per-host placeholder, a dependency), an API error, and a DLQ replay through watch's
+Invoke API.
 
     cargo build -p daemonctl
     .venv/bin/python scripts/local/daemonctl_e2e.py [--daemonctl target/debug/daemonctl]
@@ -82,6 +84,56 @@ def detail(p: subprocess.CompletedProcess[str]) -> str:
     return f"     exit {p.returncode}\n     stdout: {p.stdout!r}\n     stderr: {p.stderr!r}"
 
 
+def deployment(c: Check, dep_id: str) -> dict[str, Any]:
+    p = c.run("-o", "json", "deployments", "get", ENV, dep_id)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def revisions(c: Check) -> list[Any]:
+    """The revision each host of ENV got (env status --hosts), sorted."""
+    p = c.run("-o", "json", "env", "status", ENV, "--hosts")
+    st = json.loads(p.stdout) if p.returncode == 0 else {}
+    return sorted((h.get("launch") or {}).get("revision") or 0 for h in st.get("hosts", []))
+
+
+def canary(c: Check, ecs: Any) -> None:
+    """Revision 2 of ENV as a canary on 1 of the HOSTS hosts (deploy --canary --wait returns once it
+    baked), paused, promoted while paused (nothing moves), resumed: every host on 2."""
+    print("\n== a canary: deploy --canary 1 --wait, pause, promote, resume", flush=True)
+    fleet.register_task_definition(ecs, ENV)
+    p = c.run("env", "update", ENV, "--task-definition", f"{ENV}:2", "--min-healthy-seconds", "1")
+    c.expect(p.returncode == 0, "env update --task-definition: revision 2", detail(p))
+    p = c.run("deploy", ENV, "--canary", "1", "--wait", "--interval", "1", "--wait-timeout", "120")
+    out = p.stdout + p.stderr
+    c.expect(p.returncode == 0 and "awaiting" in out and "deployments promote" in out,
+             "deploy --canary 1 --wait returns once the canary baked and says how to promote it", detail(p))
+    p = c.run("-o", "json", "deployments", "list", ENV)
+    items = json.loads(p.stdout).get("items", []) if p.returncode == 0 else []
+    dep_id = items[0]["id"] if items else ""
+    d = deployment(c, dep_id)
+    c.expect(d.get("status") == "awaiting-promotion" and d.get("updateStrategy", {}).get("canary") == 1
+             and revisions(c) == [1, 2], "the canary awaits promotion: 1 host on revision 2, 1 on revision 1",
+             json.dumps(d)[:400])
+    p = c.run("deployments", "pause", ENV, dep_id)
+    c.expect(p.returncode == 0 and deployment(c, dep_id).get("status") == "paused", "deployments pause", detail(p))
+    p = c.run("deployments", "promote", ENV, dep_id)
+    c.expect(p.returncode == 0, "deployments promote (while paused)", detail(p))
+    time.sleep(3)
+    d = deployment(c, dep_id)
+    c.expect(d.get("status") == "paused" and d.get("promotedAt") and revisions(c) == [1, 2],
+             "promoted but paused: no new host touched (still 1 host on revision 2)", json.dumps(d)[:400])
+    p = c.run("deployments", "resume", ENV, dep_id)
+    c.expect(p.returncode == 0, "deployments resume", detail(p))
+    deadline = time.time() + 90
+    while time.time() < deadline and d.get("status") != "completed":
+        time.sleep(1)
+        d = deployment(c, dep_id)
+    c.expect(d.get("status") == "completed" and revisions(c) == [2] * HOSTS,
+             f"resumed, the promoted canary completes: every host on revision 2", json.dumps(d)[:400])
+    p = c.run("deployments", "hosts", ENV, dep_id)
+    c.expect(p.returncode == 0 and "healthy" in p.stdout, "deployments hosts: each host's transitions", detail(p))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--daemonctl", default=str(stackmod.REPO / "target" / "debug" / "daemonctl"))
@@ -150,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         p = c.run("-o", "json", "deployments", "list", ENV)
         deps = json.loads(p.stdout).get("items", []) if p.returncode == 0 else []
         dep_id = deps[0]["id"] if deps else ""
+        canary(c, ecs)
         print("\n== placement: one zone, a per-host placeholder, a dependency", flush=True)
         fleet.register_task_definition(ecs, PLACED)
         p = c.run("env", "create", PLACED, "--cluster", CLUSTER, "--task-definition", f"{PLACED}:1",

@@ -6,6 +6,7 @@ local event bus), and with --check an end-to-end test.
     .venv/bin/python scripts/local/demo.py --check    # as a test: exit 1 on any failed expectation
     .venv/bin/python scripts/local/demo.py --chaos    # events duplicated, shuffled and delayed
     .venv/bin/python scripts/local/demo.py --placement-only   # only the mixed-fleet chapter (j-p)
+    .venv/bin/python scripts/local/demo.py --keep     # the stack stays up for daemonctl (step s)
 
 Story: a cluster `demo` with 3 hosts; environment `log-shipper` is created and deployed (one task
 per host); 2 hosts join (each gets its task); a task is stopped by hand (it is replaced); revision 2
@@ -23,6 +24,18 @@ free"); the job stops, C's next instance event starts it there; gpu moves from A
 (DeleteAttributes, PutAttributes) and the exporter follows. What each host got is shown from
 `GET .../status?hosts=true` (placement, reason, launch cpu/memory/overrides).
 
+Then rollout controls, back on `demo` with log-shipper: revision 4 deployed as a canary (the
+deployment's own updateStrategy {"canary": 1} in the POST body): 1 host replaced and baked, the
+deployment `awaiting-promotion`, the other hosts still on revision 2; a host that joins meanwhile
+gets revision 2 (what the environment deploys until the promotion, Nomad's rule); POST
+…/promote rolls 4 onto every host, the joined one too. Then an alarm gate: a CloudWatch metric
+alarm in moto (put_metric_alarm; the functions reach moto's CloudWatch through AWS_ENDPOINT_URL
+like every other service), revision 5 gated by it (updateStrategy.alarms, minHealthySeconds 3,
+autoRollback); once its first host runs revision 5 the alarm is set to ALARM (set_alarm_state): the
+deployment halts, fails with `haltedReason` naming the alarm and rolls back to revision 4; the
+alarm returns to OK. Last, step s prints daemonctl commands for this very stack (the endpoint,
+dummy credentials, the real environment and deployment ids): with --keep they can be pasted.
+
 Expectations (--check): exactly one RUNNING task of the environment on every ACTIVE host after
 each step; the deployment reaches `completed`; at no poll of the event bus two live tasks of one
 environment (any environment, either cluster) share a host. Placement: the exporter only on gpu
@@ -31,7 +44,11 @@ carry the host's zone (status and the task moto recorded); the too-small host `u
 with its reason, not a failure (the deployment completes), then running once the room is back;
 each host's size by its instance type (status launch and StartTask overrides); relabelling moves
 the exporter and leaves log-router alone; on every host each exporter task was first seen after
-log-router's task there was reported RUNNING. The closing line is `N passed, M failed`.
+log-router's task there was reported RUNNING. Canary: `awaiting-promotion` with exactly 1 host on
+revision 4 and every other on 2 (moto), the joined host on 2, then `completed` with every host on
+4. Alarm: the deployment of 5 `failed` with a haltedReason naming the alarm before every host got
+5, its automatic rollback `completed`, every host on 4 again. The closing line is
+`N passed, M failed`.
 
 The first run compiles the six functions (minutes on a cold build; progress is printed); the
 step timeouts (--timeout, default 60 s) start after that.
@@ -70,6 +87,9 @@ SIZING = [
 SIZES = {"m5.large": (512, 1024), "t3.small": (256, 512)}   # what SIZING gives each instance type
 BATCH_FAMILY, BATCH_GROUP = "nightly-reindex", "batch:nightly-reindex"
 LEFT_FREE = 300   # MiB the batch job leaves on host C: less than metrics-agent's 512 there
+
+# the rollout-control chapters (q, r): log-shipper on `demo` again
+GATE_ALARM = f"{ENV}-delivery-errors"   # a CloudWatch metric alarm in moto gating revision 5
 
 _COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -151,6 +171,9 @@ class Demo:
         self.seen_lock = threading.Lock()
         self.fleet_names: dict[str, str] = {}   # host ARN -> A, B, C (the placement chapter)
         self.fleet_hosts: list[str] = []
+        self.tds: dict[int, str] = {}           # log-shipper's revision -> its task definition ARN
+        self.canary_id: str | None = None       # the canary deployment (step q)
+        self.gated_id: str | None = None        # the deployment the alarm halted (step r)
 
     # ------------------------------------------------------------------ output helpers
     def step(self, letter: str, title: str) -> None:
@@ -317,7 +340,7 @@ class Demo:
         instances = sorted((d for d in view["instances"].values() if self.in_cluster(d, CLUSTER)),
                            key=lambda d: (d.get("registeredAt", ""), d["containerInstanceArn"]))
         live = self.live_tasks_by_host(view)
-        header = f"   {'host':10} {'ec2 instance':21} {'status':9} {'agent':6} {'task':10} {'lastStatus':11} environment"
+        header = f"   {'host':10} {'ec2 instance':21} {'status':9} {'agent':6} {'task':10} {'lastStatus':11} task definition"
         say(BOLD(header))
         for d in instances:
             host = d["containerInstanceArn"]
@@ -331,7 +354,8 @@ class Demo:
                     status = t["lastStatus"]
                     colored = GREEN(f"{status:11}") if status == "RUNNING" else YELLOW(f"{status:11}")
                     dup = RED("  ← DUPLICATE") if len(ts) > 1 else ""
-                    say(f"   {hcols} {eventbus.short_id(t['taskArn']):10} {colored} {ENV}{dup}")
+                    td = (t.get("taskDefinitionArn") or ENV).rsplit("/", 1)[-1]
+                    say(f"   {hcols} {eventbus.short_id(t['taskArn']):10} {colored} {td}{dup}")
         stopped = [t for t in view["tasks"].values() if t.get("group") == GROUP and t.get("lastStatus") == "STOPPED"]
         if stopped:
             say(DIM(f"   ({len(stopped)} stopped task{'s' if len(stopped) != 1 else ''} of {ENV}: "
@@ -362,12 +386,14 @@ class Demo:
             reconcile_every=a.reconcile_every or None, log=self.bus_log, queue_urls=self.stack.queue_urls)
         self.bus.on_poll.append(self.on_poll)
         self.bus.start()
-        chapters = [self.placement_story] if a.placement_only else [self.story, self.placement_story]
+        chapters = [self.placement_story] if a.placement_only else \
+            [self.story, self.placement_story, self.canary_story, self.alarm_story]
         for chapter in chapters:
             try:
                 chapter()
             except Abort as e:
                 say(RED(f"   stopping this part of the story: {e}"))
+        self.print_commands()
         if a.keep:
             say()
             say(BOLD("The stack stays up (Ctrl-C ends it):"))
@@ -389,6 +415,7 @@ class Demo:
         self.step("a", f"An ECS cluster `{CLUSTER}` with 3 hosts, and a task definition `{ENV}`")
         cluster_arn = fleet.ensure_cluster(ecs, CLUSTER)
         td_arn = fleet.register_task_definition(ecs, ENV)
+        self.tds[1] = td_arn
         self.note(f"cluster {cluster_arn}")
         self.note(f"task definition {td_arn}")
         hosts = fleet.add_hosts(ec2, ecs, CLUSTER, 3)
@@ -483,7 +510,7 @@ class Demo:
         # g. a new revision, rolled out host by host
         expected = len(self.ground_truth()["active"])
         self.step("g", "Ship revision 2 (PUT the environment), then roll it out one host at a time")
-        td2 = fleet.register_task_definition(ecs, ENV)
+        td2 = self.tds[2] = fleet.register_task_definition(ecs, ENV)
         self.note(f"task definition {td2}")
         status, env = self.api("PUT", f"/v1/environments/{ENV}",
                                {"taskDefinition": f"{ENV}:2", "updateStrategy": {"maxUnavailable": 1, "minHealthySeconds": 2}})
@@ -501,7 +528,7 @@ class Demo:
 
         # h. a bad revision: its tasks crash at once; the breaker trips and it rolls itself back
         self.step("h", "Ship a bad revision 3 (its tasks crash at once): the breaker trips, it rolls back")
-        td3 = fleet.register_task_definition(ecs, ENV)
+        td3 = self.tds[3] = fleet.register_task_definition(ecs, ENV)
         status, env = self.api("PUT", f"/v1/environments/{ENV}",
                                {"taskDefinition": f"{ENV}:3", "updateStrategy": {"failureThreshold": 1, "minHealthySeconds": 0}})
         self.expect(status == 200, "PUT creates revision 3 (failureThreshold 1: a second failing host trips it)")
@@ -732,6 +759,240 @@ class Demo:
         self.step("p", f"On every host {EXPORTER} started only after {ROUTER} was RUNNING there; one task each")
         self.check_order()
         self.check_fleet_one_per_host()
+
+    # ------------------------------------------------------------------ rollout controls (q, r)
+    def get_deployment(self, dep_id: str | None) -> dict[str, Any]:
+        _, d = self.api("GET", f"/v1/environments/{ENV}/deployments/{dep_id}", show=False)
+        return d if isinstance(d, dict) else {}
+
+    def show_deployment(self, d: dict[str, Any], label: str = "") -> None:
+        """A deployment's fields that tell its story, on one or two lines."""
+        us = d.get("updateStrategy") or {}
+        strategy = ", ".join(f"{k} {json.dumps(us[k])}" for k in ("canary", "maxUnavailable", "minHealthySeconds", "alarms",
+                                                                  "autoRollback") if us.get(k) not in (None, [], 0))
+        status = d.get("status", "?")
+        colour = GREEN if status == "completed" else (RED if status == "failed" else YELLOW)
+        say(f"   {BOLD('deployment')} {d.get('id')}{f' ({label})' if label else ''}: {colour(status)}, revision "
+            f"{d.get('revision')}, desired {d.get('desiredCount')} running {d.get('runningCount')} pending "
+            f"{d.get('pendingCount')} failed {d.get('failedCount')}" + (f"; {strategy}" if strategy else ""))
+        extra = [f"{k} {d[k]!r}" for k in ("haltedReason", "rollbackOf", "promotedAt") if d.get(k)]
+        if extra:
+            say(f"     {'; '.join(extra)}")
+
+    def revisions_now(self) -> dict[str, int]:
+        """From moto: how many ACTIVE hosts run which task definition of log-shipper (a host with
+        other than exactly one task counts under '?')."""
+        gt, tds = self.ground_truth(), self.tds_by_host()
+        out: dict[str, int] = {}
+        for h in gt["active"]:
+            key = tds[h][0] if len(tds.get(h, [])) == 1 else "?"
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def rev_label(self, counts: dict[str, int]) -> str:
+        names = {td: f"revision {n}" for n, td in self.tds.items()}
+        return ", ".join(f"{c} on {names.get(td, td)}" for td, c in sorted(counts.items(), key=lambda kv: names.get(kv[0], kv[0])))
+
+    def canary_story(self) -> None:
+        """q: a canary of revision 4 on 1 host, a host joining while it waits, then promote."""
+        assert self.stack and self.bus
+        ecs, ec2 = self.stack.client("ecs"), self.stack.client("ec2")
+        td2 = self.tds.get(2)
+        if not td2 or not self.all_on(td2):
+            raise Abort(f"{ENV} is not settled on revision 2 (the first part of the story did not finish)")
+        n = len(self.ground_truth()["active"])
+        self.step("q", f"A canary: revision 4 on 1 host first, the other {n - 1} keep revision 2 until it is promoted")
+        td4 = self.tds[4] = fleet.register_task_definition(ecs, ENV)
+        body = {"taskDefinition": f"{ENV}:4",
+                "updateStrategy": {"maxUnavailable": 2, "minHealthySeconds": 2, "failureThreshold": "20%"}}
+        status, env = self.api("PUT", f"/v1/environments/{ENV}", body, show=False)
+        say(DIM(f"   request body: {json.dumps(body)}"))
+        say(f"   {BOLD('PUT')} /v1/environments/{ENV}  →  {(GREEN if status == 200 else RED)(str(status))}"
+            + (f"  latestRevision {env.get('latestRevision')}, activeRevision {env.get('activeRevision')}"
+               if isinstance(env, dict) else ""))
+        self.expect(status == 200 and isinstance(env, dict) and env.get("latestRevision") == 4,
+                    "PUT creates revision 4 (maxUnavailable 2, minHealthySeconds 2)")
+        self.note(BOLD("deployed as a canary: the deployment's own updateStrategy, the revision's is left as it is"))
+        status, dep = self.api("POST", f"/v1/environments/{ENV}/deployments", {"updateStrategy": {"canary": 1}}, show=False)
+        say(DIM('   request body: {"updateStrategy": {"canary": 1}}'))
+        say(f"   {BOLD('POST')} /v1/environments/{ENV}/deployments  →  {(GREEN if status == 200 else RED)(str(status))}")
+        dep = dep if isinstance(dep, dict) else {}
+        dep_id = self.canary_id = dep.get("id")
+        if dep:
+            self.show_deployment(dep)
+        if not self.expect(status == 200 and dep.get("revision") == 4 and (dep.get("updateStrategy") or {}).get("canary") == 1,
+                           "POST …/deployments {updateStrategy: {canary: 1}} starts a canary deployment of revision 4"):
+            raise Abort("no canary deployment")
+
+        final: dict[str, Any] = {}
+
+        def awaiting() -> tuple[bool, str]:
+            final.clear()
+            final.update(self.get_deployment(dep_id))
+            return final.get("status") == "awaiting-promotion", \
+                f"status {final.get('status')}; hosts: {self.rev_label(self.revisions_now())}"
+
+        self.wait_until(awaiting, "the canary host to be replaced and baked")
+        self.print_table()
+        self.show_deployment(final)
+        counts = self.revisions_now()
+        self.expect(final.get("status") == "awaiting-promotion",
+                    f"the deployment waits for its promotion: status {final.get('status')!r}")
+        self.expect(counts == {td4: 1, td2: n - 1},
+                    f"exactly 1 host runs revision 4, the other {n - 1} keep revision 2 (moto: {self.rev_label(counts)})")
+
+        # a host joins while the canary waits: it gets what the environment deploys, revision 2
+        self.note(BOLD("a host joins while the canary waits: it gets the revision the environment still deploys (2)"))
+        joined = fleet.add_hosts(ec2, ecs, CLUSTER, 1)[0]
+        self.note(f"registered {eventbus.short_id(joined)}")
+        self.wait_until(lambda: self.settled(n + 1), f"{n + 1} tasks RUNNING, one per host")
+        tds = self.tds_by_host()
+        self.expect(tds.get(joined) == [td2],
+                    f"the joined host {eventbus.short_id(joined)} runs revision 2, not the canary's 4 (moto: "
+                    f"{', '.join(t.rsplit('/', 1)[-1] for t in tds.get(joined, [])) or 'nothing'})")
+        d = self.get_deployment(dep_id)
+        counts = self.revisions_now()
+        self.expect(d.get("status") == "awaiting-promotion" and counts == {td4: 1, td2: n},
+                    f"still awaiting promotion with 1 host on revision 4 ({d.get('status')}; {self.rev_label(counts)})")
+        status, hosts = self.api("GET", f"/v1/environments/{ENV}/deployments/{dep_id}/hosts", show=False)
+        items = hosts.get("items", []) if isinstance(hosts, dict) else []
+        say(f"   {BOLD('GET')} /v1/environments/{ENV}/deployments/{dep_id}/hosts  →  {(GREEN if status == 200 else RED)(str(status))}")
+        for h in items:
+            say(f"     host {eventbus.short_id(h.get('containerInstanceArn'))}: {h.get('hostStatus')}, task {h.get('task')}, "
+                f"revision {h.get('revision')}: " + " → ".join(e.get("event", "?") for e in h.get("events") or []))
+        self.expect(status == 200 and len(items) == 1 and items[0].get("revision") == 4,
+                    f"the canary's host history names 1 host, on revision 4 (got {len(items)})")
+
+        # promote
+        self.note(BOLD("promote: revision 4 goes onto every other host, 2 at a time (maxUnavailable 2)"))
+        status, body = self.api("POST", f"/v1/environments/{ENV}/deployments/{dep_id}/promote", show=False)
+        say(f"   {BOLD('POST')} /v1/environments/{ENV}/deployments/{dep_id}/promote  →  {(GREEN if status == 200 else RED)(str(status))}")
+        if isinstance(body, dict) and body.get("id"):
+            self.show_deployment(body)
+        self.expect(status == 200 and isinstance(body, dict) and bool(body.get("promotedAt")),
+                    "POST …/promote answers 200 with promotedAt")
+        down_max = self.follow_rollout(dep_id, td4, n + 1)
+        self.print_table()
+        d = self.get_deployment(dep_id)
+        self.show_deployment(d)
+        self.expect(d.get("status") == "completed", f"the promoted deployment completes (status {d.get('status')!r})")
+        self.expect(self.all_on(td4), f"every host, the joined one too, runs revision 4 (moto: {self.rev_label(self.revisions_now())})")
+        self.expect(down_max <= 2, f"never more than maxUnavailable=2 hosts without a RUNNING daemon (saw {down_max})")
+        self.check_one_per_host("after the promotion")
+
+    def alarm_story(self) -> None:
+        """r: revision 5 gated by a CloudWatch alarm; the alarm fires mid-rollout: halt, roll back."""
+        assert self.stack and self.bus
+        ecs, cw = self.stack.client("ecs"), self.stack.client("cloudwatch")
+        td4 = self.tds.get(4)
+        if not td4 or not self.all_on(td4):
+            raise Abort(f"{ENV} is not settled on revision 4 (the canary chapter did not finish)")
+        n = len(self.ground_truth()["active"])
+        self.step("r", f"An alarm gate: revision 5 rolls out watched by the CloudWatch alarm `{GATE_ALARM}`; it fires")
+        cw.put_metric_alarm(AlarmName=GATE_ALARM, Namespace="LogShipper", MetricName="DeliveryErrors", Statistic="Sum",
+                            Period=60, EvaluationPeriods=1, Threshold=10, ComparisonOperator="GreaterThanThreshold",
+                            AlarmDescription="log-shipper fails to deliver logs")
+        cw.set_alarm_state(AlarmName=GATE_ALARM, StateValue="OK", StateReason="demo: deliveries fine")
+        state = cw.describe_alarms(AlarmNames=[GATE_ALARM])["MetricAlarms"][0]["StateValue"]
+        self.note(f"cloudwatch.put_metric_alarm {GATE_ALARM} (LogShipper/DeliveryErrors > 10 in 60 s), "
+                  f"set_alarm_state OK → {state}  (moto; the functions' DescribeAlarms goes there too)")
+        td5 = self.tds[5] = fleet.register_task_definition(ecs, ENV)
+        strategy = {"alarms": [GATE_ALARM], "maxUnavailable": 1, "minHealthySeconds": 3, "autoRollback": True}
+        status, env = self.api("PUT", f"/v1/environments/{ENV}", {"taskDefinition": f"{ENV}:5", "updateStrategy": strategy},
+                               show=False)
+        say(DIM(f"   request body: {json.dumps({'taskDefinition': f'{ENV}:5', 'updateStrategy': strategy})}"))
+        say(f"   {BOLD('PUT')} /v1/environments/{ENV}  →  {(GREEN if status == 200 else RED)(str(status))}")
+        got = (env.get("updateStrategy") or {}) if isinstance(env, dict) else {}
+        if not self.expect(status == 200 and env.get("latestRevision") == 5 and got.get("alarms") == [GATE_ALARM],
+                           f"PUT creates revision 5 gated by {GATE_ALARM} (maxUnavailable 1, minHealthySeconds 3, autoRollback)"):
+            raise Abort("revision 5 was refused")
+        status, dep = self.api("POST", f"/v1/environments/{ENV}/deployments", show=False)
+        dep = dep if isinstance(dep, dict) else {}
+        dep_id = self.gated_id = dep.get("id")
+        say(f"   {BOLD('POST')} /v1/environments/{ENV}/deployments  →  {(GREEN if status == 200 else RED)(str(status))}")
+        if dep:
+            self.show_deployment(dep)
+        if not self.expect(status == 200 and dep.get("revision") == 5, "POST …/deployments starts the deployment of revision 5"):
+            raise Abort("no deployment of revision 5")
+        self.note("the deployer reads the alarm at each step of the rollout (and every minute between steps)")
+
+        def first_host() -> tuple[bool, str]:
+            counts = self.revisions_now()
+            return counts.get(td5, 0) >= 1, f"hosts: {self.rev_label(counts)}"
+
+        self.wait_until(first_host, "the first host to run revision 5")
+        cw.set_alarm_state(AlarmName=GATE_ALARM, StateValue="ALARM", StateReason="demo: 42 delivery errors in 60 s")
+        self.note(YELLOW(f"🚨 cloudwatch.set_alarm_state {GATE_ALARM} → ALARM (\"42 delivery errors in 60 s\")"))
+
+        final: dict[str, Any] = {}
+        most = {"on5": 0}
+
+        def rolled_back() -> tuple[bool, str]:
+            _, body = self.api("GET", f"/v1/environments/{ENV}/deployments", show=False)
+            items = body.get("items", []) if isinstance(body, dict) else []
+            gated = next((i for i in items if i.get("id") == dep_id), {})
+            back = next((i for i in items if i.get("rollbackOf") == dep_id), {})
+            final.update(gated=gated, back=back)
+            counts = self.revisions_now()
+            most["on5"] = max(most["on5"], counts.get(td5, 0))
+            done = gated.get("status") == "failed" and back.get("status") == "completed" and self.all_on(td4)
+            return done, (f"deployment of revision 5 {gated.get('status')}, rollback {back.get('status', 'not started')}; "
+                          f"hosts: {self.rev_label(counts)}")
+
+        self.wait_until(rolled_back, "the alarm to halt the rollout and the rollback to finish", self.a.timeout * 2)
+        gated, back = final.get("gated", {}), final.get("back", {})
+        self.print_table()
+        if gated:
+            self.show_deployment(gated, "gated by the alarm")
+        if back:
+            self.show_deployment(back, "its automatic rollback")
+        reason = str(gated.get("haltedReason") or "")
+        self.expect(gated.get("status") == "failed" and GATE_ALARM in reason and "ALARM" in reason,
+                    f"the deployment of revision 5 is halted by its alarm: status {gated.get('status')!r}, "
+                    f"haltedReason {reason!r}")
+        self.expect(0 < most["on5"] < n,
+                    f"it halted mid-rollout: at most {most['on5']} of {n} hosts ever ran revision 5 at once")
+        self.expect(back.get("status") == "completed" and back.get("revision") == 4,
+                    f"the automatic rollback to revision 4 completes (rollbackOf {back.get('rollbackOf')}, "
+                    f"status {back.get('status')!r})")
+        self.expect(self.all_on(td4), f"every host runs revision 4 again (moto: {self.rev_label(self.revisions_now())})")
+        self.check_one_per_host("after the alarm's rollback")
+        cw.set_alarm_state(AlarmName=GATE_ALARM, StateValue="OK", StateReason="demo: deliveries fine again")
+        self.note(f"cloudwatch.set_alarm_state {GATE_ALARM} → OK: revision 5 is still the latest, a new deployment of it "
+                  "is gated by the alarm again")
+
+    def print_commands(self) -> None:
+        """s: daemonctl commands for this very stack, with this run's names and ids."""
+        assert self.stack
+        if self.stack.api_url is None:
+            return
+        self.step("s", "Try it with daemonctl against this stack" + ("" if self.a.keep else " (rerun with --keep to paste these)"))
+        env = ENV if self.tds else ROUTER
+        cmds = [
+            ("cargo build -p daemonctl && export PATH=\"$PWD/target/debug:$PATH\"", ""),
+            (f"export DAEMONCTL_ENDPOINT={self.stack.api_url}", "# or: $(jq -r .api .local/stack.json)"),
+            (f"export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION={stackmod.REGION}",
+             "# dummy: daemonctl signs, the local gateway checks no signature"),
+            ("daemonctl env list", ""),
+            (f"daemonctl env status {env} --hosts", "# per host: placement, revision, size"),
+            (f"daemonctl deployments list {env}", ""),
+        ]
+        if self.canary_id:
+            cmds.append((f"daemonctl deployments hosts {env} {self.canary_id}", "# the canary: each host's transitions"))
+        if self.gated_id:
+            cmds.append((f"daemonctl deployments get {env} {self.gated_id}", "# halted by the alarm"))
+        if self.tds:
+            latest = max(self.tds)
+            cmds += [
+                (f"daemonctl deploy {env} --canary 1 --wait", f"# revision {latest} on 1 host; prints its id"),
+                (f"daemonctl deployments promote {env} <that id>", "# then every host"),
+            ]
+        if self.gated_id:
+            cmds.append((f".venv/bin/python -c \"import boto3; boto3.client('cloudwatch', endpoint_url='{self.stack.moto_url}')"
+                         f".set_alarm_state(AlarmName='{GATE_ALARM}', StateValue='ALARM', StateReason='by hand')\"",
+                         f"# halts a deployment of revision {max(self.tds)}"))
+        for cmd, comment in cmds:
+            say(f"   {cmd}" + (f"   {DIM(comment)}" if comment else ""))
 
     # ------------------------------------------------------------------ placement helpers
     def deploy(self, env: str) -> str | None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The local stack on loopback: moto (DynamoDB + Streams + ECS + EC2) and `cargo lambda watch`
-serving the six functions of the workspace.
+"""The local stack on loopback: moto (DynamoDB + Streams + ECS + EC2 + SQS + CloudWatch) and
+`cargo lambda watch` serving the six functions of the workspace.
 
 As a module:
 
@@ -35,7 +35,9 @@ How requests reach the functions (checked with cargo-lambda 1.9.2):
   - A function is compiled and started on its first invocation (`cargo run --bin <fn>`); until
     then the request waits. `warm()` does that one function at a time, with progress.
   - Environment: --env-file .local/watch.env (TABLE_NAME, AWS_ENDPOINT_URL, ...) reaches every
-    function process.
+    function process. AWS_ENDPOINT_URL points every SDK client at moto: DynamoDB, ECS, SQS and
+    CloudWatch (the alarm gates' DescribeAlarms; create and fire alarms with the `cloudwatch`
+    client: put_metric_alarm, set_alarm_state).
 """
 
 from __future__ import annotations
