@@ -3,6 +3,8 @@
 //! order, twice and concurrently, and hosts joining mid-rollout:
 //! - a canary never has more hosts on its revision than it asked for before it is promoted, waits
 //!   in `awaiting-promotion` once they baked, and its promotion then takes every host;
+//! - a deployment's counters are always those of the slots it tracks (a canary's included, which
+//!   the environment's target does not track);
 //! - a paused deployment replaces no host that still ran the previous revision when it was
 //!   paused (hosts in flight finish), and a resumed one completes.
 //! - with `maxSurge` and `maxUnavailable: 0`, a host runs at most two tasks, two only while its
@@ -150,6 +152,18 @@ async fn status(sim: &Sim, id: &str) -> DeploymentStatus {
         .status
 }
 
+/// Events delivered and reconciles run (20 minutes apart) until the deployment is `done` (at
+/// most a round per host): the simulation has no wake-up queue, so each wave's bake ends at a
+/// reconcile.
+async fn run_out(sim: &mut Sim, id: &str, done: fn(DeploymentStatus) -> bool) {
+    for _ in 0..HOSTS {
+        sim.quiesce().await;
+        if done(status(sim, id).await) {
+            return;
+        }
+    }
+}
+
 /// Every eligible host runs `NEW`, and the deployment completed.
 async fn all_on_new(sim: &Sim, id: &str) {
     let eligible = (0..HOSTS)
@@ -163,12 +177,42 @@ async fn all_on_new(sim: &Sim, id: &str) {
         sim.cluster.live_tasks()
     );
     assert_eq!(hosts_on(sim, OLD), 0, "{:?}", sim.cluster.live_tasks());
-    assert_eq!(status(sim, id).await, DeploymentStatus::Completed);
+    counters_match_slots(sim, id).await;
+    assert_eq!(
+        status(sim, id).await,
+        DeploymentStatus::Completed,
+        "{:?}",
+        sim.store.get_deployment(ENV, id).await.unwrap()
+    );
 }
 
-fn canary(hosts: usize, canary: usize, max_unavailable: usize, ops: Vec<Op>) {
+/// The deployment's counters are those of the slots it tracks (each in one bucket).
+async fn counters_match_slots(sim: &Sim, id: &str) {
+    use crate::planner::{bucket, Bucket};
+    let d = sim.store.get_deployment(ENV, id).await.unwrap().unwrap();
+    let mut want = (0, 0, 0);
+    for s in sim.store.slots() {
+        match bucket(&s) {
+            Some((dep, b)) if dep == id => match b {
+                Bucket::Pending => want.0 += 1,
+                Bucket::Running => want.1 += 1,
+                Bucket::Failed => want.2 += 1,
+            },
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (d.pending_count, d.running_count, d.failed_count),
+        want,
+        "counters (pending, running, failed) of {d:?} against the slots {:?}",
+        sim.store.slots()
+    );
+}
+
+fn canary(hosts: usize, canary: usize, max_unavailable: usize, bake: u32, ops: Vec<Op>) {
     block_on(async {
-        let strategy = serde_json::json!({"canary": canary, "maxUnavailable": max_unavailable});
+        let strategy = serde_json::json!({"canary": canary, "maxUnavailable": max_unavailable,
+                                          "minHealthySeconds": bake});
         let (mut sim, id) = rolling_out(hosts, strategy).await;
         for op in &ops {
             apply(&mut sim, op).await;
@@ -178,8 +222,15 @@ fn canary(hosts: usize, canary: usize, max_unavailable: usize, ops: Vec<Op>) {
                 sim.cluster.live_tasks()
             );
         }
-        sim.quiesce().await;
-        assert_eq!(status(&sim, &id).await, DeploymentStatus::AwaitingPromotion);
+        run_out(&mut sim, &id, |s| s != DeploymentStatus::Pending).await;
+        counters_match_slots(&sim, &id).await;
+        assert_eq!(
+            status(&sim, &id).await,
+            DeploymentStatus::AwaitingPromotion,
+            "{:?}\n{:#?}",
+            sim.store.get_deployment(ENV, &id).await.unwrap(),
+            sim.store.slots()
+        );
         assert_eq!(
             hosts_on(&sim, NEW),
             canary,
@@ -205,7 +256,7 @@ fn canary(hosts: usize, canary: usize, max_unavailable: usize, ops: Vec<Op>) {
         )
         .await;
         sim.queue.push(Ev::Deployment(ENV.into(), id.clone()));
-        sim.quiesce().await;
+        run_out(&mut sim, &id, DeploymentStatus::is_finished).await;
         all_on_new(&sim, &id).await;
     });
 }
@@ -318,9 +369,10 @@ proptest! {
     fn a_canary_replaces_only_its_hosts_waits_then_its_promotion_takes_every_host(
         (hosts, canary_hosts, max_unavailable) in
             (3..=4usize).prop_flat_map(|n| (Just(n), 1..n, 1..=n)),
+        bake in prop_oneof![Just(0u32), Just(2u32)],
         ops in prop::collection::vec(op(), 0..40),
     ) {
-        canary(hosts, canary_hosts, max_unavailable, ops);
+        canary(hosts, canary_hosts, max_unavailable, bake, ops);
     }
 
     #[test]
@@ -342,8 +394,8 @@ proptest! {
 }
 
 #[test]
-fn a_canary_of_one_host_on_three_waits_for_promotion() {
-    canary(3, 1, 3, vec![]);
+fn a_baked_canary_with_a_host_joining_waits_then_completes_with_counters_matching_its_hosts() {
+    canary(3, 1, 1, 2, vec![Op::Join(3)]);
 }
 
 #[test]

@@ -69,7 +69,9 @@ impl Work {
                 container_instance_arn: host_arn.to_owned(),
             },
             current,
-            live: Live::Is(target.tracking.clone()),
+            // The environment's deployment in progress, even one that does not count this host
+            // (a canary awaiting promotion): a slot it counts is not a finished deployment's.
+            live: Live::Is(target.rollout.clone()),
             pending_cap: None,
             decide: Box::new(move |slot, claim, now| {
                 let t = plan_host(Some(&target), slot, observed.as_ref(), &order, now, claim);
