@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::DesiredStatus;
 use serde_json::{json, Value};
 use shared::chaos::{
-    environment_bodies, fail, selects, Cause, Crowd, End, Figures, Repairs, Rng, Watch,
-    ENVIRONMENTS, LOGS, METRICS, ROLES, STOPPED_BY_HAND,
+    environment_bodies, fail, revision_body, selects, Cause, Crowd, End, Figures, Repairs, Rng,
+    Watch, ENVIRONMENTS, LOGS, METRICS, ROLES, STOPPED_BY_HAND,
 };
 use shared::domain::task::{environment_of_group, task_group};
 use shared::domain::{DeploymentStatus, SlotKey};
@@ -272,7 +272,7 @@ impl<'w> Run<'w> {
     async fn operate(&mut self) {
         let progress = self.fig.delivered * 100 / self.cfg.events.max(1);
         if self.milestone == 0 && progress >= 20 {
-            let body = json!({"taskDefinition": self.metrics_v2});
+            let body = revision_body(&self.metrics_v2);
             self.operator("PUT", &format!("/v1/environments/{METRICS}"), Some(body))
                 .await;
             self.milestone = 1;
@@ -282,7 +282,7 @@ impl<'w> Run<'w> {
             self.milestone = 2;
         }
         if self.milestone == 2 && progress >= 35 {
-            let body = json!({"taskDefinition": self.crashing});
+            let body = revision_body(&self.crashing);
             self.operator("PUT", &format!("/v1/environments/{LOGS}"), Some(body))
                 .await;
             self.milestone = 3;
@@ -765,10 +765,29 @@ impl<'w> Run<'w> {
         if batch.len() > 1 {
             self.fig.concurrent += batch.len();
         }
+        self.note_surges(&batch).await;
         let before = self.w.faults.failures();
         let outcomes = futures::future::join_all(batch.iter().map(|ev| attempts(self.w, ev))).await;
         let clean_batch = self.w.faults.failures() == before;
         self.absorb(&batch, &outcomes, clean_batch);
+    }
+
+    /// Before `batch` is delivered: the surges recorded on the hosts of its STOPPED task events
+    /// (a surge's new task that fails) are followed to their end (`Watch::surge_recorded`).
+    async fn note_surges(&mut self, batch: &[Ev]) {
+        for ev in batch {
+            let Ev::Task(d) = ev else { continue };
+            let (Some(host), Some(group)) = (&d.container_instance_arn, &d.group) else {
+                continue;
+            };
+            if d.last_status != "STOPPED" {
+                continue;
+            }
+            let env = environment_of_group(group).unwrap_or_default();
+            if let Some(old) = self.slot(env, host).await.and_then(|s| s.surge) {
+                self.watch.surge_recorded(env, host, &old.task_arn);
+            }
+        }
     }
 
     fn absorb(&mut self, batch: &[Ev], outcomes: &[Attempts], clean_batch: bool) {
@@ -796,6 +815,7 @@ impl<'w> Run<'w> {
         };
         let batch: Vec<Ev> = (0..k).filter_map(|_| self.take_event()).collect();
         self.fig.concurrent += batch.len();
+        self.note_surges(&batch).await;
         let before = self.w.faults.failures();
         let (summary, outcomes) = futures::future::join(
             reconciler::reconcile_all(&self.w.store, &self.w.cluster, system_now_ms()),
@@ -821,7 +841,10 @@ impl<'w> Run<'w> {
                 environment,
                 host: host.clone(),
                 live: tasks.iter().cloned().collect(),
-                named: slot.and_then(|s| s.task.task_arn().map(str::to_owned)),
+                named: slot
+                    .as_ref()
+                    .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
             });
         }
         let live = &self.live;
@@ -832,6 +855,23 @@ impl<'w> Run<'w> {
         if let Err(e) = self.watch.check(self.step, cause, &crowds, alive) {
             fail(self.seed(), e);
         }
+        let mut views = Vec::new();
+        for (environment, host) in self.watch.surges_to_follow() {
+            let slot = self.slot(&environment, &host).await;
+            views.push(Crowd {
+                live: live
+                    .get(&(task_group(&environment), host.clone()))
+                    .map(|t| t.iter().cloned().collect())
+                    .unwrap_or_default(),
+                named: slot
+                    .as_ref()
+                    .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
+                environment,
+                host,
+            });
+        }
+        self.watch.follow(&views);
     }
 
     /// Every queued event, in random order, until none is left (faults off: each must succeed).
@@ -848,6 +888,7 @@ impl<'w> Run<'w> {
             let ev = self.queue.remove(i);
             self.fig.reordered += usize::from(i > 0);
             self.fig.delivered += 1;
+            self.note_surges(std::slice::from_ref(&ev)).await;
             let o = attempts(self.w, &ev).await;
             if !o.ok {
                 fail(self.seed(), format!("{ev:?} failed with the faults off"));
@@ -884,6 +925,7 @@ impl<'w> Run<'w> {
         let end = self.end_state().await;
         self.fig.end = end.clone();
         self.fig.duplicates = self.watch.figures.clone();
+        self.fig.surges = self.watch.surge.clone();
         self.fig.deployments = self.deployments().await;
         if !end.exact() {
             fail(

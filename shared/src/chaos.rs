@@ -2,7 +2,9 @@
 //! cluster (`sim`) with faults on every AWS call (`faulty`): hosts join, drain, leave, lose and
 //! regain their agent and are relabelled (placement selectors); tasks are stopped and started by
 //! hand and crash; one environment rolls a new revision out, another a revision that crashes,
-//! which the circuit breaker rolls back;
+//! which the circuit breaker rolls back — both by surge (`maxSurge`, issue 11: a host's new task
+//! starts beside the old one, which stops once the new one is healthy, and runs on alone if the
+//! new one fails);
 //! every event may come twice, out of order and concurrently with others; the reconciler runs on
 //! its schedule, sometimes concurrently with deliveries. Then the faults stop, the events in
 //! flight are delivered, and at most 2 reconciles (with the events they cause) must leave exactly
@@ -10,7 +12,8 @@
 //!
 //! Checked continuously (`Watch`): a second live task of an environment on a host is allowed only
 //! until an event of it reaches task-events without a fault in the way — that delivery must stop
-//! it (the launch that lost its race). Checked at the end (`end_state`): on every host each
+//! it (the launch that lost its race). The slot records at most two tasks, its own and the one its
+//! surge keeps running: two live only under a surge, exactly those two. Checked at the end (`end_state`): on every host each
 //! environment selects and that is eligible, exactly one live task, of the revision deployed;
 //! none on any other host (an ACTIVE host whose agent is away keeps what it runs: at most one).
 //!
@@ -57,13 +60,31 @@ pub fn selects(environment: &str, role: Option<&str>) -> bool {
     }
 }
 
+/// The update strategy the environments are created with: stop, then start, a quarter of the
+/// hosts at a time.
+pub fn strategy() -> serde_json::Value {
+    json!({"maxUnavailable": "25%", "failureThreshold": "20%", "autoRollback": true})
+}
+
+/// The update strategy of the revisions the chaos rolls out (issue 11): surge — a host's new
+/// task starts beside the old one, which stops once the new one is healthy (and runs on alone if
+/// the new one fails); a quarter of the hosts at a time, none of them without its daemon (a host
+/// that cannot take both falls back to stop-then-start, one at a time).
+pub fn surge_strategy() -> serde_json::Value {
+    json!({"maxSurge": "25%", "maxUnavailable": 0, "failureThreshold": "20%", "autoRollback": true})
+}
+
+/// The `PUT` that writes a revision the chaos rolls out: `task_definition` under surge.
+pub fn revision_body(task_definition: &str) -> serde_json::Value {
+    json!({"taskDefinition": task_definition, "updateStrategy": surge_strategy()})
+}
+
 /// The environments as the API creates them.
 pub fn environment_bodies(
     cluster: &str,
     task_definition: impl Fn(&str) -> String,
 ) -> Vec<serde_json::Value> {
-    let strategy =
-        json!({"maxUnavailable": "25%", "failureThreshold": "20%", "autoRollback": true});
+    let strategy = strategy();
     vec![
         json!({"name": LOGS, "instanceGroup": {"cluster": cluster}, "taskDefinition": task_definition(LOGS),
                "updateStrategy": strategy}),
@@ -112,6 +133,16 @@ pub struct Crowd {
     pub live: Vec<String>,
     /// The task its slot records (`None`: none, or a launch not yet seen).
     pub named: Option<String>,
+    /// The task its slot's surge keeps running beside its replacement (`Slot::surge`; `None`: no
+    /// surge in progress).
+    pub surged: Option<String>,
+}
+
+impl Crowd {
+    /// A task the slot records: its own, or the one its surge keeps running.
+    fn records(&self, task: &str) -> bool {
+        self.named.as_deref() == Some(task) || self.surged.as_deref() == Some(task)
+    }
 }
 
 /// Who was acting when a duplicate stopped.
@@ -130,6 +161,10 @@ struct Duplicate {
     environment: String,
     host: String,
     since_step: usize,
+    /// Seen as a surge's new task before its first event: beside the surge's old task, the slot
+    /// still launching (named nothing), the only task it does not record. Counted in
+    /// `SurgeFigures`, not as a duplicate; held to the same rule.
+    surge_launch: bool,
 }
 
 /// The continuous invariant: every duplicate (a live task of an environment on a host beside
@@ -137,13 +172,24 @@ struct Duplicate {
 /// an event of it was delivered with no fault in the way while it was one, it must be gone. (An
 /// event handled before there was a second task had nothing to stop: a task started by hand on a
 /// host the product has no record of yet is left to the reconciler, by design.)
+///
+/// Surge (issue 11): the slot records at most two tasks — its own, and the old one its surge
+/// keeps running (`Crowd::surged`) — so a host runs at most two tasks of an environment, two only
+/// while its slot records a surge whose old and new task are exactly those two; any other task
+/// is a duplicate under the rule above. A surge's new task seen before its first event (the slot
+/// still launching) is one too: its own event must make it the slot's task, or stop it.
 #[derive(Debug, Default)]
 pub struct Watch {
     /// Duplicates an event of which reached task-events with no fault injected during the
     /// delivery.
     heard: BTreeSet<String>,
     open: BTreeMap<String, Duplicate>,
+    /// The surges seen with both tasks live: (environment, host, old task).
+    surges: BTreeSet<(String, String, String)>,
+    /// Those not seen ended yet: (environment, host) → old task.
+    following: BTreeMap<(String, String), String>,
     pub figures: DuplicateFigures,
+    pub surge: SurgeFigures,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -159,6 +205,27 @@ pub struct DuplicateFigures {
     pub longest_steps: usize,
 }
 
+/// What the watch saw of surge replacements (issue 11).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SurgeFigures {
+    /// Surges seen with both tasks live on their host (each old task once).
+    pub seen: usize,
+    /// Most hosts (environment × host) running two tasks under a surge at once.
+    pub most_at_once: usize,
+    /// Checks that found an environment running two tasks on a host under a surge.
+    pub checks_with_two: usize,
+    /// Surge launches seen before their first event was handled (held to the duplicates' rule).
+    pub launches_before_their_event: usize,
+    /// Surges seen by environment.
+    pub by_environment: BTreeMap<String, usize>,
+    /// Surges seen ended: the new task took over (the old one stopped), or the new one failed
+    /// and the slot went back to the old one — `abandoned_old_running` of them with the old task
+    /// live when seen (the others: the chaos had stopped it too).
+    pub finished: usize,
+    pub abandoned: usize,
+    pub abandoned_old_running: usize,
+}
+
 impl Watch {
     /// An event of `task` was delivered and handled with no fault injected meanwhile.
     pub fn heard(&mut self, task: &str) {
@@ -168,7 +235,8 @@ impl Watch {
     }
 
     /// After a step: closes the duplicates that are gone, opens the new ones, and fails when one
-    /// survived a clean delivery of its own event.
+    /// survived a clean delivery of its own event, or when a slot's surge record names its own
+    /// task as the old one.
     pub fn check(
         &mut self,
         step: usize,
@@ -176,12 +244,21 @@ impl Watch {
         crowds: &[Crowd],
         alive: impl Fn(&str, &str, &str) -> bool,
     ) -> Result<(), String> {
+        for c in crowds {
+            if c.surged.is_some() && c.surged == c.named {
+                return Err(format!(
+                    "step {step}: {} on {}: the slot records {:?} both as its task and as the one \
+                     its surge replaces; live there: {:?}",
+                    c.environment, c.host, c.named, c.live
+                ));
+            }
+        }
         let unnamed: BTreeMap<&str, &Crowd> = crowds
             .iter()
             .flat_map(|c| {
                 c.live
                     .iter()
-                    .filter(|t| c.named.as_ref() != Some(*t))
+                    .filter(|t| !c.records(t))
                     .map(move |t| (t.as_str(), c))
             })
             .collect();
@@ -194,6 +271,9 @@ impl Watch {
         for t in closed {
             let d = self.open.remove(&t).expect("listed above");
             self.heard.remove(&t);
+            if d.surge_launch {
+                continue;
+            }
             let f = &mut self.figures;
             f.longest_steps = f.longest_steps.max(step - d.since_step);
             match (alive(&d.environment, &d.host, &t), cause) {
@@ -204,31 +284,107 @@ impl Watch {
         }
         for (t, c) in unnamed {
             if !self.open.contains_key(t) {
-                self.figures.seen += 1;
+                let surge_launch = c.named.is_none()
+                    && c.surged.as_ref().is_some_and(|o| c.live.contains(o))
+                    && c.live.iter().filter(|t| !c.records(t)).count() == 1;
+                if surge_launch {
+                    self.surge.launches_before_their_event += 1;
+                } else {
+                    self.figures.seen += 1;
+                }
                 self.open.insert(
                     t.to_owned(),
                     Duplicate {
                         environment: c.environment.clone(),
                         host: c.host.clone(),
                         since_step: step,
+                        surge_launch,
                     },
                 );
             }
             if self.heard.contains(t) {
                 let d = &self.open[t];
+                let what = if d.surge_launch {
+                    "surge launch"
+                } else {
+                    "duplicate"
+                };
                 return Err(format!(
-                    "step {step}: duplicate {t} of {} on {} (visible since step {}) is still live \
-                     after an event of it was delivered without a fault; live there: {:?}, the slot \
-                     records {:?}",
-                    d.environment, d.host, d.since_step, c.live, c.named
+                    "step {step}: {what} {t} of {} on {} (visible since step {}) is still live and \
+                     unrecorded after an event of it was delivered without a fault; live there: \
+                     {:?}, the slot records {:?} (surge replacing {:?})",
+                    d.environment, d.host, d.since_step, c.live, c.named, c.surged
                 ));
             }
         }
-        self.figures.most_at_once = self.figures.most_at_once.max(self.open.len());
+        let duplicates = self.open.values().filter(|d| !d.surge_launch).count();
+        self.figures.most_at_once = self.figures.most_at_once.max(duplicates);
+        // Hosts with two tasks under a surge: its old task live beside another.
+        let surging: Vec<&Crowd> = crowds
+            .iter()
+            .filter(|c| c.surged.as_ref().is_some_and(|o| c.live.contains(o)))
+            .collect();
+        for c in &surging {
+            let old = c.surged.clone().expect("filtered");
+            let key = (c.environment.clone(), c.host.clone());
+            if self
+                .surges
+                .insert((key.0.clone(), key.1.clone(), old.clone()))
+            {
+                *self
+                    .surge
+                    .by_environment
+                    .entry(c.environment.clone())
+                    .or_default() += 1;
+            }
+            self.following.insert(key, old);
+        }
+        let s = &mut self.surge;
+        s.seen = self.surges.len();
+        s.most_at_once = s.most_at_once.max(surging.len());
+        s.checks_with_two += usize::from(!surging.is_empty());
         Ok(())
     }
 
-    /// Duplicates still open.
+    /// The (environment, host) pairs of the surges seen and not seen ended: the harness reads
+    /// their slots for `follow`.
+    pub fn surges_to_follow(&self) -> Vec<(String, String)> {
+        self.following.keys().cloned().collect()
+    }
+
+    /// A slot records a surge replacing `old` (read before a task's STOPPED event was delivered:
+    /// a surge whose new task fails at once is never seen with two tasks live). Followed to its
+    /// end like the surges seen.
+    pub fn surge_recorded(&mut self, environment: &str, host: &str, old: &str) {
+        self.following
+            .entry((environment.to_owned(), host.to_owned()))
+            .or_insert_with(|| old.to_owned());
+    }
+
+    /// What the slots of `surges_to_follow` record now (`live`: the environment's live tasks on
+    /// the host, however many): a surge whose record is gone ended, by its new task taking over,
+    /// or by the slot going back to the old task (the new one failed).
+    pub fn follow(&mut self, views: &[Crowd]) {
+        for v in views {
+            let key = (v.environment.clone(), v.host.clone());
+            let Some(old) = self.following.get(&key) else {
+                continue;
+            };
+            if v.surged.as_ref() == Some(old) {
+                continue;
+            }
+            let s = &mut self.surge;
+            if v.named.as_ref() == Some(old) {
+                s.abandoned += 1;
+                s.abandoned_old_running += usize::from(v.live.contains(old));
+            } else {
+                s.finished += 1;
+            }
+            self.following.remove(&key);
+        }
+    }
+
+    /// Duplicates (and surge launches not yet recorded) still open.
     pub fn open(&self) -> usize {
         self.open.len()
     }
@@ -308,6 +464,7 @@ pub struct Figures {
     /// The reconciles after the faults stopped (at most 2), and what each repaired.
     pub final_reconciles: Vec<Repairs>,
     pub duplicates: DuplicateFigures,
+    pub surges: SurgeFigures,
     pub end: End,
     /// Deployments of each environment: (revision, status, rollback of).
     pub deployments: BTreeMap<String, Vec<String>>,
@@ -399,6 +556,30 @@ impl Figures {
                     d.resolved_otherwise,
                     d.most_at_once,
                     d.longest_steps
+                ),
+            ),
+            (
+                "surges",
+                format!(
+                    "**{} surges** (a host's new task beside its old one), at most {} hosts with \
+                     two tasks at once ({} checks saw some), {} new tasks seen before their first \
+                     event; followed to their end (with those recorded when a task of their host \
+                     stopped): {} finished (the new task took over), {} abandoned (the new task \
+                     failed: the slot went back to the old one, {} of them seen running); seen by \
+                     environment: {}",
+                    self.surges.seen,
+                    self.surges.most_at_once,
+                    self.surges.checks_with_two,
+                    self.surges.launches_before_their_event,
+                    self.surges.finished,
+                    self.surges.abandoned,
+                    self.surges.abandoned_old_running,
+                    self.surges
+                        .by_environment
+                        .iter()
+                        .map(|(e, n)| format!("{e} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
             ),
             (
@@ -617,7 +798,7 @@ impl Run {
     async fn operate(&mut self) {
         let progress = self.fig.delivered * 100 / self.cfg.events.max(1);
         if self.milestone == 0 && progress >= 20 {
-            let body = json!({"taskDefinition": METRICS_V2});
+            let body = revision_body(METRICS_V2);
             self.operator("PUT", &["environments", METRICS], Some(body))
                 .await;
             self.milestone = 1;
@@ -627,7 +808,7 @@ impl Run {
             self.milestone = 2;
         }
         if self.milestone == 2 && progress >= 35 {
-            let body = json!({"taskDefinition": LOGS_CRASHING});
+            let body = revision_body(LOGS_CRASHING);
             self.operator("PUT", &["environments", LOGS], Some(body))
                 .await;
             self.milestone = 3;
@@ -866,11 +1047,30 @@ impl Run {
         if batch.len() > 1 {
             self.fig.concurrent += batch.len();
         }
+        self.note_surges(&batch);
         let failures = self.faults().injected().failures();
         let outcomes =
             futures::future::join_all(batch.iter().map(|ev| attempts(&self.sim, ev))).await;
         let clean_batch = self.faults().injected().failures() == failures;
         self.absorb(&batch, &outcomes, clean_batch);
+    }
+
+    /// Before `batch` is delivered: the surges recorded on the hosts of its STOPPED task events
+    /// (a surge's new task that fails) are followed to their end.
+    fn note_surges(&mut self, batch: &[Ev]) {
+        for ev in batch {
+            let Ev::Task(d) = ev else { continue };
+            let (Some(host), Some(group)) = (&d.container_instance_arn, &d.group) else {
+                continue;
+            };
+            if d.last_status != "STOPPED" {
+                continue;
+            }
+            let env = crate::domain::task::environment_of_group(group).unwrap_or_default();
+            if let Some(old) = self.slot(env, host).and_then(|s| s.surge) {
+                self.watch.surge_recorded(env, host, &old.task_arn);
+            }
+        }
     }
 
     /// What the deliveries' attempts did: failed invocations, dead letters, and the tasks whose
@@ -901,6 +1101,7 @@ impl Run {
         };
         let batch: Vec<Ev> = (0..k).filter_map(|_| self.take_event()).collect();
         self.fig.concurrent += batch.len();
+        self.note_surges(&batch);
         let failures = self.faults().injected().failures();
         let (summary, outcomes) = futures::future::join(
             self.sim.try_reconcile(self.now),
@@ -950,7 +1151,8 @@ impl Run {
             slot.map(|s| (
                 s.task,
                 s.launch.map(|l| (l.task_definition, l.started_by)),
-                s.retired
+                s.retired,
+                s.surge.map(|o| o.task_arn)
             )),
             self.sim.live.get(&(task_group(&env), host.clone()))
         );
@@ -976,16 +1178,16 @@ impl Run {
                     environment: environment.clone(),
                     container_instance_arn: host.clone(),
                 };
-                let named = self
-                    .sim
-                    .store
-                    .slot(&key)
+                let slot = self.sim.store.slot(&key);
+                let named = slot
+                    .as_ref()
                     .and_then(|s| s.task.task_arn().map(str::to_owned));
                 Crowd {
                     environment,
                     host: host.clone(),
                     live: tasks.iter().cloned().collect(),
                     named,
+                    surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
                 }
             })
             .collect();
@@ -997,6 +1199,27 @@ impl Run {
         if let Err(e) = self.watch.check(self.step, cause, &crowds, alive) {
             fail(self.cfg.seed, e);
         }
+        let views: Vec<Crowd> = self
+            .watch
+            .surges_to_follow()
+            .into_iter()
+            .map(|(environment, host)| {
+                let slot = self.slot(&environment, &host);
+                Crowd {
+                    live: live
+                        .get(&(task_group(&environment), host.clone()))
+                        .map(|t| t.iter().cloned().collect())
+                        .unwrap_or_default(),
+                    named: slot
+                        .as_ref()
+                        .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                    surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
+                    environment,
+                    host,
+                }
+            })
+            .collect();
+        self.watch.follow(&views);
     }
 
     /// Every deployment's counters add up over the slots it tracks.
@@ -1047,6 +1270,7 @@ impl Run {
         let end = self.end_state().await;
         self.fig.end = end.clone();
         self.fig.duplicates = self.watch.figures.clone();
+        self.fig.surges = self.watch.surge.clone();
         self.fig.faults = self.faults().injected();
         self.fig.emitted = self.sim.emitted;
         self.fig.deployments = self.deployments().await;
@@ -1074,6 +1298,7 @@ impl Run {
             let ev = self.sim.queue.remove(i);
             self.fig.reordered += usize::from(i > 0);
             self.fig.delivered += 1;
+            self.note_surges(std::slice::from_ref(&ev));
             let o = attempts(&self.sim, &ev).await;
             if !o.ok {
                 fail(self.cfg.seed, format!("{ev:?} failed with the faults off"));

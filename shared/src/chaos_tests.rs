@@ -183,12 +183,180 @@ fn an_expired_claim_adopts_only_its_own_launch_as_its_launch() {
     assert_ne!(revision, 2, "an old task recorded as the new revision");
 }
 
+/// Found by the chaos run on moto with surge (issue 11; CHAOS_SEED=13263546961802472955): a
+/// surge's new task became healthy, the slot stopped the old one and retired it in the same
+/// write, and the StopTask was throttled. The old task ran on beside the new one, unrecorded, and
+/// every later event of it was ignored as a retired task's: only the reconciler could stop it.
+/// A retired task is never adopted, but one ECS says runs beside the slot's own task is a
+/// duplicate, and one where the daemon does not belong is misplaced: its event stops it (again).
+#[test]
+fn a_surge_old_task_whose_stop_failed_is_stopped_by_its_own_event() {
+    use crate::domain::{HostState, HostStatus, LaunchSpec, Order, Slot, SlotTask, SurgedTask};
+    use crate::domain::{TaskObservation, TaskStatus};
+    use crate::planner::{plan_task, Effect};
+    const OLD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/metrics:1";
+    const NEW: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/metrics:2";
+    let launch = |td: &str, by: &str| LaunchSpec {
+        task_definition: td.into(),
+        revision: if td == NEW { 2 } else { 1 },
+        started_by: by.into(),
+        group: crate::domain::task::task_group("metrics"),
+        overrides: None,
+        reserves: Default::default(),
+    };
+    let host = HostState {
+        container_instance_arn: crate::sim::host_arn(1),
+        status: HostStatus::Active,
+        agent_connected: true,
+        version: 3,
+        other_tasks: None,
+    };
+    let mut slot = Slot::new("metrics", crate::fakes::FAKE_CLUSTER_ARN, host);
+    slot.task = SlotTask::Pending {
+        task_arn: "t-new".into(),
+        version: 1,
+    };
+    slot.launch = Some(launch(NEW, "D2"));
+    slot.tracked_by = Some("D2".into());
+    slot.surge = Some(SurgedTask {
+        task_arn: "t-old".into(),
+        version: 2,
+        since_ms: 0,
+        launch: Some(launch(OLD, "D1")),
+    });
+    let seen = |arn: &str, td: &str, by: &str, version| TaskObservation {
+        task_arn: arn.into(),
+        container_instance_arn: crate::sim::host_arn(1),
+        environment: "metrics".into(),
+        started_by: Some(by.into()),
+        task_definition: Some(td.into()),
+        last_status: TaskStatus::Running,
+        desired_status: TaskStatus::Running,
+        stopped_reason: None,
+        version,
+        ran_for_ms: None,
+    };
+    // The new task is healthy: the old one is asked to stop (and retired).
+    let t = plan_task(
+        &slot,
+        &seen("t-new", NEW, "D2", 2),
+        &Order::none(),
+        1_000,
+        "c",
+    );
+    assert!(
+        matches!(&t.effect, Effect::Stop { task_arn, .. } if task_arn == "t-old"),
+        "{t:?}"
+    );
+    let after = t.next.expect("a write");
+    assert_eq!(after.surge, None);
+    // That StopTask failed: a (late) event of the old task, still running, stops it again.
+    let late = plan_task(
+        &after,
+        &seen("t-old", OLD, "D1", 2),
+        &Order::none(),
+        2_000,
+        "c",
+    );
+    assert!(
+        matches!(&late.effect, Effect::Stop { task_arn, .. } if task_arn == "t-old"),
+        "the old task runs on beside the new one: {late:?}"
+    );
+    assert!(late.next.is_none(), "{late:?}");
+    // On a slot with no task of its own, a retired task is still never adopted (the slot launches
+    // its own; the old one is then a duplicate beside it).
+    let mut vacant = after.clone();
+    vacant.task = SlotTask::Vacant;
+    let t = plan_task(
+        &vacant,
+        &seen("t-old", OLD, "D1", 3),
+        &Order::none(),
+        3_000,
+        "c",
+    );
+    assert!(t.is_nothing(), "a retired task adopted: {t:?}");
+    // Where the daemon no longer belongs (CHAOS_SEED=9: the host was relabelled after the surge
+    // and its new task stopped), it is stopped, as any task of ours there would be.
+    vacant.placement = crate::domain::Placement::Excluded {
+        reason: "not selected".into(),
+    };
+    let t = plan_task(
+        &vacant,
+        &seen("t-old", OLD, "D1", 3),
+        &Order::none(),
+        3_000,
+        "c",
+    );
+    assert!(
+        matches!(&t.effect, Effect::Stop { task_arn, .. } if task_arn == "t-old"),
+        "left running where it does not belong: {t:?}"
+    );
+}
+
+/// Found by the chaos run with surge (issue 11; CHAOS_SEED=16): a surge's claim outlived its
+/// lease (its StartTask never got through) and the reconciler freed the slot — but kept its surge
+/// record. The old task then counted as the surge's ("known, never a duplicate") on a slot with
+/// no task, and ran on where the host had meanwhile been relabelled out of the environment. An
+/// expired surge claim gives the slot back to the old task, as a refused or throttled StartTask
+/// does.
+#[test]
+fn an_expired_surge_claim_gives_the_slot_back_to_the_old_task() {
+    use crate::domain::{HostState, HostStatus, LaunchSpec, Slot, SlotTask, SurgedTask};
+    use crate::planner::{plan_expired_claim, CLAIM_LEASE_MS};
+    let launch = |td: &str, by: &str| LaunchSpec {
+        task_definition: td.into(),
+        revision: if td.ends_with(":2") { 2 } else { 1 },
+        started_by: by.into(),
+        group: crate::domain::task::task_group("metrics"),
+        overrides: None,
+        reserves: Default::default(),
+    };
+    let host = HostState {
+        container_instance_arn: crate::sim::host_arn(1),
+        status: HostStatus::Active,
+        agent_connected: true,
+        version: 3,
+        other_tasks: None,
+    };
+    let mut slot = Slot::new("metrics", crate::fakes::FAKE_CLUSTER_ARN, host);
+    slot.task = SlotTask::Launching {
+        claim_id: "claim".into(),
+        since_ms: 0,
+    };
+    slot.launch = Some(launch("metrics:2", "D2"));
+    slot.tracked_by = Some("D2".into());
+    slot.surge = Some(SurgedTask {
+        task_arn: "t-old".into(),
+        version: 2,
+        since_ms: 0,
+        launch: Some(launch("metrics:1", "D1")),
+    });
+    let t = plan_expired_claim(&slot, None, CLAIM_LEASE_MS + 1);
+    let next = t.next.expect("a write");
+    assert_eq!(next.surge, None, "{next:?}");
+    assert!(
+        matches!(&next.task, SlotTask::Running { task_arn, version: 2, .. } if task_arn == "t-old"),
+        "{next:?}"
+    );
+    assert_eq!(next.task_definition(), Some("metrics:1"));
+    assert_eq!(next.tracked_by, None);
+}
+
 fn crowd(host: &str, live: &[&str], named: Option<&str>) -> Crowd {
     Crowd {
         environment: "logs".into(),
         host: host.into(),
         live: live.iter().map(|t| (*t).to_owned()).collect(),
         named: named.map(str::to_owned),
+        surged: None,
+    }
+}
+
+/// `crowd` whose slot records a surge replacing `old`.
+fn surging(host: &str, live: &[&str], named: Option<&str>, old: &str) -> Crowd {
+    Crowd {
+        surged: Some(old.to_owned()),
+        ..crowd(host, live, named)
     }
 }
 
@@ -214,6 +382,107 @@ fn the_watch_allows_a_duplicate_only_until_its_own_event_is_handled() {
     w.check(1, Cause::Chaos, &crowds, alive).unwrap();
     w.heard("t1");
     assert!(w.check(2, Cause::Events, &crowds, alive).is_ok());
+}
+
+/// Issue 11: two live tasks on a host without a surge record are not a surge. The second is a
+/// duplicate like any other: once its own event was handled cleanly and it still runs, the watch
+/// fails — whatever else the slot records, on that host or another.
+#[test]
+fn the_watch_does_not_take_two_tasks_without_a_surge_record_for_a_surge() {
+    let alive = |_: &str, _: &str, _: &str| true;
+    // The slot names t1 and records no surge: t2 is a duplicate, not a surge's old task.
+    let mut w = Watch::default();
+    let two = [crowd("h1", &["t1", "t2"], Some("t1"))];
+    w.check(1, Cause::Events, &two, alive).unwrap();
+    assert_eq!((w.figures.seen, w.surge.seen), (1, 0));
+    w.heard("t2");
+    let err = w.check(2, Cause::Events, &two, alive).unwrap_err();
+    assert!(err.contains("duplicate t2"), "{err}");
+    // A surge recorded on another host covers nothing here.
+    let mut w = Watch::default();
+    let crowds = [
+        crowd("h1", &["t1", "t2"], Some("t1")),
+        surging("h2", &["t3", "t4"], Some("t4"), "t3"),
+    ];
+    w.check(1, Cause::Events, &crowds, alive).unwrap();
+    w.heard("t2");
+    assert!(w.check(2, Cause::Events, &crowds, alive).is_err());
+    // A surge recorded for a task that is not live here does not make two live tasks a surge.
+    let mut w = Watch::default();
+    let stale = [surging("h1", &["t1", "t2"], Some("t1"), "t0")];
+    w.check(1, Cause::Events, &stale, alive).unwrap();
+    w.heard("t2");
+    assert!(w.check(2, Cause::Events, &stale, alive).is_err());
+    assert_eq!(w.surge.seen, 0);
+    // Three live tasks under a surge: the third is a duplicate.
+    let mut w = Watch::default();
+    let three = [surging("h1", &["t1", "t2", "t3"], Some("t2"), "t1")];
+    w.check(1, Cause::Events, &three, alive).unwrap();
+    for t in ["t1", "t2", "t3"] {
+        w.heard(t);
+    }
+    let err = w.check(2, Cause::Events, &three, alive).unwrap_err();
+    assert!(err.contains("duplicate t3"), "{err}");
+    // A slot that records its own task as the one its surge replaces is broken.
+    let mut w = Watch::default();
+    let same = [surging("h1", &["t1", "t2"], Some("t1"), "t1")];
+    assert!(w.check(1, Cause::Events, &same, alive).is_err());
+}
+
+/// Issue 11: a recorded surge — its old task and its new one, exactly those two — is accepted
+/// however often their events are handled; the new task seen before its first event (the slot
+/// still launching) is held to the duplicates' rule: its own event must make it the slot's task.
+#[test]
+fn the_watch_accepts_a_recorded_surge_and_counts_it() {
+    let alive = |_: &str, _: &str, _: &str| true;
+    let mut w = Watch::default();
+    // The new task t2 started; the slot is still launching (names nothing), t1 is the surge's.
+    let launching = [surging("h1", &["t1", "t2"], None, "t1")];
+    w.check(1, Cause::Events, &launching, alive).unwrap();
+    assert_eq!(w.surge.launches_before_their_event, 1);
+    assert_eq!(w.figures.seen, 0, "a surge launch is no duplicate");
+    // Its first event recorded it; both tasks' events handled again and again: accepted.
+    let recorded = [
+        surging("h1", &["t1", "t2"], Some("t2"), "t1"),
+        surging("h2", &["t3", "t4"], Some("t4"), "t3"),
+    ];
+    for step in 2..6 {
+        for t in ["t1", "t2", "t3", "t4"] {
+            w.heard(t);
+        }
+        w.check(step, Cause::Events, &recorded, alive).unwrap();
+    }
+    assert_eq!(w.open(), 0);
+    assert_eq!(
+        (w.surge.seen, w.surge.most_at_once, w.surge.checks_with_two),
+        (2, 2, 5)
+    );
+    assert_eq!(w.figures.seen, 0);
+    // The surge finished on h1 (its old task stopped): one task, no crowd; on h2 the new task
+    // failed and the slot went back to the old one, which runs on.
+    w.check(6, Cause::Events, &recorded[1..], alive).unwrap();
+    assert_eq!((w.surge.seen, w.surge.most_at_once), (2, 2));
+    assert_eq!(w.surges_to_follow().len(), 2);
+    w.follow(&[
+        crowd("h1", &["t2"], Some("t2")),
+        surging("h2", &["t3", "t4"], Some("t4"), "t3"),
+    ]);
+    assert_eq!((w.surge.finished, w.surge.abandoned), (1, 0));
+    w.follow(&[crowd("h2", &["t3"], Some("t3"))]);
+    let s = &w.surge;
+    assert_eq!(
+        (s.finished, s.abandoned, s.abandoned_old_running),
+        (1, 1, 1)
+    );
+    assert!(w.surges_to_follow().is_empty());
+
+    // A surge launch whose own event was handled cleanly and that is still not the slot's task
+    // (nor stopped) breaks the rule.
+    let mut w = Watch::default();
+    w.check(1, Cause::Events, &launching, alive).unwrap();
+    w.heard("t2");
+    let err = w.check(2, Cause::Events, &launching, alive).unwrap_err();
+    assert!(err.contains("surge launch t2"), "{err}");
 }
 
 /// Each duplicate is counted once, by what it became: stopped while events were delivered,
@@ -307,6 +576,7 @@ fn a_task_started_by_hand_beside_the_daemon_is_stopped_by_its_own_event() {
                         .store
                         .slot(&key)
                         .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                    surged: None,
                 })
                 .into_iter()
                 .collect();

@@ -1,7 +1,8 @@
 //! Chaos at volume against moto with the real adapters (issue 10): at least 1,000 events over 24
 //! hosts and 3 environments — joins, drains, deregistrations, agent disconnects, relabellings,
 //! manual stops and starts, crashes, a rolling update and a crashing revision the breaker rolls
-//! back — every event possibly duplicated, reordered or delivered concurrently, with 20 % of the
+//! back, both by surge (`maxSurge`: at most two tasks on a host, two only while its slot records
+//! the surge) — every event possibly duplicated, reordered or delivered concurrently, with 20 % of the
 //! product's AWS calls throttled, 5 % answered 5xx and a fifth delayed (the `Faults` interceptor).
 //! Then the faults stop and at most 2 reconciles must leave exactly the desired set; never a
 //! duplicate past the delivery of its own event. See `integration_tests::moto_chaos`.

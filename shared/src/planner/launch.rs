@@ -70,13 +70,19 @@ pub fn plan_start_throttled(slot: &Slot, claim_id: &str, now_ms: i64) -> Transit
 /// carrying the claim's `startedBy` is its launch (the answer was lost): adopted as such. Any
 /// other (started by hand, or by an older launch) is not what the claim launches: it is decided
 /// on the freed slot like any task we lost track of — recorded as what it runs where the daemon
-/// belongs (a rollout replaces it if it runs another revision), stopped elsewhere.
+/// belongs (a rollout replaces it if it runs another revision), stopped elsewhere. A surge's claim
+/// that launched nothing gives the slot back to the old task it kept running.
 pub fn plan_expired_claim(slot: &Slot, found: Option<&TaskObservation>, now_ms: i64) -> Transition {
     if !claim_expired(slot, now_ms) {
         return Transition::nothing();
     }
     let mut freed = slot.clone();
     freed.task = SlotTask::Vacant;
+    // A surge's launch that never showed up: the old task runs on (as when StartTask refused or
+    // was throttled); the deployment takes the host up again.
+    if abandon_surge(&mut freed) {
+        freed.tracked_by = None;
+    }
     let (next, effect) = match found {
         Some(task)
             if task.started_by.is_some() && task.started_by.as_deref() == slot.started_by() =>

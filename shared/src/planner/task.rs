@@ -94,11 +94,26 @@ pub fn plan_task(
         return Transition::write_if_changed(Some(slot), next, effect);
     }
 
-    if !alive || slot.retired.contains(&task.task_arn) {
-        // An old or duplicate task of ours ended, or a late event of a task we saw stop.
+    if !alive {
+        // An old or duplicate task of ours ended.
         return Transition::nothing();
     }
     match &slot.task {
+        // A late event of a task we saw stop, or one we asked to stop (a surge's old task, once
+        // its replacement took over): never adopted, and ignored while the slot launches its own
+        // (beside which it is then a duplicate). Elsewhere it is stopped like any other task of
+        // ours the slot does not record (again, if it had stopped: a StopTask that failed leaves
+        // it running otherwise).
+        SlotTask::Launching { .. } if slot.retired.contains(&task.task_arn) => {
+            Transition::nothing()
+        }
+        SlotTask::Vacant
+            if slot.host.is_eligible()
+                && slot.placement.is_desired()
+                && slot.retired.contains(&task.task_arn) =>
+        {
+            Transition::nothing()
+        }
         // A task of ours we lost track of (lost record, started by hand in our group), on a host
         // where the daemon belongs: keep it.
         SlotTask::Vacant if slot.host.is_eligible() && slot.placement.is_desired() => {
