@@ -112,8 +112,8 @@ ROLL="$(BENCH_ROLL_HOSTS="$ROLL_HOSTS" "$BENCH" rollout)"
 ROLL_MODEL="$("$BENCH" rollout-model)"
 say "what an alarm-gated rollout adds (bench alarm-gated: 1,000 and 5,000 hosts modelled, BENCH_GATED_MOTO_HOSTS on moto)"
 GATED="$("$BENCH" alarm-gated)"
-say "chaos at volume (bench chaos: 1,000 hosts on the fakes, then moto; CHAOS_SEED replays one)"
-CHAOS="$("$BENCH" chaos)"
+say "chaos at volume (bench chaos: 1,000 hosts on the fakes, then moto; CHAOS_SEED=N replays one, default random)"
+CHAOS="$(CHAOS_SEED="${CHAOS_SEED:-random}" "$BENCH" chaos)"
 
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 cat > "$OUT" <<EOF

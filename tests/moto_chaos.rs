@@ -844,6 +844,7 @@ impl<'w> Run<'w> {
                 named: slot
                     .as_ref()
                     .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                has_slot: slot.is_some(),
                 surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
             });
         }
@@ -866,6 +867,7 @@ impl<'w> Run<'w> {
                 named: slot
                     .as_ref()
                     .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                has_slot: slot.is_some(),
                 surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
                 environment,
                 host,

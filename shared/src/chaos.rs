@@ -117,13 +117,20 @@ impl Rng {
     }
 }
 
-/// A seed: `CHAOS_SEED` if set, else a fresh one.
+/// A seed: `CHAOS_SEED` if set (`random`: a fresh one), else `DEFAULT_SEED`.
 pub fn seed_from_env() -> u64 {
-    std::env::var("CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| ulid::Ulid::new().random() as u64)
+    match std::env::var("CHAOS_SEED").ok().as_deref() {
+        Some("random") => ulid::Ulid::new().random() as u64,
+        Some(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("CHAOS_SEED={s}: a number, or random")),
+        None => DEFAULT_SEED,
+    }
 }
+
+/// The seed of a run that names none: `cargo test` and CI replay the same run every time (a
+/// failure is the code's, not the draw's). `CHAOS_SEED=random` draws one (soaks, `make bench`).
+pub const DEFAULT_SEED: u64 = 1;
 
 /// What a continuous check sees of one environment on one host with more than one live task.
 #[derive(Debug, Clone)]
@@ -136,6 +143,9 @@ pub struct Crowd {
     /// The task its slot's surge keeps running beside its replacement (`Slot::surge`; `None`: no
     /// surge in progress).
     pub surged: Option<String>,
+    /// The environment has a slot for the host. Without one, task-events leaves extra tasks there
+    /// to the reconciler (it has no record to decide by), so they are not held to their events.
+    pub has_slot: bool,
 }
 
 impl Crowd {
@@ -302,7 +312,7 @@ impl Watch {
                     },
                 );
             }
-            if self.heard.contains(t) {
+            if self.heard.contains(t) && c.has_slot {
                 let d = &self.open[t];
                 let what = if d.surge_launch {
                     "surge launch"
@@ -1187,6 +1197,7 @@ impl Run {
                     host: host.clone(),
                     live: tasks.iter().cloned().collect(),
                     named,
+                    has_slot: slot.is_some(),
                     surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
                 }
             })
@@ -1213,6 +1224,7 @@ impl Run {
                     named: slot
                         .as_ref()
                         .and_then(|s| s.task.task_arn().map(str::to_owned)),
+                    has_slot: slot.is_some(),
                     surged: slot.and_then(|s| s.surge.map(|o| o.task_arn)),
                     environment,
                     host,

@@ -349,6 +349,7 @@ fn crowd(host: &str, live: &[&str], named: Option<&str>) -> Crowd {
         live: live.iter().map(|t| (*t).to_owned()).collect(),
         named: named.map(str::to_owned),
         surged: None,
+        has_slot: true,
     }
 }
 
@@ -358,6 +359,25 @@ fn surging(host: &str, live: &[&str], named: Option<&str>, old: &str) -> Crowd {
         surged: Some(old.to_owned()),
         ..crowd(host, live, named)
     }
+}
+
+/// On a host the environment has no slot for, task-events has no record to decide by: extra
+/// tasks there are the reconciler's, whatever events were heard.
+#[test]
+fn the_watch_leaves_tasks_on_a_host_without_a_slot_to_the_reconciler() {
+    let mut w = Watch::default();
+    let alive = |_: &str, _: &str, _: &str| true;
+    let crowds = [Crowd {
+        has_slot: false,
+        ..crowd("h1", &["t1", "t2"], None)
+    }];
+    w.check(1, Cause::Chaos, &crowds, alive).unwrap();
+    w.heard("t1");
+    w.heard("t2");
+    w.check(2, Cause::Events, &crowds, alive).unwrap();
+    // With a slot, the same would be a duplicate outliving its event.
+    let recorded = [crowd("h1", &["t1", "t2"], None)];
+    assert!(w.check(3, Cause::Events, &recorded, alive).is_err());
 }
 
 /// The continuous invariant: a duplicate may live until an event of it reaches task-events with
@@ -577,6 +597,7 @@ fn a_task_started_by_hand_beside_the_daemon_is_stopped_by_its_own_event() {
                         .slot(&key)
                         .and_then(|s| s.task.task_arn().map(str::to_owned)),
                     surged: None,
+                    has_slot: sim.store.slot(&key).is_some(),
                 })
                 .into_iter()
                 .collect();
