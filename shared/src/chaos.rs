@@ -263,6 +263,13 @@ impl Watch {
                 ));
             }
         }
+        // Events handled while the host had no slot had no record to decide by: they do not count
+        // once a slot appears.
+        for c in crowds.iter().filter(|c| !c.has_slot) {
+            for t in &c.live {
+                self.heard.remove(t);
+            }
+        }
         let unnamed: BTreeMap<&str, &Crowd> = crowds
             .iter()
             .flat_map(|c| {
