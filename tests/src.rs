@@ -1041,6 +1041,25 @@ impl World {
     }
 
     /// Live tasks (not stopped, nor asked to stop) of the cluster, by host.
+    /// Live tasks (not STOPPED) by task definition ARN.
+    pub async fn live_tasks_by_definition(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for t in self.all_tasks().await {
+            if t.status != "STOPPED" {
+                *out.entry(t.task_definition.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// GET …/deployments/{id} through the API (200 asserted).
+    pub async fn get_deployment(&self, env: &str, id: &str) -> Value {
+        let path = format!("/v1/environments/{env}/deployments/{id}");
+        let (status, body) = self.api("GET", &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn tasks_by_host(&self) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for t in self.all_tasks().await {

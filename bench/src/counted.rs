@@ -13,6 +13,7 @@ use integration_tests::shared::domain::{
     Deployment, DeploymentStatus, Environment, Health, Host, Revision, Slot, SlotKey,
     TaskObservation,
 };
+use integration_tests::shared::faulty::{pages, SLOTS_PER_PAGE};
 use integration_tests::shared::limits::{
     BATCH_GET_ITEMS, BATCH_WRITE_ITEMS, DESCRIBE_BATCH, LIST_PAGE, TRANSACT_ITEMS,
 };
@@ -21,9 +22,6 @@ use integration_tests::shared::ports::{
     TaskDefinitionInfo, WriteOutcome,
 };
 use integration_tests::shared::Result;
-
-/// Slots per 1 MB Query page.
-const SLOTS_PER_PAGE: usize = 1000;
 
 /// How long one AWS call takes, by service (the time model's assumption).
 #[derive(Debug, Clone, Copy)]
@@ -112,10 +110,6 @@ impl Tally {
         let now = c.now;
         c.changed.insert(task_arn.to_owned(), now);
     }
-}
-
-fn pages(n: usize, per: usize) -> usize {
-    n.div_ceil(per).max(1)
 }
 
 pub struct Counted<'a, T> {

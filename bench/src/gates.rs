@@ -6,14 +6,10 @@
 
 use integration_tests::shared::domain::{AlarmState, Host, HostState, HostStatus};
 use integration_tests::shared::executor::system_now_ms;
-use integration_tests::shared::fakes::{
-    FakeAlarms, FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN,
-};
-use integration_tests::shared::http::ApiRequest;
+use integration_tests::shared::fakes::{FakeAlarms, FakeCluster, FakeStore, FAKE_CLUSTER_ARN};
 use integration_tests::shared::ports::Store;
-use integration_tests::shared::services::{
-    deployments_api, environments_api, rolling, task_events,
-};
+use integration_tests::shared::services::{deployments_api, rolling, task_events};
+use integration_tests::shared::sim::{call_api, task_detail};
 use integration_tests::{Pump, World};
 use serde_json::json;
 
@@ -33,24 +29,6 @@ struct Gated {
     others: usize,
 }
 
-fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
-    let status = if t.alive { "RUNNING" } else { "STOPPED" };
-    task_events::TaskDetail {
-        task_arn: t.arn.clone(),
-        cluster_arn: FAKE_CLUSTER_ARN.into(),
-        container_instance_arn: Some(t.host.clone()),
-        group: Some(t.group.clone()),
-        started_by: Some(t.started_by.clone()),
-        task_definition_arn: Some(t.task_definition.clone()),
-        last_status: status.into(),
-        desired_status: status.into(),
-        stopped_reason: None,
-        version: t.version,
-        started_at: None,
-        stopped_at: None,
-    }
-}
-
 async fn api(
     store: &FakeStore,
     cluster: &FakeCluster,
@@ -58,13 +36,9 @@ async fn api(
     path: &[&str],
     body: serde_json::Value,
 ) {
-    let req = ApiRequest {
-        method: method.into(),
-        segments: path.iter().map(|s| (*s).to_owned()).collect(),
-        body: Some(body.to_string().into_bytes()),
-        ..Default::default()
-    };
-    let r = environments_api::route(store, cluster, &req).await.unwrap();
+    let r = call_api(store, cluster, method, path, Some(body))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
 }
 

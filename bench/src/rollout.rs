@@ -11,11 +11,8 @@ use std::time::Instant;
 use integration_tests::shared::domain::{Host, HostState, HostStatus};
 use integration_tests::shared::executor::system_now_ms;
 use integration_tests::shared::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
-use integration_tests::shared::http::ApiRequest;
 use integration_tests::shared::ports::Store;
-use integration_tests::shared::services::{
-    deployments_api, environments_api, instance_events, rolling, task_events,
-};
+use integration_tests::shared::services::{deployments_api, instance_events, rolling, task_events};
 use integration_tests::shared::sim;
 use integration_tests::{Pump, World};
 use serde_json::json;
@@ -279,13 +276,9 @@ async fn api(
     path: &[&str],
     body: serde_json::Value,
 ) {
-    let req = ApiRequest {
-        method: method.into(),
-        segments: path.iter().map(|s| (*s).to_owned()).collect(),
-        body: Some(body.to_string().into_bytes()),
-        ..Default::default()
-    };
-    environments_api::route(store, cluster, &req).await.unwrap();
+    sim::call_api(store, cluster, method, path, Some(body))
+        .await
+        .unwrap();
 }
 
 /// What happens next on the model's clock.

@@ -350,6 +350,9 @@ class Gateway:
                 event = build_event(match, method, target, list(h.headers.items()), raw_body, h.client_address[0])
                 status, headers, body = self._invoke(match.route.function, event)
                 headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
+        # Counted before the answer goes out: a client that has its answer sees it counted.
+        with self._lock:
+            self.counts[status] = self.counts.get(status, 0) + 1
         h.send_response(status)
         sent = set()
         for k, v in headers:
@@ -364,7 +367,6 @@ class Gateway:
         if method != "HEAD":
             h.wfile.write(body)
         with self._lock:
-            self.counts[status] = self.counts.get(status, 0) + 1
             if self._log:
                 self._log.write(f"{time.strftime('%T')} {method} {target[:300]} [{route}] {status} "
                                 f"{(time.time() - start) * 1000:.0f}ms\n")

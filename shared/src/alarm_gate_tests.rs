@@ -10,35 +10,13 @@ use serde_json::json;
 
 use crate::domain::{AlarmState, Deployment, DeploymentStatus, Host, HostState, HostStatus};
 use crate::error::{Error, Result};
-use crate::fakes::{FakeAlarms, FakeCluster, FakeStore, FakeTask, FakeWakeup, FAKE_CLUSTER_ARN};
-use crate::http::ApiRequest;
+use crate::fakes::{FakeAlarms, FakeCluster, FakeStore, FakeWakeup, FAKE_CLUSTER_ARN};
 use crate::ports::{Alarms, Store, WakeupMessage};
 use crate::services::deployer::{self, Gates, GATE_RECHECK_SECS};
-use crate::services::{deployments_api, environments_api, rolling, task_events};
+use crate::services::{deployments_api, rolling, task_events};
+use crate::sim::{call_api, host_arn, task_detail};
 
 const HOSTS: usize = 8;
-
-fn host_arn(i: usize) -> String {
-    format!("arn:aws:ecs:us-east-1:123456789012:container-instance/fake/g{i}")
-}
-
-fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
-    let status = if t.alive { "RUNNING" } else { "STOPPED" };
-    task_events::TaskDetail {
-        task_arn: t.arn.clone(),
-        cluster_arn: FAKE_CLUSTER_ARN.into(),
-        container_instance_arn: Some(t.host.clone()),
-        group: Some(t.group.clone()),
-        started_by: Some(t.started_by.clone()),
-        task_definition_arn: Some(t.task_definition.clone()),
-        last_status: status.into(),
-        desired_status: status.into(),
-        stopped_reason: (!t.alive).then(|| "Essential container in task exited".into()),
-        version: t.version,
-        started_at: None,
-        stopped_at: None,
-    }
-}
 
 async fn api(
     store: &FakeStore,
@@ -47,13 +25,9 @@ async fn api(
     path: &[&str],
     body: serde_json::Value,
 ) {
-    let req = ApiRequest {
-        method: method.into(),
-        segments: path.iter().map(|s| (*s).to_owned()).collect(),
-        body: Some(body.to_string().into_bytes()),
-        ..Default::default()
-    };
-    let r = environments_api::route(store, cluster, &req).await.unwrap();
+    let r = call_api(store, cluster, method, path, Some(body))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
 }
 

@@ -21,15 +21,16 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::limits::{BATCH_GET_ITEMS, DESCRIBE_BATCH, LIST_PAGE, TRANSACT_ITEMS};
+// The ECS adapter's own retries of a throttled StartTask, which `Faulty` plays as it does.
+use crate::planner::START_TASK_THROTTLE_RETRIES;
 use crate::ports::{
     Cluster, Page, ResourceStatus, SlotWrite, StartOutcome, StartRequest, Store,
     TaskDefinitionInfo, WriteOutcome,
 };
 
-/// Slots a 1 MB Query page holds (~1 KB a slot).
-const SLOTS_PER_PAGE: usize = 1000;
-/// The ECS adapter's own retries of a throttled StartTask (`START_TASK_THROTTLE_RETRIES`).
-const START_TASK_THROTTLE_RETRIES: u32 = 4;
+/// Slots a 1 MB Query page holds (~1 KB a slot): the call model `Faulty` and the bench's
+/// counting share.
+pub const SLOTS_PER_PAGE: usize = 1000;
 
 /// How often AWS calls fail, per mille of calls, and how long they take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -268,7 +269,8 @@ fn one<T>(_: &T) -> usize {
     1
 }
 
-fn pages(n: usize, per: usize) -> usize {
+/// Calls to read `n` items `per` call (at least one).
+pub fn pages(n: usize, per: usize) -> usize {
     n.div_ceil(per).max(1)
 }
 

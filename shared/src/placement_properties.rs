@@ -17,10 +17,9 @@ use crate::domain::resources::{ContainerNeeds, Resources, TaskNeeds};
 use crate::domain::{HostStatus, Placement};
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeStore, FAKE_CLUSTER_ARN};
-use crate::http::ApiRequest;
 use crate::ports::Store;
-use crate::services::{deployments_api, environments_api};
-use crate::sim::{block_on, host_arn, Ev, Sim, HOSTS};
+use crate::services::deployments_api;
+use crate::sim::{block_on, call_api, host_arn, Ev, Sim, HOSTS};
 
 const ROUTER: &str = "router";
 const AGENT: &str = "agent";
@@ -82,13 +81,7 @@ fn needs(memory: i64) -> TaskNeeds {
 }
 
 async fn api(sim: &Sim, method: &str, path: &[&str], body: serde_json::Value) {
-    let req = ApiRequest {
-        method: method.into(),
-        segments: path.iter().map(|s| (*s).to_owned()).collect(),
-        body: Some(body.to_string().into_bytes()),
-        ..Default::default()
-    };
-    environments_api::route(&sim.store, &sim.cluster, &req)
+    call_api(&sim.store, &sim.cluster, method, path, Some(body))
         .await
         .unwrap();
 }

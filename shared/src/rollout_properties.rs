@@ -19,10 +19,9 @@ use crate::clock::now_rfc3339;
 use crate::domain::{DaemonSpec, DeploymentStatus, Environment, HostStatus};
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeStore, FakeTask, FAKE_CLUSTER_ARN};
-use crate::http::ApiRequest;
 use crate::ports::Store;
-use crate::services::{deployments_api, environments_api};
-use crate::sim::{block_on, host_arn, Ev, Sim, HOSTS};
+use crate::services::deployments_api;
+use crate::sim::{block_on, call_api, host_arn, Ev, Sim, HOSTS};
 
 const ENV: &str = "env";
 const OLD: &str = "agent:1";
@@ -62,18 +61,9 @@ async fn try_api(
     segments: &[&str],
     body: Option<serde_json::Value>,
 ) -> crate::error::Result<()> {
-    let req = ApiRequest {
-        method: method.into(),
-        segments: segments.iter().map(|s| (*s).to_owned()).collect(),
-        body: body.map(|b| b.to_string().into_bytes()),
-        ..Default::default()
-    };
-    let routed = if segments.contains(&"deployments") {
-        deployments_api::route(&sim.store, &req).await
-    } else {
-        environments_api::route(&sim.store, &sim.cluster, &req).await
-    };
-    routed.map(drop)
+    call_api(&sim.store, &sim.cluster, method, segments, body)
+        .await
+        .map(drop)
 }
 
 /// `hosts` hosts running revision 1 of `env`, then revision 2 (`strategy`) deployed: the

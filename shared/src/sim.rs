@@ -13,8 +13,11 @@ use crate::error::Result;
 use crate::executor::system_now_ms;
 use crate::fakes::{FakeCluster, FakeStore, FakeTask, FAKE_CLUSTER_ARN};
 use crate::faulty::{Faults, Faulty};
+use crate::http::{ApiRequest, ApiResponse};
 use crate::ports::{Cluster, Store};
-use crate::services::{instance_events, reconciler, rolling, task_events};
+use crate::services::{
+    deployments_api, environments_api, instance_events, reconciler, rolling, task_events,
+};
 
 /// Hosts of the property tests' clusters (`Sim::new`); `Sim::with_hosts` takes any number.
 pub const HOSTS: usize = 6;
@@ -80,6 +83,28 @@ pub fn task_detail(t: &FakeTask) -> task_events::TaskDetail {
         version: t.version,
         started_at: None,
         stopped_at: None,
+    }
+}
+
+/// A request to the API on the fakes, routed as the template routes it (`…/deployments…` to
+/// deployments-api, the rest to environments-api).
+pub async fn call_api(
+    store: &FakeStore,
+    cluster: &FakeCluster,
+    method: &str,
+    segments: &[&str],
+    body: Option<serde_json::Value>,
+) -> Result<ApiResponse> {
+    let req = ApiRequest {
+        method: method.into(),
+        segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+        body: body.map(|b| b.to_string().into_bytes()),
+        ..Default::default()
+    };
+    if segments.contains(&"deployments") {
+        deployments_api::route(store, &req).await
+    } else {
+        environments_api::route(store, cluster, &req).await
     }
 }
 

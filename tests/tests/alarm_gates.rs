@@ -10,29 +10,6 @@ use integration_tests::shared::services::deployer;
 use integration_tests::{Pump, World};
 use serde_json::{json, Value};
 
-/// Live tasks by task definition ARN.
-async fn by_revision(w: &World) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for t in w.all_tasks().await {
-        if t.status != "STOPPED" {
-            *out.entry(t.task_definition.clone()).or_default() += 1;
-        }
-    }
-    out
-}
-
-async fn deployment(w: &World, env: &str, id: &str) -> Value {
-    let (status, body) = w
-        .api(
-            "GET",
-            &format!("/v1/environments/{env}/deployments/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 /// The newest deployment of `env` (a rollback, after a halt).
 async fn newest(w: &World, env: &str) -> Value {
     let (_, list) = w
@@ -84,14 +61,20 @@ async fn rollout_until(
     let id = dep["id"].as_str().unwrap().to_owned();
     w.deliver_deployment_insert(env, &id).await;
     for _ in 0..100 {
-        if by_revision(w).await.get(v2).copied().unwrap_or(0) >= replaced {
+        if w.live_tasks_by_definition()
+            .await
+            .get(v2)
+            .copied()
+            .unwrap_or(0)
+            >= replaced
+        {
             return id;
         }
         pump.round(w, env, hosts, None).await;
     }
     panic!(
         "{replaced} hosts never ran {v2}: {:?}",
-        by_revision(w).await
+        w.live_tasks_by_definition().await
     );
 }
 
@@ -107,21 +90,26 @@ async fn an_alarm_mid_rollout_halts_it_and_the_rollback_restores_revision_1_ever
         "the gates are read at each step: {:?}",
         w.calls.snapshot()
     );
-    assert_eq!(deployment(&w, "gated", &id).await["status"], "pending");
+    assert_eq!(w.get_deployment("gated", &id).await["status"], "pending");
 
     // CloudWatch's evaluation puts the alarm in ALARM: the next step halts the deployment.
     w.set_alarm_state(&alarm, "ALARM").await;
-    let replaced = by_revision(&w).await[&v2];
+    let replaced = w.live_tasks_by_definition().await[&v2];
     pump.round(&w, "gated", &hosts, None).await;
     pump.round(&w, "gated", &hosts, None).await;
-    let d = deployment(&w, "gated", &id).await;
+    let d = w.get_deployment("gated", &id).await;
     assert_eq!(
         d["haltedReason"],
         format!("alarm {alarm} is in ALARM"),
         "{d}"
     );
     // No new host was touched: at most the one in flight when the alarm came finished.
-    let touched = by_revision(&w).await.get(&v2).copied().unwrap_or(0);
+    let touched = w
+        .live_tasks_by_definition()
+        .await
+        .get(&v2)
+        .copied()
+        .unwrap_or(0);
     assert!(
         touched <= replaced + 1,
         "{touched} hosts on revision 2, {replaced} before the alarm"
@@ -130,13 +118,16 @@ async fn an_alarm_mid_rollout_halts_it_and_the_rollback_restores_revision_1_ever
     // The breaker's path: failed once the hosts in flight settled, then the automatic rollback,
     // which is not gated (the alarm is still in ALARM).
     pump.run(&w, "gated", &hosts, None).await;
-    let d = deployment(&w, "gated", &id).await;
+    let d = w.get_deployment("gated", &id).await;
     assert_eq!(d["status"], "failed", "{d}");
     let rollback = newest(&w, "gated").await;
     assert_eq!(rollback["rollbackOf"], id.as_str(), "{rollback}");
     assert_eq!(rollback["revision"], 1);
     assert_eq!(rollback["status"], "completed", "{rollback}");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1, 8)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v1, 8)])
+    );
     assert_eq!(pump.max_per_host, 1);
 }
 
@@ -153,9 +144,9 @@ async fn without_auto_rollback_an_alarm_halts_it_and_nothing_rolls_back() {
     let mut pump = Pump::from_now(&w).await;
     let id = rollout_until(&w, &mut pump, "norollback", &hosts, &v2, 2).await;
     w.set_alarm_state(&alarm, "ALARM").await;
-    let replaced = by_revision(&w).await[&v2];
+    let replaced = w.live_tasks_by_definition().await[&v2];
     pump.run(&w, "norollback", &hosts, None).await;
-    let d = deployment(&w, "norollback", &id).await;
+    let d = w.get_deployment("norollback", &id).await;
     assert_eq!(d["status"], "failed", "{d}");
     assert_eq!(d["haltedReason"], format!("alarm {alarm} is in ALARM"));
     assert_eq!(
@@ -163,7 +154,7 @@ async fn without_auto_rollback_an_alarm_halts_it_and_nothing_rolls_back() {
         id.as_str(),
         "no rollback"
     );
-    let now = by_revision(&w).await;
+    let now = w.live_tasks_by_definition().await;
     let on_v2 = now[&v2];
     assert!(on_v2 == replaced || on_v2 == replaced + 1, "{now:?}");
     assert_eq!(now[&v1] + on_v2, 8, "{now:?}");
@@ -181,10 +172,13 @@ async fn an_alarm_back_to_ok_before_the_deployment_lets_it_complete() {
     let id = dep["id"].as_str().unwrap().to_owned();
     w.deliver_deployment_insert("recovered", &id).await;
     pump.run(&w, "recovered", &hosts, None).await;
-    let d = deployment(&w, "recovered", &id).await;
+    let d = w.get_deployment("recovered", &id).await;
     assert_eq!(d["status"], "completed", "{d}");
     assert!(d["haltedReason"].is_null(), "{d}");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v2, 8)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v2, 8)])
+    );
     assert!(w.calls.get("CloudWatch.DescribeAlarms") >= 1);
     // Its INSERT scheduled the first re-check of its alarms, a minute on (still delayed).
     assert_eq!(w.delayed_wakeups().await, 1, "one re-check pending");
@@ -201,14 +195,14 @@ async fn a_canary_awaiting_promotion_is_halted_by_its_recheck_and_rolled_back() 
     w.deliver_deployment_insert("waiting", &id).await;
     pump.until_quiet(&w, "waiting", &hosts).await;
     assert_eq!(
-        deployment(&w, "waiting", &id).await["status"],
+        w.get_deployment("waiting", &id).await["status"],
         "awaiting-promotion"
     );
     // The alarm fires while the canary waits: no event, no step, until the re-check comes.
     w.set_alarm_state(&alarm, "ALARM").await;
     pump.until_quiet(&w, "waiting", &hosts).await;
     assert_eq!(
-        deployment(&w, "waiting", &id).await["status"],
+        w.get_deployment("waiting", &id).await["status"],
         "awaiting-promotion"
     );
     // The re-check as the wake-up queue delivers it a minute after the last one.
@@ -222,18 +216,21 @@ async fn a_canary_awaiting_promotion_is_halted_by_its_recheck_and_rolled_back() 
     deployer::handle_trigger_with(&w.store, &w.cluster, w.gates(), &trigger)
         .await
         .unwrap();
-    let d = deployment(&w, "waiting", &id).await;
+    let d = w.get_deployment("waiting", &id).await;
     assert_eq!(
         d["haltedReason"],
         format!("alarm {alarm} is in ALARM"),
         "{d}"
     );
     pump.run(&w, "waiting", &hosts, None).await;
-    assert_eq!(deployment(&w, "waiting", &id).await["status"], "failed");
+    assert_eq!(w.get_deployment("waiting", &id).await["status"], "failed");
     let rollback = newest(&w, "waiting").await;
     assert_eq!(rollback["rollbackOf"], id.as_str(), "{rollback}");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1, 6)]));
-    assert!(!by_revision(&w).await.contains_key(&v2));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v1, 6)])
+    );
+    assert!(!w.live_tasks_by_definition().await.contains_key(&v2));
 }
 
 #[tokio::test(flavor = "multi_thread")]

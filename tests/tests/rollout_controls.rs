@@ -8,29 +8,6 @@ use std::collections::BTreeMap;
 use integration_tests::{Pump, World};
 use serde_json::{json, Value};
 
-/// Live tasks by task definition ARN.
-async fn by_revision(w: &World) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for t in w.all_tasks().await {
-        if t.status != "STOPPED" {
-            *out.entry(t.task_definition.clone()).or_default() += 1;
-        }
-    }
-    out
-}
-
-async fn deployment(w: &World, env: &str, id: &str) -> Value {
-    let (status, body) = w
-        .api(
-            "GET",
-            &format!("/v1/environments/{env}/deployments/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 async fn post(w: &World, env: &str, id: &str, verb: &str) -> (u16, Value) {
     w.api(
         "POST",
@@ -74,10 +51,10 @@ async fn a_canary_waits_for_promotion_joins_get_the_old_revision_then_all_get_th
     let dep = w.create_deployment("canary").await;
     let id = dep["id"].as_str().unwrap().to_owned();
     pump.until_quiet(&w, "canary", &hosts).await;
-    let d = deployment(&w, "canary", &id).await;
+    let d = w.get_deployment("canary", &id).await;
     assert_eq!(d["status"], "awaiting-promotion", "{d}");
     assert_eq!(
-        by_revision(&w).await,
+        w.live_tasks_by_definition().await,
         BTreeMap::from([(v1.clone(), 6), (v2.clone(), 2)])
     );
     assert!(pump.max_down <= 1, "one host at a time (maxUnavailable 1)");
@@ -91,7 +68,7 @@ async fn a_canary_waits_for_promotion_joins_get_the_old_revision_then_all_get_th
     hosts.extend(joined);
     pump.until_quiet(&w, "canary", &hosts).await;
     assert_eq!(
-        by_revision(&w).await,
+        w.live_tasks_by_definition().await,
         BTreeMap::from([(v1.clone(), 7), (v2.clone(), 2)])
     );
     let (status, env) = w.api("GET", "/v1/environments/canary", None).await;
@@ -106,9 +83,12 @@ async fn a_canary_waits_for_promotion_joins_get_the_old_revision_then_all_get_th
     assert_eq!(status, 200, "{promoted}");
     assert!(promoted["promotedAt"].is_string(), "{promoted}");
     pump.run(&w, "canary", &hosts, None).await;
-    let d = deployment(&w, "canary", &id).await;
+    let d = w.get_deployment("canary", &id).await;
     assert_eq!(d["status"], "completed", "{d}");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v2.clone(), 9)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v2.clone(), 9)])
+    );
     assert!(pump.max_down <= 1);
     assert_eq!(pump.max_per_host, 1);
     // Promoting twice, or what is no canary, is refused.
@@ -131,11 +111,11 @@ async fn cancelling_a_canary_rolls_its_hosts_back() {
     let id = dep["id"].as_str().unwrap().to_owned();
     pump.until_quiet(&w, "cancel", &hosts).await;
     assert_eq!(
-        deployment(&w, "cancel", &id).await["status"],
+        w.get_deployment("cancel", &id).await["status"],
         "awaiting-promotion"
     );
     assert_eq!(
-        by_revision(&w).await,
+        w.live_tasks_by_definition().await,
         BTreeMap::from([(v1.clone(), 4), (v2.clone(), 2)])
     );
 
@@ -143,7 +123,10 @@ async fn cancelling_a_canary_rolls_its_hosts_back() {
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     pump.run(&w, "cancel", &hosts, None).await;
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1.clone(), 6)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v1.clone(), 6)])
+    );
     let (_, list) = w
         .api("GET", "/v1/environments/cancel/deployments", None)
         .await;
@@ -166,10 +149,13 @@ async fn an_auto_promoted_canary_goes_on_by_itself() {
     let dep = w.create_deployment("auto").await;
     let id = dep["id"].as_str().unwrap().to_owned();
     pump.run(&w, "auto", &hosts, None).await;
-    let d = deployment(&w, "auto", &id).await;
+    let d = w.get_deployment("auto", &id).await;
     assert_eq!(d["status"], "completed", "{d}");
     assert!(d["promotedAt"].is_string(), "{d}");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v2, 4)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v2, 4)])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,7 +173,7 @@ async fn a_paused_deployment_touches_no_new_host_until_resumed() {
     pump.until_quiet(&w, "pause", &hosts).await;
     // The wave in flight finished; no other host was touched, even by the reconciler.
     assert_eq!(
-        by_revision(&w).await,
+        w.live_tasks_by_definition().await,
         BTreeMap::from([(v1.clone(), 4), (v2.clone(), 2)])
     );
     let later = integration_tests::shared::executor::system_now_ms() + 600_000;
@@ -196,17 +182,20 @@ async fn a_paused_deployment_touches_no_new_host_until_resumed() {
         .unwrap();
     pump.until_quiet(&w, "pause", &hosts).await;
     assert_eq!(
-        by_revision(&w).await,
+        w.live_tasks_by_definition().await,
         BTreeMap::from([(v1.clone(), 4), (v2.clone(), 2)])
     );
-    assert_eq!(deployment(&w, "pause", &id).await["status"], "paused");
+    assert_eq!(w.get_deployment("pause", &id).await["status"], "paused");
 
     let (status, resumed) = post(&w, "pause", &id, "resume").await;
     assert_eq!(status, 200, "{resumed}");
     assert_ne!(resumed["status"], "paused");
     pump.run(&w, "pause", &hosts, None).await;
-    assert_eq!(deployment(&w, "pause", &id).await["status"], "completed");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v2, 6)]));
+    assert_eq!(w.get_deployment("pause", &id).await["status"], "completed");
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v2, 6)])
+    );
     // A finished deployment can be paused no more.
     let (status, body) = post(&w, "pause", &id, "pause").await;
     assert_eq!(status, 400, "{body}");
@@ -226,8 +215,11 @@ async fn a_surge_rollout_never_leaves_a_host_without_a_running_daemon() {
     let dep = w.create_deployment("surge").await;
     let id = dep["id"].as_str().unwrap().to_owned();
     pump.run(&w, "surge", &hosts, None).await;
-    assert_eq!(deployment(&w, "surge", &id).await["status"], "completed");
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v2, 20)]));
+    assert_eq!(w.get_deployment("surge", &id).await["status"], "completed");
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v2, 20)])
+    );
     // Sampled after every event: never a host without a RUNNING daemon, at most two on one.
     assert_eq!(pump.max_down, 0, "a host was without a running daemon");
     assert_eq!(
@@ -250,7 +242,7 @@ async fn a_surge_whose_new_task_fails_keeps_the_old_one_running() {
     let dep = w.create_deployment("keep").await;
     let id = dep["id"].as_str().unwrap().to_owned();
     pump.run(&w, "keep", &hosts, Some(&v2)).await;
-    let d = deployment(&w, "keep", &id).await;
+    let d = w.get_deployment("keep", &id).await;
     assert_eq!(d["status"], "failed", "{d}");
     assert!(
         d["haltedReason"]
@@ -260,7 +252,10 @@ async fn a_surge_whose_new_task_fails_keeps_the_old_one_running() {
         "{d}"
     );
     // Every host still runs revision 1: the failing new tasks never took an old one down.
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1, 6)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v1, 6)])
+    );
     assert_eq!(pump.max_down, 0);
 }
 
@@ -353,7 +348,10 @@ async fn a_host_that_cannot_take_both_tasks_is_replaced_stop_then_start() {
     let mut pump = Pump::from_now(&w).await;
     w.create_deployment("big").await;
     pump.run(&w, "big", &hosts, None).await;
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(big2, 3)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(big2, 3)])
+    );
     // Two 4,000 MiB tasks never shared a 7,482 MiB host: each went stop, then start.
     assert_eq!(pump.max_per_host, 1);
 }
@@ -374,10 +372,13 @@ async fn a_deployment_may_carry_its_own_canary() {
     let id = dep["id"].as_str().unwrap().to_owned();
     pump.until_quiet(&w, "own", &hosts).await;
     assert_eq!(
-        deployment(&w, "own", &id).await["status"],
+        w.get_deployment("own", &id).await["status"],
         "awaiting-promotion"
     );
-    assert_eq!(by_revision(&w).await, BTreeMap::from([(v1, 3), (v2, 1)]));
+    assert_eq!(
+        w.live_tasks_by_definition().await,
+        BTreeMap::from([(v1, 3), (v2, 1)])
+    );
     // The revision itself is unchanged: its strategy has no canary.
     let (_, rev) = w.api("GET", "/v1/environments/own/revisions/2", None).await;
     assert!(rev["updateStrategy"].get("canary").is_none(), "{rev}");

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::domain::history::{Entry, Event};
-use crate::domain::resources::{ContainerNeeds, Resources, TaskNeeds};
+use crate::domain::resources::Resources;
 use crate::domain::{
     DaemonSpec, Host, HostState, HostStatus, Order, PlacementConstraint, Slot, SlotTask, Target,
     TaskObservation, TaskStatus,
@@ -15,23 +15,13 @@ use crate::planner::{
     SlotWrite, Transition,
 };
 
+use crate::planner::placement_tests::needs;
+
 const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/demo";
 const HOST: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/demo/h1";
 const OLD: &str = "arn:aws:ecs:us-east-1:123456789012:task/demo/0ld0000000000000000000000000000a";
 const NEW: &str = "arn:aws:ecs:us-east-1:123456789012:task/demo/9e90000000000000000000000000000b";
 const NOW: i64 = 1_764_000_000_000;
-
-fn needs(memory: i64) -> TaskNeeds {
-    TaskNeeds {
-        containers: vec![ContainerNeeds {
-            name: "agent".into(),
-            cpu: 128,
-            memory: Some(memory),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
 
 fn spec(revision: u32) -> DaemonSpec {
     DaemonSpec::of_task_definition(

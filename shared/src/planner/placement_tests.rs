@@ -16,7 +16,7 @@ const HOST: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/demo/h
 const NOW: i64 = 5_000_000;
 
 /// A task definition of one container reserving `memory` MiB.
-fn needs(memory: i64) -> TaskNeeds {
+pub(super) fn needs(memory: i64) -> TaskNeeds {
     TaskNeeds {
         containers: vec![ContainerNeeds {
             name: "agent".into(),

@@ -53,16 +53,7 @@ pub fn plan_replace(target: &Target, slot: &Slot, verdict: &Verdict) -> Transiti
     next.task = SlotTask::Stopping {
         task_arn: old.clone(),
     };
-    next.placement = Placement::of(verdict, target.revision);
-    if let Verdict::Run(launch) = verdict {
-        next.launch = Some(launch.clone());
-    }
-    next.tracked_by = target.tracking.clone();
-    next.bake_ms = target.bake_ms();
-    next.baking = false;
-    next.failures = 0;
-    next.retry_at_ms = 0;
-    next.last_failure = None;
+    replaced_for(target, verdict, &mut next);
     Transition::write_if_changed(
         Some(slot),
         next,
@@ -113,15 +104,23 @@ pub fn plan_surge(
         claim_id: claim_id.to_owned(),
         since_ms: now_ms,
     };
+    replaced_for(target, verdict, &mut next);
+    Transition::write_if_changed(Some(slot), next, Effect::Start(launch.clone()))
+}
+
+/// The slot as the deployment's replacement leaves it, stop-then-start or surge alike: the new
+/// revision's placement and launch, counted by the deployment, with a fresh record of failures.
+fn replaced_for(target: &Target, verdict: &Verdict, next: &mut Slot) {
     next.placement = Placement::of(verdict, target.revision);
-    next.launch = Some(launch.clone());
+    if let Verdict::Run(launch) = verdict {
+        next.launch = Some(launch.clone());
+    }
     next.tracked_by = target.tracking.clone();
     next.bake_ms = target.bake_ms();
     next.baking = false;
     next.failures = 0;
     next.retry_at_ms = 0;
     next.last_failure = None;
-    Transition::write_if_changed(Some(slot), next, Effect::Start(launch.clone()))
 }
 
 /// The surge's new task is healthy: the old one it kept running stops now.
